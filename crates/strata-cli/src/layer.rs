@@ -1,0 +1,104 @@
+//! `strata layer …`
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use strata::layer::{CreateOptions, LayerInfo};
+use strata::{LayerId, Store};
+
+use crate::Format;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LayerCommand {
+    /// Create an empty layer and print its ID.
+    Create {
+        /// Stack the new layer on this one.
+        #[arg(long)]
+        parent: Option<LayerId>,
+        /// Give the layer this ID (64 lowercase hex characters) instead of a random one.
+        #[arg(long)]
+        id: Option<LayerId>,
+    },
+    /// Mount a layer over its ancestors and print the merged directory.
+    Mount {
+        /// The layer.
+        id: LayerId,
+    },
+    /// Drop a mount reference; the last one unmounts.
+    #[command(alias = "unmount")]
+    Umount {
+        /// The layer.
+        id: LayerId,
+    },
+    /// Remove layers that have no children and are not mounted.
+    #[command(alias = "remove")]
+    Rm {
+        /// The layers.
+        #[arg(required = true)]
+        ids: Vec<LayerId>,
+    },
+    /// List the layers of the store.
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Print a layer's directories as `docker inspect` shows them (GraphDriver).
+    Inspect {
+        /// The layer.
+        id: LayerId,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// Only print layer IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+pub(crate) fn run(root: &Path, cmd: LayerCommand) -> Result<ExitCode> {
+    let layers = Store::open(root)?.layers();
+    match cmd {
+        LayerCommand::Create { parent, id } => println!("{}", layers.create(&CreateOptions { id, parent })?),
+        LayerCommand::Mount { id } => println!("{}", layers.mount(&id)?.display()),
+        LayerCommand::Umount { id } => layers.unmount(&id)?,
+        LayerCommand::Rm { ids } => {
+            let mut failed = false;
+            for id in ids {
+                match layers.remove(&id) {
+                    Ok(()) => println!("{id}"),
+                    Err(e) => {
+                        eprintln!("strata: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        LayerCommand::Ls(args) => print_list(&layers.list()?, &args)?,
+        LayerCommand::Inspect { id } => println!("{}", serde_json::to_string_pretty(&layers.graph_driver(&id)?)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_list(layers: &[LayerInfo], args: &LsArgs) -> Result<()> {
+    if args.quiet {
+        layers.iter().for_each(|l| println!("{}", l.id));
+        return Ok(());
+    }
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(layers)?);
+        return Ok(());
+    }
+    println!("{:<69} {:<26} {:<12} {:>5} {:>6}", "LAYER ID", "LINK", "PARENT", "DEPTH", "MOUNTS");
+    for l in layers {
+        let parent = l.parent.as_ref().map(|p| p.as_str()[..12].to_owned()).unwrap_or_default();
+        println!("{:<69} {:<26} {:<12} {:>5} {:>6}", l.id, l.link, parent, l.lowers.len(), l.mounts);
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `strata`: Docker's overlay2 storage without a daemon.
+
+#![forbid(unsafe_code)]
+
+mod check;
+mod layer;
+mod walkthrough;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Layered container root filesystems you can see, trust and script: Docker's overlay2
+/// layout on disk, unioned by the kernel's OverlayFS, with no daemon.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, max_term_width = 100)]
+struct Cli {
+    /// The store root (layers live under <ROOT>/overlay2).
+    #[arg(long, global = true, env = "STRATA_ROOT", default_value = strata::DEFAULT_ROOT)]
+    root: PathBuf,
+
+    /// Log what strata does (error, warn, info, debug, trace); STRATA_LOG takes filters.
+    #[arg(long, global = true, default_value = "warn")]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, mount, inspect and remove layers.
+    #[command(subcommand)]
+    Layer(layer::LayerCommand),
+    /// Find and mend what a crash or a hand edit left in the store.
+    Check(check::CheckArgs),
+    /// Build the seeds' overlay experiment in a fresh store and show every step (needs root).
+    Walkthrough(walkthrough::WalkthroughArgs),
+}
+
+/// Output formats for commands that list or describe things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+enum Format {
+    /// Columns for people.
+    #[default]
+    Table,
+    /// JSON for scripts.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = std::env::var("STRATA_LOG").unwrap_or_else(|_| cli.log_level.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let result = match cli.command {
+        Command::Layer(cmd) => layer::run(&cli.root, cmd),
+        Command::Check(args) => check::run(&cli.root, args),
+        Command::Walkthrough(args) => walkthrough::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("strata: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! `strata walkthrough`: the seeds' manual OverlayFS experiment, done with real layers in a
+//! fresh store, printing each step and what it left on disk.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use strata::Store;
+use strata::layer::{CreateOptions, LayerStore};
+
+#[derive(Debug, Args)]
+pub(crate) struct WalkthroughArgs {
+    /// Use this (new or empty) directory as the store root instead of a temporary one.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Leave the store and its mount in place afterwards, to look around.
+    #[arg(long)]
+    keep: bool,
+}
+
+pub(crate) fn run(args: WalkthroughArgs) -> Result<ExitCode> {
+    if !strata::host::is_root() {
+        bail!("the walkthrough mounts OverlayFS and needs root: run it with sudo");
+    }
+    let root = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("strata-walkthrough-{}", std::process::id())),
+    };
+    if root.exists() && fs::read_dir(&root)?.next().is_some() {
+        bail!("{} is not empty: give --dir a new or empty directory", root.display());
+    }
+    let store = Store::open(&root)?;
+    let layers = store.layers();
+    let result = walk(&store, &layers);
+    if !args.keep {
+        cleanup(&layers);
+        let _ = fs::remove_dir_all(store.root());
+    } else {
+        println!(
+            "\nThe store is kept at {} (remove it with `strata --root {0} layer umount … && rm -r {0}`).",
+            store.root().display()
+        );
+    }
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+fn walk(store: &Store, layers: &LayerStore) -> Result<()> {
+    let root = store.root().display().to_string();
+    step(&format!(
+        "A fresh store at {root}. Three layers, as in the seeds' manual experiment: lower2 holds a; lower1 holds a and b; upper holds c."
+    ));
+    let lower2 = layers.create(&CreateOptions::default())?;
+    write(layers, &lower2, "a", "in lower2\n")?;
+    cmd(&format!("strata --root {root} layer create                     # lower2 → {}", short(&lower2)));
+    let lower1 = layers.create(&CreateOptions { parent: Some(lower2.clone()), ..Default::default() })?;
+    write(layers, &lower1, "a", "in lower1\n")?;
+    write(layers, &lower1, "b", "in lower1\n")?;
+    fs::create_dir_all(layers.diff_dir(&lower1).join("dir"))?;
+    write(layers, &lower1, "dir/old", "hidden once dir is made again\n")?;
+    cmd(&format!("strata --root {root} layer create --parent {}   # lower1 → {}", short(&lower2), short(&lower1)));
+    let upper = layers.create(&CreateOptions { parent: Some(lower1.clone()), ..Default::default() })?;
+    write(layers, &upper, "c", "in upper\n")?;
+    cmd(&format!("strata --root {root} layer create --parent {}   # upper  → {}", short(&lower1), short(&upper)));
+
+    step("The layout on disk, file for file as dockerd writes it:");
+    show_layout(store)?;
+
+    step("Mount the upper layer: its diff/ is the upperdir, its ancestors (through l/) the lowerdirs.");
+    let merged = layers.mount(&upper)?;
+    cmd(&format!("strata --root {root} layer mount {}", short(&upper)));
+    println!("{}", merged.display());
+    if let Some(line) =
+        fs::read_to_string("/proc/self/mountinfo")?.lines().find(|l| l.contains(&merged.display().to_string()))
+    {
+        println!("  mountinfo: {}", line.split(" - ").nth(1).unwrap_or(line));
+    }
+    step("The merged view: a comes from lower1 (it hides lower2's), b from lower1, c from upper.");
+    for name in ["a", "b", "c"] {
+        println!("  {name}: {}", fs::read_to_string(merged.join(name))?.trim_end());
+    }
+
+    step("Writes land in the upper layer; the layers below never change (copy-on-write).");
+    fs::write(merged.join("d"), "")?;
+    println!("  touch merged/d           → upper/diff/d exists: {}", layers.diff_dir(&upper).join("d").exists());
+    fs::write(merged.join("a"), "changed in the container\n")?;
+    println!(
+        "  echo … > merged/a        → copied up: upper/diff/a = {:?}, lower1/diff/a still {:?}",
+        fs::read_to_string(layers.diff_dir(&upper).join("a"))?.trim_end(),
+        fs::read_to_string(layers.diff_dir(&lower1).join("a"))?.trim_end()
+    );
+    fs::remove_file(merged.join("b"))?;
+    let wh = fs::symlink_metadata(layers.diff_dir(&upper).join("b"))?;
+    let (major, minor) = strata::host::device_numbers(wh.rdev());
+    println!(
+        "  rm merged/b              → upper/diff/b is a whiteout: character device {major}/{minor} (is char device: {})",
+        wh.file_type().is_char_device()
+    );
+    fs::remove_dir_all(merged.join("dir"))?;
+    fs::create_dir(merged.join("dir"))?;
+    let opaque = strata::host::xattr(&layers.diff_dir(&upper).join("dir"), "trusted.overlay.opaque")
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    println!(
+        "  rm -r merged/dir; mkdir  → upper/diff/dir is opaque: trusted.overlay.opaque={opaque:?}; merged/dir is empty: {}",
+        fs::read_dir(merged.join("dir"))?.next().is_none()
+    );
+
+    step("What `docker inspect` would show for the upper layer:");
+    cmd(&format!("strata --root {root} layer inspect {}", short(&upper)));
+    println!("{}", serde_json::to_string_pretty(&layers.graph_driver(&upper)?)?);
+
+    step("Unmount; the layer keeps its changes in diff/.");
+    layers.unmount(&upper)?;
+    cmd(&format!("strata --root {root} layer umount {}", short(&upper)));
+    list_tree(&layers.diff_dir(&upper), "  upper/diff/")?;
+    Ok(())
+}
+
+fn cleanup(layers: &LayerStore) {
+    if let Ok(all) = layers.list() {
+        for layer in all.iter().filter(|l| l.mounts > 0) {
+            let _ = layers.unmount(&layer.id);
+        }
+    }
+}
+
+fn show_layout(store: &Store) -> Result<()> {
+    let home = store.home();
+    println!("  {}/", home.display());
+    let mut entries: Vec<_> = fs::read_dir(home)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        println!("  ├── {name}/ {}", mode(&path)?);
+        let mut inner: Vec<_> = fs::read_dir(&path)?.collect::<Result<_, _>>()?;
+        inner.sort_by_key(|e| e.file_name());
+        for e in inner {
+            let p = e.path();
+            let n = e.file_name().to_string_lossy().into_owned();
+            let meta = fs::symlink_metadata(&p)?;
+            let what = if meta.file_type().is_symlink() {
+                format!("-> {}", fs::read_link(&p)?.display())
+            } else if meta.is_dir() {
+                format!("/ {}", mode(&p)?)
+            } else {
+                format!("{} {:?}", mode(&p)?, fs::read_to_string(&p).unwrap_or_default())
+            };
+            println!("  │   ├── {n}{}{what}", if meta.is_dir() { "" } else { " " });
+        }
+    }
+    Ok(())
+}
+
+fn list_tree(dir: &Path, prefix: &str) -> Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let meta = fs::symlink_metadata(e.path())?;
+        let kind = if meta.file_type().is_char_device() {
+            " (whiteout)"
+        } else if meta.is_dir() {
+            "/"
+        } else {
+            ""
+        };
+        println!("{prefix}{}{kind}", e.file_name().to_string_lossy());
+    }
+    Ok(())
+}
+
+fn write(layers: &LayerStore, id: &strata::LayerId, name: &str, content: &str) -> Result<()> {
+    let path = layers.diff_dir(id).join(name);
+    fs::write(&path, content).with_context(|| format!("write {}", path.display()))
+}
+
+fn mode(path: &Path) -> Result<String> {
+    Ok(format!("{:04o}", fs::symlink_metadata(path)?.permissions().mode() & 0o7777))
+}
+
+fn short(id: &strata::LayerId) -> String {
+    id.as_str()[..12].to_owned()
+}
+
+fn step(text: &str) {
+    println!("\n== {text}");
+}
+
+fn cmd(text: &str) {
+    println!("$ {text}");
+}

@@ -1,0 +1,163 @@
+//! The library's one error type. Messages are lowercase, name what failed and, where there is
+//! one, what to do about it.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::id::LayerId;
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the strata engine can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An ID did not have the expected form.
+    #[error("invalid ID {input:?}: expected {expected}")]
+    InvalidId {
+        /// What was given.
+        input: String,
+        /// What an ID of this kind looks like.
+        expected: &'static str,
+    },
+
+    /// No layer with this ID exists in the store.
+    #[error("no such layer: {0} (see `strata layer ls`)")]
+    LayerNotFound(LayerId),
+
+    /// The parent named for a new layer does not exist.
+    #[error("parent layer {0} does not exist (see `strata layer ls`)")]
+    ParentNotFound(LayerId),
+
+    /// A layer with this ID already exists.
+    #[error("layer {0} already exists")]
+    LayerExists(LayerId),
+
+    /// The layer cannot be removed while other layers are built on it.
+    #[error("layer {id} has {} child layer(s) ({}): remove them first", children.len(), short_list(children))]
+    HasChildren {
+        /// The layer.
+        id: LayerId,
+        /// Its direct children.
+        children: Vec<LayerId>,
+    },
+
+    /// The layer cannot be removed while it is mounted.
+    #[error("layer {id} is mounted ({mounts} reference(s)): run `strata layer umount {id}` first")]
+    Mounted {
+        /// The layer.
+        id: LayerId,
+        /// How many mount references it holds.
+        mounts: u32,
+    },
+
+    /// An unmount was asked for a layer that is not mounted.
+    #[error("layer {0} is not mounted")]
+    NotMounted(LayerId),
+
+    /// The stack is deeper than the kernel's OverlayFS can mount.
+    #[error(
+        "layer {id} would need {lowers} lower layers, but OverlayFS stacks at most {max} (kernel limit OVL_MAX_STACK)"
+    )]
+    TooDeep {
+        /// The layer.
+        id: LayerId,
+        /// Lower layers the mount would need.
+        lowers: usize,
+        /// The kernel's limit.
+        max: usize,
+    },
+
+    /// The mount data does not fit in one page and this kernel cannot take lower layers one by
+    /// one through the new mount API.
+    #[error(
+        "layer {id} has {lowers} lower layers, too many for one page of mount options, and this kernel ({kernel}) has no `lowerdir+` in the new mount API (needs Linux 6.8 or later)"
+    )]
+    NeedsLowerdirPlus {
+        /// The layer.
+        id: LayerId,
+        /// Lower layers the mount would need.
+        lowers: usize,
+        /// The running kernel's release.
+        kernel: String,
+    },
+
+    /// The store root is on a filesystem where OverlayFS cannot work.
+    #[error("{path} cannot hold an overlay2 store: {reason}")]
+    UnsupportedFilesystem {
+        /// The directory tested.
+        path: PathBuf,
+        /// Why it does not work.
+        reason: String,
+    },
+
+    /// Something on disk is not as the overlay2 layout says it must be.
+    #[error("{path}: {reason} (run `strata check` for details, `strata check --repair` to mend)")]
+    Corrupt {
+        /// The offending file or directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The kernel refused an OverlayFS mount.
+    #[error("cannot mount layer {id} at {target}: {source}{}", log_suffix(log))]
+    Mount {
+        /// The layer.
+        id: LayerId,
+        /// The mount point.
+        target: PathBuf,
+        /// The kernel's error.
+        source: io::Error,
+        /// Messages the kernel logged on the filesystem context, if any.
+        log: Vec<String>,
+    },
+
+    /// A filesystem operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`mkdir`, `rename`, …).
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] for `op` on `path`.
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> Self {
+        Error::Io { op, path: path.into(), source: source.into() }
+    }
+
+    /// An [`Error::Corrupt`] for `path`.
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Corrupt { path: path.into(), reason: reason.into() }
+    }
+}
+
+/// Extension to attach an operation and a path to `io::Result`s.
+pub(crate) trait IoContext<T> {
+    /// Wrap the error as [`Error::Io`].
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T, E: Into<io::Error>> IoContext<T> for std::result::Result<T, E> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(op, path, e))
+    }
+}
+
+fn short_list(ids: &[LayerId]) -> String {
+    let mut names: Vec<&str> = ids.iter().take(3).map(|id| &id.as_str()[..12]).collect();
+    if ids.len() > 3 {
+        names.push("…");
+    }
+    names.join(", ")
+}
+
+fn log_suffix(log: &[String]) -> String {
+    if log.is_empty() { String::new() } else { format!(" (kernel: {})", log.join("; ")) }
+}

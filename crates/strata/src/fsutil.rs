@@ -1,0 +1,57 @@
+//! Small filesystem helpers with exact modes, whatever the umask.
+
+use std::fs::{DirBuilder, OpenOptions, Permissions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+
+/// `mkdir` with exactly `mode`. Returns whether it was made (`false`: it existed already).
+pub(crate) fn mkdir(path: &Path, mode: u32) -> Result<bool> {
+    match DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => {
+            std::fs::set_permissions(path, Permissions::from_mode(mode)).ctx("chmod", path)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).ctx("mkdir", path),
+    }
+}
+
+/// Create `path` (which must not exist) with exactly `mode` and `contents`.
+pub(crate) fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(path).ctx("create", path)?;
+    file.set_permissions(Permissions::from_mode(mode)).ctx("chmod", path)?;
+    file.write_all(contents).ctx("write", path)
+}
+
+/// Replace `path` atomically: write a sibling temporary file, then rename it over `path`.
+pub(crate) fn replace(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", crate::id::hex(&crate::id::random_bytes::<6>())));
+    write_new(&tmp, contents, mode)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| drop(std::fs::remove_file(&tmp))).ctx("rename", path)
+}
+
+/// Read a small text file; `None` if it does not exist.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).ctx("read", path),
+    }
+}
+
+/// Remove a file or an empty directory, ignoring "not found".
+pub(crate) fn remove_if_exists(path: &Path) -> Result<()> {
+    let result = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match result {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e).ctx("remove", path),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,360 @@
+//! Layers: directories under `<root>/overlay2/` in dockerd's exact layout (see `layout`), and
+//! the operations on them: create, remove, list, inspect, mount and unmount.
+//!
+//! ```no_run
+//! # fn main() -> strata::Result<()> {
+//! let layers = strata::Store::open("/var/lib/strata")?.layers();
+//! let base = layers.create(&Default::default())?;
+//! std::fs::write(layers.diff_dir(&base).join("hello"), "from the base layer\n").unwrap();
+//! let top = layers.create(&strata::layer::CreateOptions { parent: Some(base), ..Default::default() })?;
+//! let merged = layers.mount(&top)?; // base's diff as lowerdir, top's diff as upperdir
+//! assert!(merged.join("hello").exists());
+//! layers.unmount(&top)?;
+//! # Ok(()) }
+//! ```
+
+mod info;
+pub(crate) mod layout;
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::path::PathBuf;
+
+pub use info::{GraphDriver, GraphDriverData, LayerInfo};
+
+use crate::error::{Error, IoContext, Result};
+use crate::failpoint;
+use crate::fsutil::{mkdir, remove_if_exists, write_new};
+use crate::id::{LayerId, ShortLink};
+use crate::mount::{self, MAX_LOWERS, MountPlan, refcount};
+use crate::scratch::Scratch;
+use crate::store::Store;
+use crate::sys;
+use layout::{COMMITTED, DIFF, LINK, LOWER, MERGED, WORK, mode};
+
+/// How to create a layer.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The ID to give it; a random one if `None`.
+    pub id: Option<LayerId>,
+    /// The layer to stack it on; a base layer if `None`.
+    pub parent: Option<LayerId>,
+}
+
+/// The layers of one store.
+#[derive(Debug, Clone)]
+pub struct LayerStore {
+    store: Store,
+}
+
+impl LayerStore {
+    pub(crate) fn new(store: Store) -> Self {
+        LayerStore { store }
+    }
+
+    /// The store this belongs to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The layer's own files: `<root>/overlay2/<id>/diff`.
+    pub fn diff_dir(&self, id: &LayerId) -> PathBuf {
+        self.store.layer_dir(id).join(DIFF)
+    }
+
+    /// Create an empty layer, on `options.parent` if given. It is built aside and appears
+    /// whole, or not at all.
+    pub fn create(&self, options: &CreateOptions) -> Result<LayerId> {
+        let id = options.id.clone().unwrap_or_else(LayerId::random);
+        let lowers = match &options.parent {
+            None => Vec::new(),
+            Some(parent) => {
+                let parent_dir = self.existing_dir(parent).map_err(|_| Error::ParentNotFound(parent.clone()))?;
+                let mut lowers = vec![
+                    layout::read_link(&parent_dir)?.ok_or_else(|| Error::corrupt(parent_dir.join(LINK), "missing"))?,
+                ];
+                lowers.extend(layout::read_lower(&parent_dir)?);
+                lowers
+            }
+        };
+        if lowers.len() > MAX_LOWERS {
+            return Err(Error::TooDeep { id, lowers: lowers.len(), max: MAX_LOWERS });
+        }
+        if self.store.layer_dir(&id).exists() {
+            return Err(Error::LayerExists(id));
+        }
+
+        self.store.ensure_layout()?;
+        let mut link = ShortLink::random();
+        let mut scratch = Scratch::new(&self.store, &format!("create {id} {link}"))?;
+        let dir = scratch.dir().to_owned();
+        mkdir(&dir, mode::LAYER_DIR)?;
+        mkdir(&dir.join(DIFF), mode::DIFF)?;
+        write_new(&dir.join(LINK), link.as_str().as_bytes(), mode::META)?;
+        if !lowers.is_empty() {
+            mkdir(&dir.join(WORK), mode::WORK)?;
+            write_new(&dir.join(LOWER), layout::format_lower(&lowers).as_bytes(), mode::META)?;
+        }
+        failpoint::hit("create.staged");
+
+        let _lock = self.store.write_lock()?;
+        let target = self.store.layer_dir(&id);
+        if target.exists() {
+            return Err(Error::LayerExists(id));
+        }
+        if let Some(parent) = &options.parent
+            && !self.store.layer_dir(parent).is_dir()
+        {
+            return Err(Error::ParentNotFound(parent.clone()));
+        }
+        // The short link goes first: a crash before the rename leaves only a dangling link,
+        // which the record names, and no layer.
+        loop {
+            match std::os::unix::fs::symlink(layout::link_target(&id), self.store.link_dir().join(link.as_str())) {
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    link = ShortLink::random();
+                    scratch.describe(&format!("create {id} {link}"))?;
+                    std::fs::write(dir.join(LINK), link.as_str()).ctx("write", dir.join(LINK))?;
+                }
+                Err(e) => return Err(e).ctx("symlink", self.store.link_dir().join(link.as_str())),
+            }
+        }
+        failpoint::hit("create.linked");
+        let publish = || -> Result<()> {
+            if let Some(parent) = &options.parent {
+                let committed = self.store.layer_dir(parent).join(COMMITTED);
+                if !committed.exists() {
+                    write_new(&committed, b"", mode::COMMITTED)?;
+                }
+            }
+            std::fs::rename(&dir, &target).ctx("rename", &target)
+        };
+        if let Err(e) = publish() {
+            let _ = remove_if_exists(&self.store.link_dir().join(link.as_str()));
+            return Err(e);
+        }
+        failpoint::hit("create.published");
+        scratch.finish()?;
+        tracing::debug!(%id, "created layer");
+        Ok(id)
+    }
+
+    /// Remove a layer that has no children and is not mounted. It disappears whole.
+    pub fn remove(&self, id: &LayerId) -> Result<()> {
+        let _lock = self.store.write_lock()?;
+        let dir = self.existing_dir(id)?;
+        let mounts = self.reconcile_mounts(id)?;
+        if mounts > 0 {
+            return Err(Error::Mounted { id: id.clone(), mounts });
+        }
+        let link = layout::read_link(&dir)?;
+        let children = self.children(id, link.as_ref())?;
+        if !children.is_empty() {
+            return Err(Error::HasChildren { id: id.clone(), children });
+        }
+        let what = match &link {
+            Some(link) => format!("remove {id} {link}"),
+            None => format!("remove {id}"),
+        };
+        let scratch = Scratch::new(&self.store, &what)?;
+        std::fs::rename(&dir, scratch.dir()).ctx("rename", &dir)?;
+        failpoint::hit("remove.renamed");
+        if let Some(link) = link
+            && layout::resolve_link(&self.store.link_dir(), &link)?.as_ref() == Some(id)
+        {
+            remove_if_exists(&self.store.link_dir().join(link.as_str()))?;
+        }
+        drop(_lock);
+        scratch.finish()?;
+        tracing::debug!(%id, "removed layer");
+        Ok(())
+    }
+
+    /// Every layer in the store, sorted by ID.
+    pub fn list(&self) -> Result<Vec<LayerInfo>> {
+        let _lock = self.store.read_lock()?;
+        let ids = self.ids()?;
+        let mut layers = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.read_info(&id, None) {
+                Ok(info) => layers.push(info),
+                // Removed while we were listing.
+                Err(Error::LayerNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let by_link: HashMap<ShortLink, LayerId> = layers.iter().map(|l| (l.link, l.id.clone())).collect();
+        for layer in &mut layers {
+            layer.parent = layer.lowers.first().and_then(|l| by_link.get(l).cloned());
+        }
+        Ok(layers)
+    }
+
+    /// What there is to know about one layer.
+    pub fn info(&self, id: &LayerId) -> Result<LayerInfo> {
+        let _lock = self.store.read_lock()?;
+        self.read_info(id, Some(&self.store.link_dir()))
+    }
+
+    /// The layer's directories as `docker inspect` shows them in `GraphDriver`.
+    pub fn graph_driver(&self, id: &LayerId) -> Result<GraphDriver> {
+        let _lock = self.store.read_lock()?;
+        let dir = self.existing_dir(id)?;
+        let lowers = layout::read_lower(&dir)?;
+        let mut lower_dirs = Vec::with_capacity(lowers.len());
+        for link in &lowers {
+            let target = layout::resolve_link(&self.store.link_dir(), link)?.ok_or_else(|| {
+                Error::corrupt(
+                    self.store.link_dir().join(link.as_str()),
+                    "short link is missing or does not point to a layer",
+                )
+            })?;
+            lower_dirs.push(self.diff_dir(&target).to_string_lossy().into_owned());
+        }
+        Ok(GraphDriver {
+            data: GraphDriverData {
+                lower_dir: (!lower_dirs.is_empty()).then(|| lower_dirs.join(":")),
+                merged_dir: dir.join(MERGED),
+                upper_dir: dir.join(DIFF),
+                work_dir: dir.join(WORK),
+            },
+            name: crate::store::DRIVER_NAME,
+        })
+    }
+
+    /// Mount the union of a layer and its ancestors and return the merged directory. A layer
+    /// with children mounts read-only; a base layer is not mounted at all: its `diff` is
+    /// returned, as dockerd does. Mounting again adds a reference to the same kernel mount.
+    pub fn mount(&self, id: &LayerId) -> Result<PathBuf> {
+        let _lock = self.store.write_lock()?;
+        let dir = self.existing_dir(id)?;
+        let lowers = layout::read_lower(&dir)?;
+        if lowers.is_empty() {
+            return Ok(dir.join(DIFF));
+        }
+        let target = dir.join(MERGED);
+        let held = self.reconcile_mounts(id)?;
+        if held > 0 {
+            refcount::set(&self.store, id, held + 1)?;
+            return Ok(target);
+        }
+
+        let link_dir = self.store.link_dir();
+        let mut plan_lowers: Vec<PathBuf> = lowers.iter().map(|l| link_dir.join(l.as_str())).collect();
+        let upper = if dir.join(COMMITTED).exists() {
+            plan_lowers.insert(0, dir.join(DIFF));
+            None
+        } else {
+            Some((dir.join(DIFF), dir.join(WORK)))
+        };
+        let plan = MountPlan { lowers: plan_lowers, upper, index_off: mount::kernel_has_index_option() };
+        mkdir(&target, mode::WORK)?;
+        // Record first: a crash between the two leaves a count the kernel contradicts (stale,
+        // ignored), never a mount nobody counts.
+        refcount::set(&self.store, id, 1)?;
+        failpoint::hit("mount.recorded");
+        if let Err(e) = mount::mount(id, &plan, &target) {
+            refcount::set(&self.store, id, 0)?;
+            let _ = std::fs::remove_dir(&target);
+            return Err(e);
+        }
+        Ok(target)
+    }
+
+    /// Drop one mount reference; the last one unmounts. A base layer (never mounted) is a
+    /// no-op, as in dockerd.
+    pub fn unmount(&self, id: &LayerId) -> Result<()> {
+        let _lock = self.store.write_lock()?;
+        let dir = self.existing_dir(id)?;
+        if !dir.join(LOWER).exists() {
+            return Ok(());
+        }
+        let held = self.reconcile_mounts(id)?;
+        if held == 0 {
+            return Err(Error::NotMounted(id.clone()));
+        }
+        if held > 1 {
+            return refcount::set(&self.store, id, held - 1);
+        }
+        let target = dir.join(MERGED);
+        mount::unmount(&target)?;
+        failpoint::hit("umount.unmounted");
+        refcount::set(&self.store, id, 0)?;
+        // Removing the mount point also drops copies of the mount leaked into other mount
+        // namespaces (dockerd does the same).
+        let _ = std::fs::remove_dir(&target);
+        Ok(())
+    }
+
+    /// The mount references `id` holds, reconciled with the kernel's mount table: a stale count
+    /// is cleared, and a mount strata did not count (dockerd's, say) is one reference.
+    fn reconcile_mounts(&self, id: &LayerId) -> Result<u32> {
+        let count = refcount::get(&self.store, id)?;
+        let mounted = sys::is_overlay_mount(&self.store.layer_dir(id).join(MERGED));
+        match (mounted, count) {
+            (true, 0) => Ok(1),
+            (true, n) => Ok(n),
+            (false, 0) => Ok(0),
+            (false, _) => {
+                tracing::info!(%id, "clearing a stale mount count");
+                refcount::set(&self.store, id, 0)?;
+                Ok(0)
+            }
+        }
+    }
+
+    /// The directory of an existing layer.
+    fn existing_dir(&self, id: &LayerId) -> Result<PathBuf> {
+        let dir = self.store.layer_dir(id);
+        if dir.is_dir() { Ok(dir) } else { Err(Error::LayerNotFound(id.clone())) }
+    }
+
+    /// Layer IDs present under `<root>/overlay2/`, sorted.
+    pub(crate) fn ids(&self) -> Result<Vec<LayerId>> {
+        let home = self.store.home();
+        let entries = match std::fs::read_dir(home) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).ctx("read directory", home),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.ctx("read directory", home)?;
+            if let Ok(id) = entry.file_name().to_string_lossy().parse::<LayerId>() {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Read one layer; with `link_dir`, its parent is resolved through `l/`.
+    fn read_info(&self, id: &LayerId, link_dir: Option<&std::path::Path>) -> Result<LayerInfo> {
+        let dir = self.existing_dir(id)?;
+        let link = layout::read_link(&dir)?.ok_or_else(|| Error::corrupt(dir.join(LINK), "missing"))?;
+        let lowers = layout::read_lower(&dir)?;
+        let parent = match (link_dir, lowers.first()) {
+            (Some(link_dir), Some(first)) => layout::resolve_link(link_dir, first)?,
+            _ => None,
+        };
+        let mounts = match refcount::get(&self.store, id)? {
+            0 if sys::is_overlay_mount(&dir.join(MERGED)) => 1,
+            n if n > 0 && !sys::is_overlay_mount(&dir.join(MERGED)) => 0,
+            n => n,
+        };
+        Ok(LayerInfo { id: id.clone(), link, parent, lowers, committed: dir.join(COMMITTED).exists(), mounts })
+    }
+
+    /// Direct children of `id` (layers whose nearest lower is `id`'s link).
+    fn children(&self, id: &LayerId, link: Option<&ShortLink>) -> Result<Vec<LayerId>> {
+        let Some(link) = link else { return Ok(Vec::new()) };
+        let mut children = Vec::new();
+        for other in self.ids()? {
+            if &other != id && layout::read_lower(&self.store.layer_dir(&other))?.first() == Some(link) {
+                children.push(other);
+            }
+        }
+        Ok(children)
+    }
+}

@@ -1,0 +1,32 @@
+//! strata: Docker's overlay2 storage, rebuilt in Rust.
+//!
+//! Layers live under `<root>/overlay2/` exactly as dockerd lays them out, so a root written by
+//! strata is read by dockerd and the other way round. The kernel's OverlayFS unions them.
+//!
+//! - [`Store`]: a store root and its on-disk map.
+//! - [`layer`]: create, stack, mount, inspect and remove layers.
+//! - [`mount`]: OverlayFS mounts, one page of options or one `lowerdir+` per layer.
+//! - [`check`]: find and mend what a crash or a hand edit left behind.
+//!
+//! Every change is built aside and published with one `rename(2)` under a store-wide
+//! `flock(2)`, so concurrent processes never see or make half a layer.
+
+#![forbid(unsafe_code)]
+
+pub mod check;
+mod error;
+mod failpoint;
+mod fsutil;
+pub mod host;
+pub mod id;
+pub mod layer;
+mod lock;
+pub mod mount;
+mod scratch;
+mod store;
+mod sys;
+
+pub use error::{Error, Result};
+pub use id::{LayerId, ShortLink};
+pub use scratch::Abandoned;
+pub use store::{DEFAULT_ROOT, DRIVER_NAME, Store};

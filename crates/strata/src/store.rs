@@ -1,0 +1,147 @@
+//! The store root: where everything lives, and how a root is made ready for writing.
+//!
+//! ```text
+//! <root>/
+//! ├── overlay2/                 0710  layers, exactly as dockerd lays them out (see `layer`)
+//! │   ├── l/                    0700  short links: l/<26 base32> -> ../<id>/diff
+//! │   ├── <id>/                 0710  one directory per layer
+//! │   └── .strata-tmp-<n>/            a layer being built or removed (never a layer)
+//! └── strata/                   0700  strata's own state; dockerd ignores it
+//!     ├── lock                        the store lock (flock)
+//!     ├── mounts/<id>                 mount reference counts
+//!     └── tmp/<n>                     one record per operation in flight (flocked by its owner)
+//! ```
+//!
+//! Opening a store changes nothing on disk; the first write makes the directories above, after
+//! checking that OverlayFS can work on the filesystem.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::mkdir;
+use crate::id::LayerId;
+use crate::lock::StoreLock;
+use crate::sys;
+
+/// The default store root.
+pub const DEFAULT_ROOT: &str = "/var/lib/strata";
+
+/// Name of the layer directory under the root (Docker's graphdriver name).
+pub const DRIVER_NAME: &str = "overlay2";
+
+/// A store root. Cheap to clone; holds paths, not file descriptors.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    home: PathBuf,
+}
+
+impl Store {
+    /// Open the store at `root`. Nothing is created until something is written.
+    pub fn open(root: impl AsRef<Path>) -> Result<Store> {
+        let root = root.as_ref();
+        let root = match root.canonicalize() {
+            Ok(real) => real,
+            Err(_) => std::path::absolute(root).ctx("resolve", root)?,
+        };
+        let home = root.join(DRIVER_NAME);
+        Ok(Store { root, home })
+    }
+
+    /// The store root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/overlay2`: the layer directories (dockerd's driver home).
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The layer store over this root.
+    pub fn layers(&self) -> crate::layer::LayerStore {
+        crate::layer::LayerStore::new(self.clone())
+    }
+
+    pub(crate) fn layer_dir(&self, id: &LayerId) -> PathBuf {
+        self.home.join(id.as_str())
+    }
+
+    pub(crate) fn link_dir(&self) -> PathBuf {
+        self.home.join("l")
+    }
+
+    pub(crate) fn private_dir(&self) -> PathBuf {
+        self.root.join("strata")
+    }
+
+    pub(crate) fn mounts_dir(&self) -> PathBuf {
+        self.private_dir().join("mounts")
+    }
+
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.private_dir().join("tmp")
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.private_dir().join("lock")
+    }
+
+    /// Whether a layer directory exists at all (the root may not).
+    pub(crate) fn is_initialized(&self) -> bool {
+        self.home.is_dir()
+    }
+
+    /// Make the root ready for writing (checking the filesystem the first time) and take the
+    /// store lock. Operations abandoned by dead processes are cleaned up under the lock.
+    pub(crate) fn write_lock(&self) -> Result<StoreLock> {
+        self.ensure_layout()?;
+        let lock = StoreLock::exclusive(&self.lock_path())?;
+        crate::scratch::sweep(self)?;
+        Ok(lock)
+    }
+
+    /// A shared lock for readers, if any strata process ever wrote here (a root written only by
+    /// dockerd has no lock file, and reading must not create one).
+    pub(crate) fn read_lock(&self) -> Result<Option<StoreLock>> {
+        if self.lock_path().exists() { StoreLock::shared(&self.lock_path()).map(Some) } else { Ok(None) }
+    }
+
+    /// Create the directories a write needs. Safe to race with other processes doing the same.
+    pub(crate) fn ensure_layout(&self) -> Result<()> {
+        if !self.home.is_dir() {
+            check_filesystem(&self.home)?;
+            std::fs::create_dir_all(&self.root).ctx("mkdir", &self.root)?;
+            mkdir(&self.home, 0o710)?;
+        }
+        mkdir(&self.link_dir(), 0o700)?;
+        let private = self.private_dir();
+        if !private.join("tmp").is_dir() {
+            mkdir(&private, 0o700)?;
+            mkdir(&self.mounts_dir(), 0o700)?;
+            mkdir(&self.tmp_dir(), 0o700)?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuse a store directory on a filesystem where OverlayFS cannot work, before anything is
+/// written: the test runs in the nearest existing ancestor of `home`, as dockerd's does.
+fn check_filesystem(home: &Path) -> Result<()> {
+    let probe_dir = home.ancestors().find(|p| p.is_dir()).unwrap_or(Path::new("/"));
+    let unsupported = |reason: String| Error::UnsupportedFilesystem { path: probe_dir.to_owned(), reason };
+    let fs_type = sys::fs_type(probe_dir).ctx("statfs", probe_dir)?;
+    if fs_type == sys::OVERLAYFS_SUPER_MAGIC {
+        return Err(unsupported(
+            "it is on OverlayFS itself, which cannot be an upper layer; use a directory on ext4, xfs, btrfs or tmpfs"
+                .into(),
+        ));
+    }
+    if !sys::supports_d_type(probe_dir).ctx("probe d_type in", probe_dir)? {
+        return Err(unsupported(
+            "its filesystem does not report file types in directory entries (d_type), which OverlayFS needs to find whiteouts; reformat it (xfs: mkfs.xfs -n ftype=1, ext4: keep the filetype feature) or use another filesystem"
+                .into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! Helpers for the integration tests: a throwaway store root that unmounts everything under it
+//! when dropped, a runner for the real `strata` binary, and a snapshot of a tree on disk.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// These tests mount OverlayFS: they need root, and say so instead of skipping.
+pub fn require_root() {
+    assert!(strata::host::is_root(), "the integration tests mount OverlayFS and must run as root (CI does)");
+}
+
+/// A temporary store root.
+pub struct Root {
+    dir: tempfile::TempDir,
+}
+
+impl Root {
+    pub fn new() -> Root {
+        require_root();
+        Root { dir: tempfile::Builder::new().prefix("strata-test-").tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.path().join("overlay2")
+    }
+
+    /// Run `strata --root <root> args…`.
+    pub fn strata(&self, args: &[&str]) -> Output {
+        strata_cmd(self.path(), args).output().unwrap()
+    }
+
+    /// Run and expect success; return stdout, trimmed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.strata(args);
+        assert!(out.status.success(), "strata {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
+    }
+
+    /// Run and expect failure with exactly one line on stderr; return that line.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.strata(args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(!out.status.success(), "strata {args:?} succeeded; stdout: {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(stderr.lines().count(), 1, "expected one line on stderr, got: {stderr}");
+        stderr.trim_end().to_owned()
+    }
+
+    /// Overlay mount points under this root.
+    pub fn mounts(&self) -> Vec<PathBuf> {
+        overlay_mounts_under(self.path())
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        for m in overlay_mounts_under(self.path()).into_iter().rev() {
+            let _ = Command::new("umount").arg("-l").arg(&m).status();
+        }
+    }
+}
+
+pub fn strata_cmd(root: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .env_remove("STRATA_FAILPOINT")
+        .env_remove("STRATA_ROOT");
+    cmd
+}
+
+/// Overlay mount points (from /proc/self/mountinfo) under `dir`.
+pub fn overlay_mounts_under(dir: &Path) -> Vec<PathBuf> {
+    strata::mount::overlay_mounts_under(dir).unwrap()
+}
+
+/// Everything under `dir`: path → (type, mode, uid, gid, content or link target or rdev).
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let ft = meta.file_type();
+        let what = if ft.is_symlink() {
+            format!("link -> {}", std::fs::read_link(&path).unwrap().display())
+        } else if ft.is_dir() {
+            let opaque =
+                strata::host::xattr(&path, "trusted.overlay.opaque").map(|v| String::from_utf8_lossy(&v).into_owned());
+            format!("dir opaque={opaque:?}")
+        } else if ft.is_char_device() {
+            format!("char {:?}", strata::host::device_numbers(meta.rdev()))
+        } else if ft.is_file() {
+            format!("file {:?}", String::from_utf8_lossy(&std::fs::read(&path).unwrap()))
+        } else {
+            "other".to_owned()
+        };
+        let rel = path.strip_prefix(base).unwrap().to_owned();
+        out.insert(rel, format!("{what} mode={:o} uid={} gid={}", meta.mode() & 0o7777, meta.uid(), meta.gid()));
+        if ft.is_dir() {
+            walk(base, &path, out);
+        }
+    }
+}
+
+/// The file contents visible under `dir` (a merged view): relative path → content; directories
+/// map to `"/"`.
+pub fn visible(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    fn go(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                out.insert(rel, "/".into());
+                go(base, &path, out);
+            } else {
+                out.insert(rel, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    go(dir, dir, &mut out);
+    out
+}

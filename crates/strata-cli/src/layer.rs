@@ -98,7 +98,8 @@ fn print_list(layers: &[LayerInfo], args: &LsArgs) -> Result<()> {
     println!("{:<69} {:<26} {:<12} {:>5} {:>6}", "LAYER ID", "LINK", "PARENT", "DEPTH", "MOUNTS");
     for l in layers {
         let parent = l.parent.as_ref().map(|p| p.as_str()[..12].to_owned()).unwrap_or_default();
-        println!("{:<69} {:<26} {:<12} {:>5} {:>6}", l.id, l.link, parent, l.lowers.len(), l.mounts);
+        let link = l.link.map(|l| l.to_string()).unwrap_or_else(|| "(missing)".into());
+        println!("{:<69} {:<26} {:<12} {:>5} {:>6}", l.id, link, parent, l.lowers.len(), l.mounts);
     }
     Ok(())
 }

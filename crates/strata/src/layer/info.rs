@@ -11,8 +11,8 @@ use crate::id::{LayerId, ShortLink};
 pub struct LayerInfo {
     /// Its ID (the directory name).
     pub id: LayerId,
-    /// Its short link name under `l/`.
-    pub link: ShortLink,
+    /// Its short link name under `l/` (`None` if the `link` file is missing: see `strata check`).
+    pub link: Option<ShortLink>,
     /// Its direct parent, if it has one.
     pub parent: Option<LayerId>,
     /// Its ancestors' links, nearest first.

@@ -184,7 +184,8 @@ impl LayerStore {
                 Err(e) => return Err(e),
             }
         }
-        let by_link: HashMap<ShortLink, LayerId> = layers.iter().map(|l| (l.link, l.id.clone())).collect();
+        let by_link: HashMap<ShortLink, LayerId> =
+            layers.iter().filter_map(|l| Some((l.link?, l.id.clone()))).collect();
         for layer in &mut layers {
             layer.parent = layer.lowers.first().and_then(|l| by_link.get(l).cloned());
         }
@@ -332,7 +333,7 @@ impl LayerStore {
     /// Read one layer; with `link_dir`, its parent is resolved through `l/`.
     fn read_info(&self, id: &LayerId, link_dir: Option<&std::path::Path>) -> Result<LayerInfo> {
         let dir = self.existing_dir(id)?;
-        let link = layout::read_link(&dir)?.ok_or_else(|| Error::corrupt(dir.join(LINK), "missing"))?;
+        let link = layout::read_link(&dir)?;
         let lowers = layout::read_lower(&dir)?;
         let parent = match (link_dir, lowers.first()) {
             (Some(link_dir), Some(first)) => layout::resolve_link(link_dir, first)?,

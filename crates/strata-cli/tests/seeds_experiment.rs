@@ -136,7 +136,7 @@ fn mounts_are_reference_counted_and_committed_layers_mount_read_only() {
     for _ in 0..3 {
         assert_eq!(root.ok(&["layer", "mount", &upper]), merged.display().to_string());
     }
-    assert_eq!(root.mounts(), [merged.clone()], "three mounts, one kernel mount");
+    assert_eq!(root.mounts(), std::slice::from_ref(&merged), "three mounts, one kernel mount");
     let ls = root.ok(&["layer", "ls", "--format", "json"]);
     let ls: serde_json::Value = serde_json::from_str(&ls).unwrap();
     let entry = ls.as_array().unwrap().iter().find(|l| l["id"] == upper.as_str()).unwrap();
@@ -198,7 +198,7 @@ fn ls_and_rm() {
     assert_eq!(root.ok(&["layer", "ls", "-q"]), "", "an empty root lists nothing");
     assert!(!root.home().exists(), "listing writes nothing");
     let (lower2, lower1, upper) = three_layers(&root);
-    let mut ids = vec![lower2.clone(), lower1.clone(), upper.clone()];
+    let mut ids = [lower2.clone(), lower1.clone(), upper.clone()];
     ids.sort();
     assert_eq!(root.ok(&["layer", "ls", "-q"]), ids.join("\n"));
     let table = root.ok(&["layer", "ls"]);

@@ -109,18 +109,19 @@ impl Store {
 
     /// Create the directories a write needs. Safe to race with other processes doing the same.
     pub(crate) fn ensure_layout(&self) -> Result<()> {
+        // `strata/tmp` is made last: once it exists, the rest does.
+        if self.tmp_dir().is_dir() && self.home.is_dir() {
+            return Ok(());
+        }
         if !self.home.is_dir() {
             check_filesystem(&self.home)?;
             std::fs::create_dir_all(&self.root).ctx("mkdir", &self.root)?;
             mkdir(&self.home, 0o710)?;
         }
         mkdir(&self.link_dir(), 0o700)?;
-        let private = self.private_dir();
-        if !private.join("tmp").is_dir() {
-            mkdir(&private, 0o700)?;
-            mkdir(&self.mounts_dir(), 0o700)?;
-            mkdir(&self.tmp_dir(), 0o700)?;
-        }
+        mkdir(&self.private_dir(), 0o700)?;
+        mkdir(&self.mounts_dir(), 0o700)?;
+        mkdir(&self.tmp_dir(), 0o700)?;
         Ok(())
     }
 }

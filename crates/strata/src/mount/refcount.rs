@@ -8,8 +8,9 @@
 
 use std::path::PathBuf;
 
+use crate::error::IoContext;
 use crate::error::Result;
-use crate::fsutil::{read_optional, remove_if_exists, replace};
+use crate::fsutil::{read_optional, remove_if_exists};
 use crate::id::LayerId;
 use crate::store::Store;
 
@@ -18,10 +19,11 @@ pub(crate) fn get(store: &Store, id: &LayerId) -> Result<u32> {
     Ok(read_optional(&path(store, id))?.and_then(|s| s.trim().parse().ok()).unwrap_or(0))
 }
 
-/// Record `count` for `id` (0 removes the record).
+/// Record `count` for `id` (0 removes the record). Written in place: a count torn by a crash
+/// reads as 0 and is reconciled with the mount table like any other stale count.
 pub(crate) fn set(store: &Store, id: &LayerId, count: u32) -> Result<()> {
     let path = path(store, id);
-    if count == 0 { remove_if_exists(&path) } else { replace(&path, count.to_string().as_bytes(), 0o600) }
+    if count == 0 { remove_if_exists(&path) } else { std::fs::write(&path, count.to_string()).ctx("write", &path) }
 }
 
 /// Every layer with a record, and its count.

@@ -212,3 +212,37 @@ fn ls_and_rm() {
     assert_eq!(fs::read_dir(root.home().join("l")).unwrap().count(), 0, "rm removes the short links");
     assert_eq!(root.ok(&["check"]).lines().last().unwrap(), "0 layer(s) checked, 0 finding(s): clean");
 }
+
+#[test]
+fn stacks_past_one_page_need_lowerdir_plus_and_say_so() {
+    let root = Root::new();
+    let mut top = root.ok(&["layer", "create"]);
+    for _ in 0..100 {
+        top = root.ok(&["layer", "create", "--parent", &top]);
+    }
+    // 100 lowers by absolute path do not fit in a page: on a kernel without `lowerdir+`
+    // (before 6.8) that is a clear error, and nothing is left mounted or counted.
+    let out = common::strata_cmd(root.path(), &["layer", "mount", &top])
+        .env("STRATA_FAILPOINT", "no-lowerdir+")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("too many for one page") && err.contains("Linux 6.8"), "{err}");
+    assert!(root.mounts().is_empty());
+    assert!(!root.home().join(&top).join("merged").exists());
+    assert!(root.ok(&["check"]).ends_with(" 0 finding(s): clean"));
+    // A shallow stack still mounts the classic way on such a kernel.
+    let base = root.ok(&["layer", "create"]);
+    let child = root.ok(&["layer", "create", "--parent", &base]);
+    let out = common::strata_cmd(root.path(), &["layer", "mount", &child])
+        .env("STRATA_FAILPOINT", "no-lowerdir+")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    root.ok(&["layer", "umount", &child]);
+    // And with `lowerdir+`, the deep one mounts.
+    root.ok(&["layer", "mount", &top]);
+    root.ok(&["layer", "umount", &top]);
+}

@@ -83,6 +83,15 @@ pub fn mount_overlay_fsconfig(target: &Path, params: &[(&'static str, &OsStr)]) 
         log: Vec::new(),
     })?;
     for (key, value) in params {
+        if *key == "lowerdir+" && crate::failpoint::kernel_lacks("lowerdir+") {
+            // What a kernel before 6.8 answers.
+            let error = io::Error::from_raw_os_error(rustix::io::Errno::INVAL.raw_os_error());
+            return Err(FsMountError {
+                error,
+                key: Some(key),
+                log: vec!["e overlay: Unknown parameter 'lowerdir+'".into()],
+            });
+        }
         let result = if value.as_bytes().len() < FSCONFIG_STRING_MAX {
             rustix::mount::fsconfig_set_string(&fs, *key, *value)
         } else {

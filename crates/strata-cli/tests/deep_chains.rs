@@ -1,57 +1,21 @@
 //! Deep stacks: a 200-layer chain where every layer adds, overwrites and deletes files through
 //! the real mount, checked against a model of the union; and the kernel's 500-layer limit.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
+use common::{Root, visible};
 use strata::layer::{CreateOptions, LayerStore};
 use strata::{Error, LayerId, Store};
 
-struct TestRoot {
-    dir: tempfile::TempDir,
-}
-
-impl TestRoot {
-    fn new() -> TestRoot {
-        assert!(strata::host::is_root(), "these tests mount OverlayFS and must run as root (CI does)");
-        TestRoot { dir: tempfile::Builder::new().prefix("strata-deep-").tempdir().unwrap() }
-    }
-
-    fn layers(&self) -> LayerStore {
-        Store::open(self.dir.path()).unwrap().layers()
-    }
-}
-
-impl Drop for TestRoot {
-    fn drop(&mut self) {
-        for m in strata::mount::overlay_mounts_under(self.dir.path()).unwrap().into_iter().rev() {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&m).status();
-        }
-    }
+fn layers(root: &Root) -> LayerStore {
+    Store::open(root.path()).unwrap().layers()
 }
 
 fn child(layers: &LayerStore, parent: &LayerId) -> LayerId {
     layers.create(&CreateOptions { parent: Some(parent.clone()), ..Default::default() }).unwrap()
-}
-
-/// What a merged tree shows: path → content (`/` for directories).
-fn visible(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    fn go(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for entry in fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-            if path.is_dir() {
-                out.insert(rel, "/".into());
-                go(base, &path, out);
-            } else {
-                out.insert(rel, fs::read_to_string(&path).unwrap());
-            }
-        }
-    }
-    go(dir, dir, &mut out);
-    out
 }
 
 /// A small deterministic generator, so a failure replays.
@@ -66,8 +30,8 @@ impl Lcg {
 
 #[test]
 fn a_200_layer_chain_shows_the_expected_union() {
-    let root = TestRoot::new();
-    let layers = root.layers();
+    let root = Root::new();
+    let layers = layers(&root);
     let mut rng = Lcg(0x5eed);
     let mut model: BTreeMap<String, String> = BTreeMap::new();
 
@@ -132,8 +96,8 @@ fn a_200_layer_chain_shows_the_expected_union() {
 
 #[test]
 fn five_hundred_lower_layers_mount_and_one_more_is_refused() {
-    let root = TestRoot::new();
-    let layers = root.layers();
+    let root = Root::new();
+    let layers = layers(&root);
     let base = layers.create(&CreateOptions::default()).unwrap();
     fs::write(layers.diff_dir(&base).join("bottom"), "base").unwrap();
     let mut chain = vec![base];

@@ -1,12 +1,14 @@
 //! `strata layer …`
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use strata::layer::{CreateOptions, LayerInfo};
-use strata::{LayerId, Store};
+use strata::archive::ApplyOptions;
+use strata::layer::{CreateOptions, LayerInfo, LayerStore};
+use strata::{Digest, LayerId, Store};
 
 use crate::Format;
 
@@ -42,11 +44,30 @@ pub(crate) enum LayerCommand {
     /// List the layers of the store.
     #[command(alias = "list")]
     Ls(LsArgs),
+    /// Apply a layer tarball (plain, gzip or zstd) to an empty layer.
+    Apply(ApplyArgs),
     /// Print a layer's directories as `docker inspect` shows them (GraphDriver).
     Inspect {
         /// The layer.
         id: LayerId,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApplyArgs {
+    /// The layer (empty, unmounted, without children).
+    id: LayerId,
+    /// The tarball; `-` or nothing reads standard input.
+    file: Option<PathBuf>,
+    /// Fail unless the uncompressed tar hashes to this diffID.
+    #[arg(long)]
+    diff_id: Option<Digest>,
+    /// Fail unless the input, as given, hashes to this digest.
+    #[arg(long)]
+    digest: Option<Digest>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +102,7 @@ pub(crate) fn run(root: &Path, cmd: LayerCommand) -> Result<ExitCode> {
             }
         }
         LayerCommand::Ls(args) => print_list(&layers.list()?, &args)?,
+        LayerCommand::Apply(args) => apply(&layers, args)?,
         LayerCommand::Inspect { id } => println!("{}", serde_json::to_string_pretty(&layers.graph_driver(&id)?)?),
     }
     Ok(ExitCode::SUCCESS)
@@ -100,6 +122,26 @@ fn print_list(layers: &[LayerInfo], args: &LsArgs) -> Result<()> {
         let parent = l.parent.as_ref().map(|p| p.as_str()[..12].to_owned()).unwrap_or_default();
         let link = l.link.map(|l| l.to_string()).unwrap_or_else(|| "(missing)".into());
         println!("{:<69} {:<26} {:<12} {:>5} {:>6}", l.id, link, parent, l.lowers.len(), l.mounts);
+    }
+    Ok(())
+}
+
+fn apply(layers: &LayerStore, args: ApplyArgs) -> Result<()> {
+    let input: Box<dyn Read + Send> = match &args.file {
+        None => Box::new(std::io::stdin()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin()),
+        Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?),
+    };
+    let options = ApplyOptions { diff_id: args.diff_id, digest: args.digest };
+    let applied = layers.apply(&args.id, input, &options)?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&applied)?);
+    } else {
+        let s = &applied.stream;
+        println!("diffID       {}", s.diff_id);
+        println!("digest       {} ({:?}, {} bytes)", s.compressed, s.compression, s.compressed_size);
+        println!("tar size     {} bytes, {} entries", s.size, applied.entries);
+        println!("layer size   {} bytes", applied.layer_size);
     }
     Ok(())
 }

@@ -114,6 +114,33 @@ pub enum Error {
         log: Vec<String>,
     },
 
+    /// A layer archive is malformed or tries something a layer may not do.
+    #[error("bad layer archive: {reason}")]
+    Archive {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Content did not hash to what was expected.
+    #[error("{what} mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// Which digest (`diffID`, `digest`).
+        what: &'static str,
+        /// What was asked for.
+        expected: crate::digest::Digest,
+        /// What the content hashes to.
+        actual: crate::digest::Digest,
+    },
+
+    /// A layer can only be applied once, into an empty layer nothing stands on.
+    #[error("layer {id} {reason}: apply into a new layer (strata layer create)")]
+    NotApplicable {
+        /// The layer.
+        id: LayerId,
+        /// Why not.
+        reason: &'static str,
+    },
+
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {

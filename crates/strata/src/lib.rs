@@ -13,7 +13,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod check;
+pub mod digest;
 mod error;
 mod failpoint;
 mod fsutil;
@@ -26,6 +28,7 @@ mod scratch;
 mod store;
 mod sys;
 
+pub use digest::Digest;
 pub use error::{Error, Result};
 pub use id::{LayerId, ShortLink};
 pub use scratch::Abandoned;

@@ -330,8 +330,9 @@ impl LayerStore {
         Ok(ids)
     }
 
-    /// Read one layer; with `link_dir`, its parent is resolved through `l/`.
-    fn read_info(&self, id: &LayerId, link_dir: Option<&std::path::Path>) -> Result<LayerInfo> {
+    /// Read one layer without taking the store lock (callers hold it, or need none); with
+    /// `link_dir`, its parent is resolved through `l/`.
+    pub(crate) fn read_info(&self, id: &LayerId, link_dir: Option<&std::path::Path>) -> Result<LayerInfo> {
         let dir = self.existing_dir(id)?;
         let link = layout::read_link(&dir)?;
         let lowers = layout::read_lower(&dir)?;

@@ -1,0 +1,101 @@
+//! Apply a layer tarball to an empty layer: extract aside, check the digests, swap it in.
+
+use std::io::Read;
+
+use rustix::fs::{CWD, RenameFlags};
+
+use super::pipeline::{Pipeline, StreamDigests};
+use super::tarstream::TarStream;
+use super::unpack::Extractor;
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::mkdir;
+use crate::id::LayerId;
+use crate::layer::LayerStore;
+use crate::layer::layout::mode;
+use crate::scratch::Scratch;
+
+/// What to check while applying.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// The diffID the uncompressed tar must hash to.
+    pub diff_id: Option<Digest>,
+    /// The digest the input, as given (compressed or not), must hash to.
+    pub digest: Option<Digest>,
+}
+
+/// What applying a layer found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    /// Digests and sizes of the stream.
+    #[serde(flatten)]
+    pub stream: StreamDigests,
+    /// Tar entries read.
+    pub entries: u64,
+    /// The layer's size as dockerd counts it (regular files once per inode, plus symlinks).
+    pub layer_size: u64,
+}
+
+impl serde::Serialize for StreamDigests {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("diff_id", &self.diff_id)?;
+        m.serialize_entry("digest", &self.compressed)?;
+        m.serialize_entry("compression", &self.compression)?;
+        m.serialize_entry("compressed_size", &self.compressed_size)?;
+        m.serialize_entry("tar_size", &self.size)?;
+        m.end()
+    }
+}
+
+impl LayerStore {
+    /// Apply a layer tarball (plain, gzip or zstd) to `id`, which must be empty, unmounted and
+    /// without children. The tar is extracted aside while it streams in, its digests are
+    /// checked, and only then does it become the layer's `diff`: on any error the layer is
+    /// left empty.
+    pub fn apply(&self, id: &LayerId, input: impl Read + Send + 'static, options: &ApplyOptions) -> Result<Applied> {
+        self.check_applicable(id)?;
+        let scratch = Scratch::new(self.store(), &format!("apply {id}"))?;
+        mkdir(scratch.dir(), mode::DIFF)?;
+
+        let mut tar = TarStream::new(Pipeline::start(input));
+        let unpacked = Extractor::new(scratch.dir())?.unpack(&mut tar)?;
+        let stream = tar
+            .into_inner()
+            .finish()
+            .map_err(|e| Error::Archive { reason: format!("reading the layer stream: {e}") })?;
+        for (what, expected, actual) in
+            [("diffID", options.diff_id, stream.diff_id), ("digest", options.digest, stream.compressed)]
+        {
+            if let Some(expected) = expected.filter(|e| *e != actual) {
+                return Err(Error::DigestMismatch { what, expected, actual });
+            }
+        }
+
+        let _lock = self.store().write_lock()?;
+        self.check_applicable(id)?;
+        let diff = self.diff_dir(id);
+        rustix::fs::renameat_with(CWD, scratch.dir(), CWD, &diff, RenameFlags::EXCHANGE).ctx("rename", &diff)?;
+        crate::failpoint::hit("apply.swapped");
+        scratch.finish()?;
+        Ok(Applied { stream, entries: unpacked.entries, layer_size: unpacked.size })
+    }
+
+    /// Whether `id` can take a tarball. Takes no lock: called both before and under it.
+    fn check_applicable(&self, id: &LayerId) -> Result<()> {
+        let info = self.read_info(id, None)?;
+        let not = |reason| Err(Error::NotApplicable { id: id.clone(), reason });
+        if info.mounts > 0 {
+            return not("is mounted");
+        }
+        if info.committed {
+            return not("already has child layers");
+        }
+        let diff = self.diff_dir(id);
+        if std::fs::read_dir(&diff).ctx("read directory", &diff)?.next().is_some() {
+            return not("is not empty");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,350 @@
+//! Write tar entries into a directory (a layer's `diff`) in OverlayFS form, without ever
+//! writing outside it.
+//!
+//! Safety comes from the kernel, not from string checks: every parent directory is opened
+//! with `openat2(RESOLVE_IN_ROOT)` relative to the layer root, so `..` and symlinks (absolute
+//! or relative) resolve as if the layer were `/`; the last component is made with
+//! `O_EXCL`/`O_NOFOLLOW`/`mknodat`/`symlinkat` relative to that parent, so it is never followed.
+//! Names are normalised first and a name that climbs above the root is refused.
+//!
+//! Whiteouts become what OverlayFS reads: `.wh.NAME` a 0/0 character device `NAME`,
+//! `.wh..wh..opq` the xattr `trusted.overlay.opaque=y` on its directory.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io::{ErrorKind, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid};
+use rustix::io::Errno;
+use tar_core::EntryType;
+
+use super::path::{Whiteout, normalize, whiteout};
+use super::tarstream::{Entry, TarStream};
+use crate::error::{Error, Result};
+
+/// The xattr that marks an opaque directory.
+pub(crate) const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// What an extraction wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Unpacked {
+    /// Entries read.
+    pub entries: u64,
+    /// The layer's size as dockerd reports it: bytes of regular files (each inode once) and
+    /// symlink targets.
+    pub size: u64,
+}
+
+/// Writes entries under one root directory.
+pub(crate) struct Extractor {
+    root: OwnedFd,
+    /// The last parent opened, kept while entries share it.
+    parent: Option<(PathBuf, OwnedFd)>,
+    /// Directory mtimes, set after everything else (writing into a directory changes it).
+    dir_times: Vec<(PathBuf, u64)>,
+    /// Inodes already counted in `size`.
+    counted: HashSet<(u64, u64)>,
+    out: Unpacked,
+}
+
+impl Extractor {
+    /// Extract into `root`, an existing empty directory.
+    pub(crate) fn new(root: &Path) -> Result<Extractor> {
+        let root = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::io("open", root, e))?;
+        Ok(Extractor { root, parent: None, dir_times: Vec::new(), counted: HashSet::new(), out: Unpacked::default() })
+    }
+
+    /// Extract every entry of `tar`, then set directory times.
+    pub(crate) fn unpack<R: std::io::Read>(mut self, tar: &mut TarStream<R>) -> Result<Unpacked> {
+        while let Some(entry) = tar.next_entry()? {
+            self.out.entries += 1;
+            self.entry(&entry, tar).map_err(|e| match e {
+                Error::Archive { reason } => {
+                    Error::Archive { reason: format!("{}: {reason}", String::from_utf8_lossy(&entry.path)) }
+                }
+                other => other,
+            })?;
+        }
+        self.parent = None;
+        for (path, mtime) in std::mem::take(&mut self.dir_times).into_iter().rev() {
+            let fd = self.open_in_root(&path)?;
+            rustix::fs::futimens(&fd, &times(mtime)).map_err(sys(&path))?;
+        }
+        Ok(self.out)
+    }
+
+    fn entry<R: std::io::Read>(&mut self, entry: &Entry, tar: &mut TarStream<R>) -> Result<()> {
+        let path = normalize(&entry.path).ok_or_else(|| refuse("the name climbs out of the layer"))?;
+        let (Some(parent), Some(base)) = (path.parent(), path.file_name()) else {
+            // The root itself ("./"): its metadata goes on the layer's root directory.
+            if entry.kind.is_dir() {
+                let root = rustix::io::dup(&self.root).map_err(sys(Path::new(".")))?;
+                self.metadata(&root, entry, &path)?;
+                self.dir_times.push((path, entry.mtime));
+            }
+            return Ok(());
+        };
+        let parent = parent.to_owned();
+        match whiteout(base) {
+            Whiteout::Invalid => return Err(refuse("invalid whiteout entry")),
+            Whiteout::Meta => return Ok(()),
+            Whiteout::Opaque => {
+                let dir = self.parent_dir(&parent)?;
+                return rustix::fs::fsetxattr(&dir, OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty())
+                    .map_err(sys(&parent));
+            }
+            Whiteout::Delete(name) => {
+                let target = parent.join(name);
+                self.remove_existing(&parent, name, false)?;
+                let dir = self.parent_fd(&parent)?;
+                rustix::fs::mknodat(dir, name, FileType::CharacterDevice, Mode::empty(), 0).map_err(sys(&target))?;
+                if entry.uid != 0 || entry.gid != 0 {
+                    chown_at(dir, name, entry).map_err(sys(&target))?;
+                }
+                return Ok(());
+            }
+            Whiteout::None => {}
+        }
+
+        let is_dir = entry.kind.is_dir();
+        self.remove_existing(&parent, base, is_dir)?;
+        let dir = self.parent_fd(&parent)?;
+        let dir = rustix::io::dup(dir).map_err(sys(&parent))?;
+        let mode = Mode::from_raw_mode(entry.mode & 0o7777);
+        match entry.kind {
+            k if k.is_dir() => {
+                match rustix::fs::mkdirat(&dir, base, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(sys(&path)(e)),
+                }
+                let fd = rustix::fs::openat(&dir, base, dir_flags() | OFlags::NOFOLLOW, Mode::empty())
+                    .map_err(sys(&path))?;
+                self.metadata(&fd, entry, &path)?;
+                self.dir_times.push((path, entry.mtime));
+            }
+            k if k.is_file() || k.is_contiguous() => {
+                let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                let fd = rustix::fs::openat(&dir, base, flags, Mode::from_raw_mode(0o600)).map_err(sys(&path))?;
+                let mut file = std::fs::File::from(fd);
+                tar.read_content(|chunk| file.write_all(chunk).map_err(|e| Error::io("write", &path, e)))?;
+                let fd = OwnedFd::from(file);
+                self.count(&fd, entry.size)?;
+                self.metadata(&fd, entry, &path)?;
+                rustix::fs::futimens(&fd, &times(entry.mtime)).map_err(sys(&path))?;
+            }
+            k if k.is_symlink() => {
+                let target = entry.link.as_deref().ok_or_else(|| refuse("a symlink without a target"))?;
+                rustix::fs::symlinkat(OsStr::from_bytes(target), &dir, base).map_err(sys(&path))?;
+                self.out.size += target.len() as u64;
+                chown_at(&dir, base, entry).map_err(sys(&path))?;
+                self.xattrs_at(&dir, base, entry, &path)?;
+                set_times_at(&dir, base, entry.mtime).map_err(sys(&path))?;
+                // A symlink may now stand where a cached parent path led.
+                self.parent = None;
+            }
+            k if k.is_hard_link() => {
+                let raw = entry.link.as_deref().ok_or_else(|| refuse("a hard link without a target"))?;
+                let target_path =
+                    normalize(raw).ok_or_else(|| refuse("the hard link's target is outside the layer"))?;
+                let target = self.open_in_root_nofollow(&target_path).map_err(|_| {
+                    refuse(&format!("the hard link's target {} is not in the layer", target_path.display()))
+                })?;
+                rustix::fs::linkat(&target, "", &dir, base, AtFlags::EMPTY_PATH).map_err(sys(&path))?;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let file_type = match entry.kind {
+                    EntryType::Char => FileType::CharacterDevice,
+                    EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                let dev = rustix::fs::makedev(entry.dev.0, entry.dev.1);
+                rustix::fs::mknodat(&dir, base, file_type, mode, dev).map_err(sys(&path))?;
+                chown_at(&dir, base, entry).map_err(sys(&path))?;
+                rustix::fs::chmodat(&dir, base, mode, AtFlags::empty()).map_err(sys(&path))?;
+                self.xattrs_at(&dir, base, entry, &path)?;
+                set_times_at(&dir, base, entry.mtime).map_err(sys(&path))?;
+            }
+            other => return Err(refuse(&format!("unsupported entry type {:?}", char::from(other.to_byte())))),
+        }
+        Ok(())
+    }
+
+    /// Owner, mode and xattrs of an open file or directory. The mode goes after the owner,
+    /// since `chown` clears set-user-ID bits.
+    fn metadata(&self, fd: &OwnedFd, entry: &Entry, path: &Path) -> Result<()> {
+        rustix::fs::fchown(fd, Some(uid(entry.uid)), Some(gid(entry.gid))).map_err(sys(path))?;
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(entry.mode & 0o7777)).map_err(sys(path))?;
+        for (name, value) in wanted_xattrs(entry) {
+            rustix::fs::fsetxattr(fd, name, value, rustix::fs::XattrFlags::empty()).map_err(sys(path))?;
+        }
+        Ok(())
+    }
+
+    /// Xattrs of an entry that cannot be opened (symlink, device): through the parent's fd.
+    fn xattrs_at(&self, dir: &OwnedFd, base: &OsStr, entry: &Entry, path: &Path) -> Result<()> {
+        for (name, value) in wanted_xattrs(entry) {
+            let at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(base);
+            rustix::fs::lsetxattr(&at, name, value, rustix::fs::XattrFlags::empty()).map_err(sys(path))?;
+        }
+        Ok(())
+    }
+
+    /// Count a regular file's bytes once per inode.
+    fn count(&mut self, fd: &OwnedFd, size: u64) -> Result<()> {
+        let st = rustix::fs::fstat(fd).map_err(|e| Error::io("stat", "layer file", e))?;
+        if self.counted.insert((st.st_dev, st.st_ino)) {
+            self.out.size += size;
+        }
+        Ok(())
+    }
+
+    /// Make way for a new entry at `parent/base`: keep a directory a directory replaces,
+    /// remove anything else.
+    fn remove_existing(&mut self, parent: &Path, base: &OsStr, keep_dir: bool) -> Result<()> {
+        let dir = self.parent_fd(parent)?;
+        match rustix::fs::statat(dir, base, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(sys(&parent.join(base))(e)),
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                if keep_dir {
+                    return Ok(());
+                }
+                let dir = rustix::io::dup(dir).map_err(sys(parent))?;
+                self.parent = None;
+                remove_tree_at(&dir, base).map_err(sys(&parent.join(base)))
+            }
+            Ok(_) => rustix::fs::unlinkat(dir, base, AtFlags::empty()).map_err(sys(&parent.join(base))),
+        }
+    }
+
+    /// The parent directory of an entry, created (0755, root-owned) if the archive did not
+    /// list it, as dockerd does.
+    fn parent_dir(&mut self, parent: &Path) -> Result<OwnedFd> {
+        let fd = self.parent_fd(parent)?;
+        rustix::io::dup(fd).map_err(sys(parent))
+    }
+
+    fn parent_fd(&mut self, parent: &Path) -> Result<BorrowedFd<'_>> {
+        let cached = matches!(&self.parent, Some((p, _)) if p == parent);
+        if !cached {
+            let fd = match self.open_in_root(parent) {
+                Ok(fd) => fd,
+                Err(_) => self.make_dirs(parent)?,
+            };
+            self.parent = Some((parent.to_owned(), fd));
+        }
+        Ok(self.parent.as_ref().map(|(_, fd)| fd.as_fd()).expect("just set"))
+    }
+
+    fn make_dirs(&self, path: &Path) -> Result<OwnedFd> {
+        let mut fd = rustix::io::dup(&self.root).map_err(sys(path))?;
+        for part in path.iter() {
+            match rustix::fs::mkdirat(&fd, part, Mode::from_raw_mode(0o755)) {
+                Ok(()) => {
+                    let child = rustix::fs::openat(&fd, part, dir_flags() | OFlags::NOFOLLOW, Mode::empty())
+                        .map_err(sys(path))?;
+                    rustix::fs::fchmod(&child, Mode::from_raw_mode(0o755)).map_err(sys(path))?;
+                    fd = child;
+                }
+                Err(Errno::EXIST) => {
+                    // Exists: step into it the safe way (it may be a symlink within the layer).
+                    fd = rustix::fs::openat2(&fd, part, dir_flags(), Mode::empty(), in_root()).map_err(sys(path))?;
+                }
+                Err(e) => return Err(sys(path)(e)),
+            }
+        }
+        Ok(fd)
+    }
+
+    fn open_in_root(&self, path: &Path) -> Result<OwnedFd> {
+        let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+        rustix::fs::openat2(&self.root, path, dir_flags(), Mode::empty(), in_root()).map_err(sys(path))
+    }
+
+    fn open_in_root_nofollow(&self, path: &Path) -> Result<OwnedFd> {
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        rustix::fs::openat2(&self.root, path, flags, Mode::empty(), in_root()).map_err(sys(path))
+    }
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
+}
+
+/// Resolve as if the layer root were `/`; never through /proc magic links.
+fn in_root() -> ResolveFlags {
+    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
+}
+
+/// Xattrs from the archive worth setting. OverlayFS's own (`trusted.overlay.*`,
+/// `user.overlay.*`) are dropped: a layer must not smuggle redirects or metacopy markers into
+/// the union; whiteouts and opaque directories arrive as `.wh.` entries.
+fn wanted_xattrs(entry: &Entry) -> impl Iterator<Item = (&OsStr, &[u8])> {
+    entry.xattrs.iter().filter_map(|(k, v)| {
+        let overlay = k.starts_with(b"trusted.overlay.") || k.starts_with(b"user.overlay.");
+        (!overlay).then_some((OsStr::from_bytes(k), v.as_slice()))
+    })
+}
+
+fn chown_at(dir: impl AsFd, base: &OsStr, entry: &Entry) -> rustix::io::Result<()> {
+    rustix::fs::chownat(dir, base, Some(uid(entry.uid)), Some(gid(entry.gid)), AtFlags::SYMLINK_NOFOLLOW)
+}
+
+fn set_times_at(dir: impl AsFd, base: &OsStr, mtime: u64) -> rustix::io::Result<()> {
+    rustix::fs::utimensat(dir, base, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+}
+
+fn times(mtime: u64) -> Timestamps {
+    let t = Timespec { tv_sec: i64::try_from(mtime).unwrap_or(i64::MAX), tv_nsec: 0 };
+    Timestamps { last_access: t, last_modification: t }
+}
+
+fn uid(id: u64) -> Uid {
+    Uid::from_raw(u32::try_from(id).unwrap_or(u32::MAX))
+}
+
+fn gid(id: u64) -> Gid {
+    Gid::from_raw(u32::try_from(id).unwrap_or(u32::MAX))
+}
+
+/// Remove `name` in `dir` and everything under it, never following a symlink.
+fn remove_tree_at(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<()> {
+    let fd = rustix::fs::openat(dir, name, dir_flags() | OFlags::NOFOLLOW, Mode::empty())?;
+    let mut entries = rustix::fs::Dir::read_from(&fd)?;
+    let mut children = Vec::new();
+    while let Some(e) = entries.read() {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            children.push((OsStr::from_bytes(n).to_owned(), e.file_type() == FileType::Directory));
+        }
+    }
+    for (child, is_dir) in children {
+        if is_dir {
+            remove_tree_at(&fd, &child)?;
+        } else {
+            rustix::fs::unlinkat(&fd, &child, AtFlags::empty())?;
+        }
+    }
+    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
+}
+
+fn refuse(reason: &str) -> Error {
+    Error::Archive { reason: reason.to_owned() }
+}
+
+/// Map a syscall error on `path` to an archive error that names it; `ENOSPC` and friends keep
+/// their meaning.
+fn sys(path: &Path) -> impl Fn(Errno) -> Error + '_ {
+    move |e| {
+        let io = std::io::Error::from(e);
+        match io.kind() {
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Error::io("write", path, io),
+            _ => Error::Archive { reason: format!("{}: {io}", path.display()) },
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use strata::archive::ApplyOptions;
+use strata::archive::{ApplyOptions, Compression};
 use strata::layer::{CreateOptions, LayerInfo, LayerStore};
 use strata::{Digest, LayerId, Store};
 
@@ -46,6 +46,8 @@ pub(crate) enum LayerCommand {
     Ls(LsArgs),
     /// Apply a layer tarball (plain, gzip or zstd) to an empty layer.
     Apply(ApplyArgs),
+    /// Write the tar of a layer's own changes (from its diff/ alone).
+    Diff(DiffArgs),
     /// Print a layer's directories as `docker inspect` shows them (GraphDriver).
     Inspect {
         /// The layer.
@@ -68,6 +70,24 @@ pub(crate) struct ApplyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The layer.
+    id: LayerId,
+    /// Write to this file instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Compress the tar.
+    #[arg(long, value_enum)]
+    compress: Option<Compress>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Compress {
+    Gzip,
+    Zstd,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +123,7 @@ pub(crate) fn run(root: &Path, cmd: LayerCommand) -> Result<ExitCode> {
         }
         LayerCommand::Ls(args) => print_list(&layers.list()?, &args)?,
         LayerCommand::Apply(args) => apply(&layers, args)?,
+        LayerCommand::Diff(args) => diff(&layers, args)?,
         LayerCommand::Inspect { id } => println!("{}", serde_json::to_string_pretty(&layers.graph_driver(&id)?)?),
     }
     Ok(ExitCode::SUCCESS)
@@ -142,6 +163,43 @@ fn apply(layers: &LayerStore, args: ApplyArgs) -> Result<()> {
         println!("digest       {} ({:?}, {} bytes)", s.compressed, s.compression, s.compressed_size);
         println!("tar size     {} bytes, {} entries", s.size, applied.entries);
         println!("layer size   {} bytes", applied.layer_size);
+    }
+    Ok(())
+}
+
+fn diff(layers: &LayerStore, args: DiffArgs) -> Result<()> {
+    let compression = match args.compress {
+        None => Compression::None,
+        Some(Compress::Gzip) => Compression::Gzip,
+        Some(Compress::Zstd) => Compression::Zstd,
+    };
+    let digests = match &args.output {
+        Some(path) => {
+            // Written aside and renamed, so a failed diff leaves no half file.
+            let tmp = path.with_extension("strata-partial");
+            let file = std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+            let result = layers.diff(&args.id, std::io::BufWriter::new(file), compression);
+            match result {
+                Ok(d) => {
+                    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+                    d
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e.into());
+                }
+            }
+        }
+        None => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                anyhow::bail!("refusing to write a tar to a terminal: use -o FILE or redirect the output");
+            }
+            layers.diff(&args.id, std::io::stdout(), compression)?
+        }
+    };
+    eprintln!("diffID {}", digests.diff_id);
+    if compression != Compression::None {
+        eprintln!("digest {}", digests.compressed);
     }
     Ok(())
 }

@@ -99,3 +99,18 @@ impl LayerStore {
         Ok(())
     }
 }
+
+impl LayerStore {
+    /// Write the tar of the layer's own changes (its `diff/` alone, whiteouts in tar form) to
+    /// `out`, compressed as asked; returns its diffID, digest and sizes.
+    pub fn diff(
+        &self,
+        id: &LayerId,
+        out: impl std::io::Write + Send + 'static,
+        compression: super::Compression,
+    ) -> Result<StreamDigests> {
+        let _lock = self.store().read_lock()?;
+        self.read_info(id, None)?;
+        super::pack::pack(&self.diff_dir(id), out, compression)
+    }
+}

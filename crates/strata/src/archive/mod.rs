@@ -2,6 +2,8 @@
 //!
 //! - [`LayerStore::apply`](crate::layer::LayerStore::apply): a tar (plain, gzip or zstd) into an
 //!   empty layer, safely, with its diffID, digest and size computed in the same pass.
+//! - [`LayerStore::diff`](crate::layer::LayerStore::diff): a layer's own changes as a tar, the
+//!   same bytes every time.
 //!
 //! Whiteouts have two forms: in a tar `.wh.NAME` and `.wh..wh..opq`; on disk (what OverlayFS
 //! reads) a 0/0 character device `NAME` and `trusted.overlay.opaque=y`. Apply converts the
@@ -9,6 +11,7 @@
 
 mod apply;
 mod compression;
+mod pack;
 mod path;
 mod pipeline;
 mod tarstream;

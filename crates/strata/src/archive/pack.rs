@@ -1,0 +1,357 @@
+//! A layer's own changes as a tar, read from its `diff/` alone (dockerd's "native diff").
+//!
+//! Entries come in the order Go's `filepath.WalkDir` visits them (names sorted bytewise, a
+//! directory before its contents), with headers made the way dockerd makes them: ustar with
+//! PAX records only where needed, mtime in whole seconds, no atime/ctime, no user or group
+//! names, and only `security.capability` among xattrs. The same `diff/` always gives the same
+//! bytes, so the same digest.
+//!
+//! On-disk whiteouts go back to tar form: a 0/0 character device `NAME` becomes an empty
+//! regular file `.wh.NAME` (mode 0600), an opaque directory is followed by `.wh..wh..opq`.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use super::compression::Compression;
+use super::path::{OPAQUE, WHITEOUT_PREFIX};
+use super::pipeline::StreamDigests;
+use super::unpack::OPAQUE_XATTR;
+use crate::digest::Hasher;
+use crate::error::{Error, Result};
+
+/// The one xattr dockerd carries into layer tars.
+const CAPABILITY_XATTR: &str = "security.capability";
+/// Largest value an octal ustar uid/gid field holds.
+const USTAR_ID_MAX: u64 = 0o7_777_777;
+
+/// Write the tar of the directory `diff` to `out`, compressed as asked, and return its digests.
+pub(crate) fn pack(diff: &Path, out: impl Write + Send + 'static, compression: Compression) -> Result<StreamDigests> {
+    let root = rustix::fs::open(diff, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::io("open", diff, e))?;
+    let sink = Sink::start(out, compression);
+    let mut builder = tar::Builder::new(sink);
+    let mut packer = Packer { links: HashMap::new() };
+    packer.dir(&mut builder, &root, b"")?;
+    let sink = builder.into_inner().map_err(|e| Error::io("write", "layer tar", e))?;
+    sink.finish().map_err(|e| Error::io("write", "layer tar", e))
+}
+
+struct Packer {
+    /// First path of each multiply-linked inode, for hard link entries.
+    links: HashMap<(u64, u64), Vec<u8>>,
+}
+
+impl Packer {
+    /// Emit the entries of directory `fd`, whose path in the tar is `prefix` (`""` or `a/b/`).
+    fn dir<W: Write>(&mut self, b: &mut tar::Builder<W>, fd: &OwnedFd, prefix: &[u8]) -> Result<()> {
+        for name in sorted_names(fd).map_err(|e| sys_err(prefix, e))? {
+            let mut path = prefix.to_vec();
+            path.extend_from_slice(name.as_bytes());
+            let st = rustix::fs::statat(fd, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| sys_err(&path, e))?;
+            let kind = FileType::from_raw_mode(st.st_mode);
+            let mut h = Header::new(&st);
+            match kind {
+                FileType::Directory => {
+                    path.push(b'/');
+                    let child = rustix::fs::openat(
+                        fd,
+                        &name,
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| sys_err(&path, e))?;
+                    h.kind = tar::EntryType::Directory;
+                    h.xattrs = capability(&child);
+                    h.write(b, &path, io::empty())?;
+                    if is_opaque(&child) {
+                        // The marker takes the directory's permissions and owner, as dockerd's.
+                        let mut marker = path.clone();
+                        marker.extend_from_slice(OPAQUE.as_bytes());
+                        let mut m = Header::new(&st);
+                        m.kind = tar::EntryType::Regular;
+                        m.write(b, &marker, io::empty())?;
+                    }
+                    self.dir(b, &child, &path)?;
+                }
+                FileType::CharacterDevice if st.st_rdev == 0 => {
+                    let mut wh = prefix.to_vec();
+                    wh.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
+                    wh.extend_from_slice(name.as_bytes());
+                    h.kind = tar::EntryType::Regular;
+                    h.mode = 0o600;
+                    h.write(b, &wh, io::empty())?;
+                }
+                FileType::RegularFile => {
+                    let key = (st.st_dev, st.st_ino);
+                    if st.st_nlink > 1 {
+                        if let Some(first) = self.links.get(&key) {
+                            h.kind = tar::EntryType::Link;
+                            h.link = Some(first.clone());
+                            h.write(b, &path, io::empty())?;
+                            continue;
+                        }
+                        self.links.insert(key, path.clone());
+                    }
+                    let file = rustix::fs::openat(
+                        fd,
+                        &name,
+                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| sys_err(&path, e))?;
+                    h.kind = tar::EntryType::Regular;
+                    h.size = st.st_size as u64;
+                    h.xattrs = capability(&file);
+                    h.write(b, &path, std::fs::File::from(file))?;
+                }
+                FileType::Symlink => {
+                    let target = rustix::fs::readlinkat(fd, &name, Vec::new()).map_err(|e| sys_err(&path, e))?;
+                    h.kind = tar::EntryType::Symlink;
+                    h.link = Some(target.into_bytes());
+                    h.write(b, &path, io::empty())?;
+                }
+                FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
+                    h.kind = match kind {
+                        FileType::CharacterDevice => tar::EntryType::Char,
+                        FileType::BlockDevice => tar::EntryType::Block,
+                        _ => tar::EntryType::Fifo,
+                    };
+                    h.dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+                    h.write(b, &path, io::empty())?;
+                }
+                // Sockets (and anything else) have no place in a layer, as in dockerd.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The metadata of one tar entry, written as dockerd would.
+struct Header {
+    kind: tar::EntryType,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: u64,
+    size: u64,
+    dev: (u32, u32),
+    link: Option<Vec<u8>>,
+    xattrs: Option<Vec<u8>>,
+}
+
+impl Header {
+    fn new(st: &rustix::fs::Stat) -> Header {
+        Header {
+            kind: tar::EntryType::Regular,
+            mode: st.st_mode & 0o7777,
+            uid: u64::from(st.st_uid),
+            gid: u64::from(st.st_gid),
+            mtime: u64::try_from(st.st_mtime).unwrap_or(0),
+            size: 0,
+            dev: (0, 0),
+            link: None,
+            xattrs: None,
+        }
+    }
+
+    fn write<W: Write>(&self, b: &mut tar::Builder<W>, path: &[u8], data: impl Read) -> Result<()> {
+        let mut pax: Vec<(&str, Vec<u8>)> = Vec::new();
+        let mut h = tar::Header::new_ustar();
+        if !put(&mut h.as_old_mut().name, path) {
+            pax.push(("path", path.to_vec()));
+        }
+        if let Some(link) = &self.link
+            && !put(&mut h.as_old_mut().linkname, link)
+        {
+            pax.push(("linkpath", link.clone()));
+        }
+        for (key, id) in [("uid", self.uid), ("gid", self.gid)] {
+            if id > USTAR_ID_MAX {
+                pax.push((key, id.to_string().into_bytes()));
+            }
+        }
+        if let Some(cap) = &self.xattrs {
+            pax.push(("SCHILY.xattr.security.capability", cap.clone()));
+        }
+        h.set_entry_type(self.kind);
+        h.set_mode(self.mode);
+        h.set_uid(self.uid.min(USTAR_ID_MAX));
+        h.set_gid(self.gid.min(USTAR_ID_MAX));
+        h.set_mtime(self.mtime);
+        h.set_size(self.size);
+        if matches!(self.kind, tar::EntryType::Char | tar::EntryType::Block) {
+            h.set_device_major(self.dev.0).map_err(|e| Error::io("write", "layer tar", e))?;
+            h.set_device_minor(self.dev.1).map_err(|e| Error::io("write", "layer tar", e))?;
+        }
+        h.set_cksum();
+        let io_err = |e| Error::io("write", "layer tar", e);
+        if !pax.is_empty() {
+            b.append_pax_extensions(pax.iter().map(|(k, v)| (*k, v.as_slice()))).map_err(io_err)?;
+        }
+        let mut data = data.take(self.size);
+        let mut counted = Counted { inner: &mut data, n: 0 };
+        b.append(&h, &mut counted).map_err(io_err)?;
+        if counted.n != self.size {
+            return Err(Error::Archive {
+                reason: format!("{} changed size while it was being read", String::from_utf8_lossy(path)),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Copy `value` into a NUL-padded header field; `false` if it does not fit.
+fn put(field: &mut [u8], value: &[u8]) -> bool {
+    let fits = value.len() <= field.len();
+    let n = value.len().min(field.len());
+    field[..n].copy_from_slice(&value[..n]);
+    field[n..].fill(0);
+    fits
+}
+
+struct Counted<'a, R> {
+    inner: &'a mut R,
+    n: u64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+fn sorted_names(fd: &OwnedFd) -> rustix::io::Result<Vec<OsString>> {
+    let mut dir = rustix::fs::Dir::read_from(fd)?;
+    let mut names = Vec::new();
+    while let Some(e) = dir.read() {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(OsStr::from_bytes(n).to_owned());
+        }
+    }
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names)
+}
+
+fn capability(fd: &OwnedFd) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    let n = rustix::fs::fgetxattr(fd, CAPABILITY_XATTR, &mut buf).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+fn is_opaque(fd: &OwnedFd) -> bool {
+    let mut buf = [0u8; 4];
+    matches!(rustix::fs::fgetxattr(fd, OPAQUE_XATTR, &mut buf), Ok(1) if buf[0] == b'y')
+}
+
+fn sys_err(path: &[u8], e: rustix::io::Errno) -> Error {
+    Error::io("read", String::from_utf8_lossy(path).into_owned(), e)
+}
+
+/// Hashes the tar, compresses it and hashes the result, on its own thread.
+struct Sink {
+    tx: Option<SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+    worker: Option<JoinHandle<io::Result<StreamDigests>>>,
+}
+
+const SINK_CHUNK: usize = 256 * 1024;
+
+impl Sink {
+    fn start(out: impl Write + Send + 'static, compression: Compression) -> Sink {
+        let (tx, rx) = sync_channel::<Vec<u8>>(8);
+        let worker = std::thread::Builder::new()
+            .name("strata-layer-writer".into())
+            .spawn(move || {
+                let mut tar_hash = Hasher::new();
+                let mut out = HashWriter { inner: out, hasher: Hasher::new() };
+                let mut enc = compression.encoder(&mut out)?;
+                for chunk in rx {
+                    tar_hash.update(&chunk);
+                    enc.write_all(&chunk)?;
+                }
+                enc.finish()?.flush()?;
+                let size = tar_hash.len();
+                let compressed_size = out.hasher.len();
+                Ok(StreamDigests {
+                    compression,
+                    compressed: out.hasher.finish(),
+                    compressed_size,
+                    diff_id: tar_hash.finish(),
+                    size,
+                })
+            })
+            .expect("spawning a thread");
+        Sink { tx: Some(tx), buf: Vec::with_capacity(SINK_CHUNK), worker: Some(worker) }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(SINK_CHUNK));
+        match &self.tx {
+            Some(tx) if tx.send(chunk).is_ok() => Ok(()),
+            // The writer thread stopped: its error is in the join.
+            _ => Err(self.join().err().unwrap_or_else(|| io::Error::other("layer writer stopped"))),
+        }
+    }
+
+    fn finish(mut self) -> io::Result<StreamDigests> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        self.tx = None;
+        self.join()
+    }
+
+    fn join(&mut self) -> io::Result<StreamDigests> {
+        self.tx = None;
+        match self.worker.take() {
+            Some(w) => w.join().map_err(|_| io::Error::other("layer writer thread panicked"))?,
+            None => Err(io::Error::other("layer writer already finished")),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(SINK_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == SINK_CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct HashWriter<W> {
+    inner: W,
+    hasher: Hasher,
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.hasher.update(&data[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -48,6 +48,19 @@ pub(crate) enum LayerCommand {
     Apply(ApplyArgs),
     /// Write the tar of a layer's own changes (from its diff/ alone).
     Diff(DiffArgs),
+    /// List what a layer changed over its parent (A/C/D, as `docker diff`).
+    Changes {
+        /// The layer.
+        id: LayerId,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Print a layer's size in bytes, as dockerd counts it.
+    Size {
+        /// The layer.
+        id: LayerId,
+    },
     /// Print a layer's directories as `docker inspect` shows them (GraphDriver).
     Inspect {
         /// The layer.
@@ -124,6 +137,15 @@ pub(crate) fn run(root: &Path, cmd: LayerCommand) -> Result<ExitCode> {
         LayerCommand::Ls(args) => print_list(&layers.list()?, &args)?,
         LayerCommand::Apply(args) => apply(&layers, args)?,
         LayerCommand::Diff(args) => diff(&layers, args)?,
+        LayerCommand::Changes { id, format } => {
+            let changes = layers.changes(&id)?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&changes)?);
+            } else {
+                changes.iter().for_each(|c| println!("{c}"));
+            }
+        }
+        LayerCommand::Size { id } => println!("{}", layers.size(&id)?),
         LayerCommand::Inspect { id } => println!("{}", serde_json::to_string_pretty(&layers.graph_driver(&id)?)?),
     }
     Ok(ExitCode::SUCCESS)

@@ -114,3 +114,25 @@ impl LayerStore {
         super::pack::pack(&self.diff_dir(id), out, compression)
     }
 }
+
+impl LayerStore {
+    /// What the layer changed relative to its parent (`docker diff` of a container layer,
+    /// whose parent is its init layer). The parent is mounted read-only for the lookups.
+    pub fn changes(&self, id: &LayerId) -> Result<Vec<super::Change>> {
+        let info = self.info(id)?;
+        let upper = self.diff_dir(id);
+        let Some(parent) = info.parent else { return super::changes::changes(&upper, None) };
+        let lower = self.mount(&parent)?;
+        let result = super::changes::changes(&upper, Some(&lower));
+        self.unmount(&parent)?;
+        result
+    }
+
+    /// The layer's size as dockerd reports it: bytes of its own non-directory files, each
+    /// inode once.
+    pub fn size(&self, id: &LayerId) -> Result<u64> {
+        let _lock = self.store().read_lock()?;
+        self.read_info(id, None)?;
+        super::changes::size(&self.diff_dir(id))
+    }
+}

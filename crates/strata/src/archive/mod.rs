@@ -4,12 +4,16 @@
 //!   empty layer, safely, with its diffID, digest and size computed in the same pass.
 //! - [`LayerStore::diff`](crate::layer::LayerStore::diff): a layer's own changes as a tar, the
 //!   same bytes every time.
+//! - [`LayerStore::changes`](crate::layer::LayerStore::changes) and
+//!   [`LayerStore::size`](crate::layer::LayerStore::size): `docker diff` and the layer size,
+//!   from the layer's own files.
 //!
 //! Whiteouts have two forms: in a tar `.wh.NAME` and `.wh..wh..opq`; on disk (what OverlayFS
 //! reads) a 0/0 character device `NAME` and `trusted.overlay.opaque=y`. Apply converts the
 //! first to the second.
 
 mod apply;
+mod changes;
 mod compression;
 mod pack;
 mod path;
@@ -18,5 +22,6 @@ mod tarstream;
 mod unpack;
 
 pub use apply::{Applied, ApplyOptions};
+pub use changes::{Change, ChangeKind};
 pub use compression::{Compression, Encoder};
 pub use pipeline::StreamDigests;

@@ -136,3 +136,4 @@ pub fn visible(dir: &Path) -> BTreeMap<String, String> {
     go(dir, dir, &mut out);
     out
 }
+pub mod tarball;

@@ -71,7 +71,14 @@ impl Extractor {
         }
         self.parent = None;
         for (path, mtime) in std::mem::take(&mut self.dir_times).into_iter().rev() {
-            let fd = self.open_in_root(&path)?;
+            // A later entry may have replaced the directory (by a file or a symlink): skip it.
+            let p = if path.as_os_str().is_empty() { Path::new(".") } else { &path };
+            let fd = match rustix::fs::openat2(&self.root, p, dir_flags() | OFlags::NOFOLLOW, Mode::empty(), in_root())
+            {
+                Ok(fd) => fd,
+                Err(Errno::NOTDIR | Errno::NOENT | Errno::LOOP) => continue,
+                Err(e) => return Err(sys(&path)(e)),
+            };
             rustix::fs::futimens(&fd, &times(mtime)).map_err(sys(&path))?;
         }
         Ok(self.out)

@@ -1,0 +1,442 @@
+//! Applying layer tarballs: every entry type, whiteouts, digests, bad streams, and a corpus
+//! of breakout attempts, each checked against the world outside the layer.
+
+mod common;
+
+use std::fs;
+use std::io::Cursor;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use common::tarball::{E, Tarball, dir, file, gzip, hardlink, symlink};
+use common::{Root, snapshot};
+use strata::archive::{Applied, ApplyOptions};
+use strata::layer::{CreateOptions, LayerStore};
+use strata::{Digest, Error, LayerId, Store};
+
+fn layers(root: &Root) -> LayerStore {
+    Store::open(root.path()).unwrap().layers()
+}
+
+fn apply(layers: &LayerStore, bytes: Vec<u8>) -> (LayerId, strata::Result<Applied>) {
+    let id = layers.create(&CreateOptions::default()).unwrap();
+    let result = layers.apply(&id, Cursor::new(bytes), &ApplyOptions::default());
+    (id, result)
+}
+
+fn meta(p: &Path) -> fs::Metadata {
+    fs::symlink_metadata(p).unwrap()
+}
+
+#[test]
+fn every_entry_type_and_its_metadata() {
+    let root = Root::new();
+    let layers = layers(&root);
+    let long_dir = "d".repeat(120);
+    let long_name = format!("{long_dir}/{}", "f".repeat(150));
+    let gnu_name = format!("{long_dir}/{}", "g".repeat(140));
+    let cap = vec![0x01, 0x00, 0x00, 0x02, 0x0a, 0x20, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0];
+    let tar = Tarball::new()
+        .with(E { mode: 0o1777, mtime: 1_000, ..dir("tmp/") })
+        .with(E { mode: 0o4755, uid: 1000, gid: 2000, mtime: 1_234_567_890, ..file("tmp/suid", "#!/bin/sh\n") })
+        .with(E {
+            xattrs: vec![("user.note".into(), b"hello".to_vec()), ("security.capability".into(), cap.clone())],
+            ..file("bin/ping", "elf")
+        })
+        .with(symlink("bin/sh", "/bin/busybox"))
+        .with(E { uid: 7, gid: 8, ..symlink("rel", "../x/y") })
+        .with(hardlink("bin/ping-again", "bin/ping"))
+        .with(E { mode: 0o666, dev: (1, 3), ..E::new(b'3', "dev/null") })
+        .with(E { mode: 0o660, dev: (7, 0), ..E::new(b'4', "dev/loop0") })
+        .with(E { mode: 0o600, ..E::new(b'6', "run/fifo") })
+        .with(dir(&format!("{long_dir}/")))
+        .with(file(&long_name, "pax long name"))
+        .with(E { gnu_long: true, ..file(&gnu_name, "gnu long name") })
+        .with(symlink("longlink", &format!("/{}", "t".repeat(180))))
+        .with(E { mode: 0o750, uid: 3, gid: 4, mtime: 1_111, ..dir("./") });
+    let (id, applied) = apply(&layers, tar.bytes());
+    let applied = applied.unwrap();
+    let d = layers.diff_dir(&id);
+
+    assert_eq!(applied.entries, 14);
+    assert_eq!(applied.stream.diff_id, Digest::of(&tar.bytes()));
+    let tmp = meta(&d.join("tmp"));
+    assert_eq!(tmp.permissions().mode() & 0o7777, 0o1777);
+    assert_eq!(tmp.mtime(), 1_000, "directory times are set after their contents");
+    let suid = meta(&d.join("tmp/suid"));
+    assert_eq!(
+        (suid.permissions().mode() & 0o7777, suid.uid(), suid.gid(), suid.mtime()),
+        (0o4755, 1000, 2000, 1_234_567_890)
+    );
+    assert_eq!(strata::host::xattr(&d.join("bin/ping"), "user.note").unwrap(), b"hello");
+    assert_eq!(
+        strata::host::xattr(&d.join("bin/ping"), "security.capability").unwrap(),
+        cap,
+        "binary xattr with a newline byte"
+    );
+    assert_eq!(fs::read_link(d.join("bin/sh")).unwrap(), Path::new("/bin/busybox"));
+    assert_eq!((meta(&d.join("rel")).uid(), meta(&d.join("rel")).gid()), (7, 8), "symlink owner");
+    assert_eq!(meta(&d.join("bin/ping")).ino(), meta(&d.join("bin/ping-again")).ino());
+    let null = meta(&d.join("dev/null"));
+    assert!(null.file_type().is_char_device());
+    assert_eq!(strata::host::device_numbers(null.rdev()), (1, 3));
+    assert!(meta(&d.join("dev/loop0")).file_type().is_block_device());
+    assert!(meta(&d.join("run/fifo")).file_type().is_fifo());
+    assert_eq!(fs::read_to_string(d.join(&long_name)).unwrap(), "pax long name");
+    assert_eq!(fs::read_to_string(d.join(&gnu_name)).unwrap(), "gnu long name");
+    assert_eq!(fs::read_link(d.join("longlink")).unwrap().as_os_str().len(), 181);
+    let r = meta(&d);
+    assert_eq!(
+        (r.permissions().mode() & 0o7777, r.uid(), r.gid(), r.mtime()),
+        (0o750, 3, 4, 1_111),
+        "./ sets the layer root"
+    );
+    // dockerd's size: regular files once per inode, plus symlink targets.
+    let expected = 10 + 3 + 13 + 13 + "/bin/busybox".len() + "../x/y".len() + 181;
+    assert_eq!(applied.layer_size, expected as u64);
+    assert_eq!(layers.size(&id).unwrap(), applied.layer_size);
+}
+
+#[test]
+fn whiteouts_become_what_overlayfs_reads() {
+    let root = Root::new();
+    let layers = layers(&root);
+    let tar = Tarball::new()
+        .with(file(".wh.gone", ""))
+        .with(dir("etc/"))
+        .with(file("etc/.wh..wh..opq", ""))
+        .with(file("etc/kept", "k"))
+        .with(file("var/.wh..wh..opq", ""))
+        .with(file(".wh..wh.plnk", ""))
+        .with(E { uid: 5, gid: 6, ..file("deep/er/.wh.x", "") });
+    let (id, applied) = apply(&layers, tar.bytes());
+    applied.unwrap();
+    let d = layers.diff_dir(&id);
+    let gone = meta(&d.join("gone"));
+    assert!(gone.file_type().is_char_device());
+    assert_eq!(strata::host::device_numbers(gone.rdev()), (0, 0));
+    assert_eq!(strata::host::xattr(&d.join("etc"), "trusted.overlay.opaque").unwrap(), b"y");
+    assert_eq!(strata::host::xattr(&d.join("var"), "trusted.overlay.opaque").unwrap(), b"y", "its directory is made");
+    assert!(d.join("etc/kept").exists());
+    assert!(!d.join(".wh..wh.plnk").exists() && !d.join(".wh.plnk").exists(), "AUFS metadata is skipped");
+    assert!(!d.join(".wh.gone").exists() && !d.join("etc/.wh..wh..opq").exists());
+    assert_eq!((meta(&d.join("deep/er/x")).uid(), meta(&d.join("deep/er/x")).gid()), (5, 6));
+    assert_eq!(meta(&d.join("deep")).permissions().mode() & 0o777, 0o755);
+
+    // And the union honours them.
+    let base = layers.create(&CreateOptions::default()).unwrap();
+    let lower = Tarball::new().with(file("gone", "g")).with(file("etc/old", "o")).with(file("deep/er/x", "x"));
+    layers.apply(&base, Cursor::new(lower.bytes()), &ApplyOptions::default()).unwrap();
+    let top = layers.create(&CreateOptions { parent: Some(base), ..Default::default() }).unwrap();
+    layers.apply(&top, Cursor::new(tar.bytes()), &ApplyOptions::default()).unwrap();
+    let leaf = layers.create(&CreateOptions { parent: Some(top), ..Default::default() }).unwrap();
+    let merged = layers.mount(&leaf).unwrap();
+    assert!(!merged.join("gone").exists() && !merged.join("etc/old").exists() && !merged.join("deep/er/x").exists());
+    assert!(merged.join("etc/kept").exists());
+    layers.unmount(&leaf).unwrap();
+}
+
+#[test]
+fn later_entries_replace_earlier_ones_and_hard_links_keep_their_inode() {
+    let root = Root::new();
+    let layers = layers(&root);
+    let tar = Tarball::new()
+        .with(file("a", "first a"))
+        .with(hardlink("b", "a"))
+        .with(file(".wh.a", ""))
+        .with(file("c", "old c"))
+        .with(hardlink("d", "c"))
+        .with(file("c", "new c"))
+        .with(dir("x/"))
+        .with(file("x/inside", "1"))
+        .with(file("x", "x is a file now"))
+        .with(symlink("y", "target"))
+        .with(dir("y/"))
+        .with(file(".wh.z", ""))
+        .with(file("z", "z is back"));
+    let (id, applied) = apply(&layers, tar.bytes());
+    applied.unwrap();
+    let d = layers.diff_dir(&id);
+    assert!(meta(&d.join("a")).file_type().is_char_device(), "a whiteout replaces a");
+    assert_eq!(fs::read_to_string(d.join("b")).unwrap(), "first a", "the hard link keeps the old inode");
+    assert_eq!(fs::read_to_string(d.join("c")).unwrap(), "new c");
+    assert_eq!(fs::read_to_string(d.join("d")).unwrap(), "old c");
+    assert_eq!(fs::read_to_string(d.join("x")).unwrap(), "x is a file now");
+    assert!(meta(&d.join("y")).is_dir());
+    assert_eq!(fs::read_to_string(d.join("z")).unwrap(), "z is back");
+}
+
+#[test]
+fn a_10000_entry_tree_applies() {
+    let root = Root::new();
+    let layers = layers(&root);
+    let mut tar = Tarball::new();
+    for d in 0..100 {
+        tar.add(&dir(&format!("d{d}/")));
+        for f in 0..99 {
+            tar.add(&file(&format!("d{d}/f{f}"), &format!("{d}/{f}")));
+        }
+    }
+    let (id, applied) = apply(&layers, gzip(&tar.bytes()));
+    assert_eq!(applied.unwrap().entries, 10_000);
+    let d = layers.diff_dir(&id);
+    assert_eq!(fs::read_to_string(d.join("d57/f98")).unwrap(), "57/98");
+    assert_eq!(fs::read_dir(&d).unwrap().count(), 100);
+}
+
+/// A directory outside the store that every breakout aims at.
+struct Target {
+    dir: tempfile::TempDir,
+}
+
+impl Target {
+    fn new() -> Target {
+        let dir = tempfile::Builder::new().prefix("strata-victim-").tempdir().unwrap();
+        fs::write(dir.path().join("secret"), "do not touch").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        Target { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn s(&self) -> String {
+        self.path().display().to_string()
+    }
+}
+
+#[test]
+fn breakouts_never_write_outside_the_layer() {
+    let root = Root::new();
+    let layers = layers(&root);
+    let t = Target::new();
+    let v = t.s();
+    let rel_up = "../".repeat(12);
+    let cases: Vec<(&str, Tarball, bool)> = vec![
+        ("dot-dot name", Tarball::new().with(file(&format!("../../../../{v}/pwned"), "x")), false),
+        ("dot-dot inside then out", Tarball::new().with(file("a/../../pwned", "x")), false),
+        ("absolute name", Tarball::new().with(file(&format!("{v}/pwned"), "x")), true),
+        (
+            "symlink absolute, write through",
+            Tarball::new().with(symlink("link", &v)).with(file("link/pwned", "x")),
+            false,
+        ),
+        (
+            "symlink relative up and out",
+            Tarball::new().with(symlink("link", &format!("{rel_up}{v}"))).with(file("link/pwned", "x")),
+            false,
+        ),
+        (
+            "symlink to file, overwrite",
+            Tarball::new().with(symlink("s", &format!("{v}/secret"))).with(file("s", "overwritten")),
+            true,
+        ),
+        (
+            "symlink chain",
+            Tarball::new().with(symlink("a", "b")).with(symlink("b", &v)).with(file("a/pwned", "x")),
+            false,
+        ),
+        ("hard link absolute", Tarball::new().with(hardlink("hl", &format!("{v}/secret"))), false),
+        ("hard link relative out", Tarball::new().with(hardlink("hl", &format!("{rel_up}{v}/secret"))), false),
+        ("hard link through symlink", Tarball::new().with(symlink("s", &v)).with(hardlink("hl", "s/secret")), false),
+        (
+            "hard link to an outside symlink, then chmod",
+            Tarball::new()
+                .with(symlink("s", &format!("{v}/secret")))
+                .with(hardlink("hl", "s"))
+                .with(E { mode: 0o777, ..file("hl", "") }),
+            true,
+        ),
+        (
+            "directory replaced by a symlink mid-archive",
+            Tarball::new().with(dir("d/")).with(symlink("d", &v)).with(file("d/pwned", "x")),
+            false,
+        ),
+        ("symlink named ..", Tarball::new().with(symlink("..", &v)), false),
+        (
+            "whiteout through a symlinked parent",
+            Tarball::new().with(symlink("s", &v)).with(file("s/.wh.secret", "")),
+            false,
+        ),
+        ("whiteout of ..", Tarball::new().with(file("sub/.wh..", "")), false),
+        ("whiteout of .", Tarball::new().with(file(".wh.", "")), false),
+        ("whiteout ...", Tarball::new().with(file(".wh...", "")), false),
+        ("opaque through a symlink", Tarball::new().with(symlink("s", &v)).with(file("s/.wh..wh..opq", "")), false),
+    ];
+    for (name, tar, may_succeed) in cases {
+        let before = snapshot(t.path());
+        let (id, result) = apply(&layers, tar.bytes());
+        assert_eq!(snapshot(t.path()), before, "{name}: the outside changed");
+        assert_eq!(fs::read_to_string(t.path().join("secret")).unwrap(), "do not touch", "{name}");
+        assert_eq!(meta(&t.path().join("secret")).nlink(), 1, "{name}: linked to from inside");
+        match result {
+            Ok(_) => assert!(may_succeed, "{name}: applied, but should have been refused"),
+            Err(e) => {
+                assert!(matches!(e, Error::Archive { .. }), "{name}: {e}");
+                assert_eq!(
+                    fs::read_dir(layers.diff_dir(&id)).unwrap().count(),
+                    0,
+                    "{name}: a refused layer stays empty"
+                );
+            }
+        }
+    }
+    // Refusals leave nothing behind either.
+    let report = strata::check::check(layers.store(), false).unwrap();
+    assert!(report.is_clean() && report.findings.is_empty(), "{:?}", report.findings);
+}
+
+#[test]
+fn digests_and_compression() {
+    let root = Root::new();
+    let layers = layers(&root);
+    let tar = Tarball::new().with(dir("etc/")).with(file("etc/os-release", "ID=strata\n")).bytes();
+    let diff_id = Digest::of(&tar);
+    let gz = gzip(&tar);
+    let zst = zstd::encode_all(&tar[..], 3).unwrap();
+    for (name, bytes) in [("tar", tar.clone()), ("gzip", gz.clone()), ("zstd", zst.clone())] {
+        let id = layers.create(&CreateOptions::default()).unwrap();
+        let opts = ApplyOptions { diff_id: Some(diff_id), digest: Some(Digest::of(&bytes)) };
+        let applied = layers.apply(&id, Cursor::new(bytes.clone()), &opts).unwrap();
+        assert_eq!(applied.stream.diff_id, diff_id, "{name}");
+        assert_eq!(applied.stream.compressed, Digest::of(&bytes), "{name}");
+        assert_eq!(applied.stream.compressed_size, bytes.len() as u64, "{name}");
+        assert_eq!(applied.stream.size, tar.len() as u64, "{name}");
+    }
+    // Trailing bytes after the archive count for the diffID, as in dockerd.
+    let mut padded = tar.clone();
+    padded.extend_from_slice(&[0u8; 4096]);
+    let (_, applied) = apply(&layers, padded.clone());
+    assert_eq!(applied.unwrap().stream.diff_id, Digest::of(&padded));
+
+    // A wrong digest is an error, and the layer stays empty.
+    let wrong: Digest = format!("sha256:{}", "0".repeat(64)).parse().unwrap();
+    for opts in
+        [ApplyOptions { diff_id: Some(wrong), digest: None }, ApplyOptions { diff_id: None, digest: Some(wrong) }]
+    {
+        let id = layers.create(&CreateOptions::default()).unwrap();
+        let err = layers.apply(&id, Cursor::new(gz.clone()), &opts).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert_eq!(fs::read_dir(layers.diff_dir(&id)).unwrap().count(), 0);
+    }
+}
+
+#[test]
+fn truncated_and_corrupt_streams_leave_the_layer_empty() {
+    let root = Root::new();
+    let layers = layers(&root);
+    let mut big = Tarball::new();
+    big.add(&file("a", &"x".repeat(100_000)));
+    big.add(&file("b", "b"));
+    let full = big.bytes();
+    let gz = gzip(&full);
+    let mut corrupt_header = full.clone();
+    corrupt_header[520..530].copy_from_slice(b"garbage!!!");
+    let mut bad_checksum = full.clone();
+    bad_checksum[0] ^= 0xff;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("cut inside a file", full[..50_000].to_vec()),
+        ("cut inside a header", big.truncated(300)),
+        ("gzip cut short", gz[..gz.len() / 2].to_vec()),
+        ("gzip corrupted", {
+            let mut g = gz.clone();
+            let mid = g.len() / 2;
+            g[mid..mid + 64].fill(0xaa);
+            g
+        }),
+        ("bad header checksum", bad_checksum),
+        ("zstd magic then garbage", [&[0x28, 0xb5, 0x2f, 0xfd][..], &[0xff; 64][..]].concat()),
+    ];
+    let _ = corrupt_header;
+    for (name, bytes) in cases {
+        let (id, result) = apply(&layers, bytes);
+        let err = result.expect_err(name);
+        assert!(matches!(err, Error::Archive { .. }), "{name}: {err}");
+        assert_eq!(fs::read_dir(layers.diff_dir(&id)).unwrap().count(), 0, "{name}");
+    }
+    let report = strata::check::check(layers.store(), false).unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+}
+
+#[test]
+fn a_full_disk_is_an_error_and_the_layer_stays_empty() {
+    common::require_root();
+    let mnt = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(mnt.path().to_owned());
+    let layers = Store::open(mnt.path().join("store")).unwrap().layers();
+    let tar = Tarball::new().with(file("big", &"z".repeat(8 << 20))).bytes();
+    let (id, result) = apply(&layers, tar);
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("No space left") || err.to_string().contains("space"), "{err}");
+    assert_eq!(fs::read_dir(layers.diff_dir(&id)).unwrap().count(), 0);
+    let report = strata::check::check(layers.store(), false).unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+}
+
+#[test]
+fn apply_goes_only_into_an_empty_unmounted_layer_without_children() {
+    let root = Root::new();
+    let layers = layers(&root);
+    let tar = Tarball::new().with(file("f", "1")).bytes();
+    let (base, applied) = apply(&layers, tar.clone());
+    applied.unwrap();
+    let again = layers.apply(&base, Cursor::new(tar.clone()), &ApplyOptions::default()).unwrap_err();
+    assert!(again.to_string().contains("is not empty"), "{again}");
+    let child = layers.create(&CreateOptions { parent: Some(base.clone()), ..Default::default() }).unwrap();
+    layers.mount(&child).unwrap();
+    let mounted = layers.apply(&child, Cursor::new(tar.clone()), &ApplyOptions::default()).unwrap_err();
+    assert!(mounted.to_string().contains("is mounted"), "{mounted}");
+    layers.unmount(&child).unwrap();
+    let empty_base = layers.create(&CreateOptions::default()).unwrap();
+    layers.create(&CreateOptions { parent: Some(empty_base.clone()), ..Default::default() }).unwrap();
+    let committed = layers.apply(&empty_base, Cursor::new(tar), &ApplyOptions::default()).unwrap_err();
+    assert!(committed.to_string().contains("child layers"), "{committed}");
+}
+
+#[test]
+fn the_cli_applies_from_a_file_and_from_stdin() {
+    let root = Root::new();
+    let tar = Tarball::new().with(file("hello", "world")).bytes();
+    let path = root.path().join("layer.tar.gz");
+    fs::write(&path, gzip(&tar)).unwrap();
+    let id = root.ok(&["layer", "create"]);
+    let out = root.ok(&["layer", "apply", &id, path.to_str().unwrap(), "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["diff_id"], Digest::of(&tar).to_string());
+    assert_eq!(json["compression"], "gzip");
+
+    let id2 = root.ok(&["layer", "create"]);
+    let mut child = common::strata_cmd(root.path(), &["layer", "apply", &id2, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &tar).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(fs::read_to_string(root.home().join(&id2).join("diff/hello")).unwrap(), "world");
+
+    let id3 = root.ok(&["layer", "create"]);
+    let err = root.fails(&[
+        "layer",
+        "apply",
+        &id3,
+        path.to_str().unwrap(),
+        "--diff-id",
+        &format!("sha256:{}", "1".repeat(64)),
+    ]);
+    assert!(err.contains("diffID mismatch"), "{err}");
+}

@@ -3,8 +3,11 @@
 //! Entries come in the order Go's `filepath.WalkDir` visits them (names sorted bytewise, a
 //! directory before its contents), with headers made the way dockerd makes them: ustar with
 //! PAX records only where needed, mtime in whole seconds, no atime/ctime, no user or group
-//! names, and only `security.capability` among xattrs. The same `diff/` always gives the same
-//! bytes, so the same digest.
+//! names. The same `diff/` always gives the same bytes, so the same digest.
+//!
+//! Unlike dockerd, which keeps only `security.capability`, every xattr is carried (sorted by
+//! name) except OverlayFS's private ones and `security.selinux` (a host's label, not the
+//! image's), so a layer survives a round trip whole.
 //!
 //! On-disk whiteouts go back to tar form: a 0/0 character device `NAME` becomes an empty
 //! regular file `.wh.NAME` (mode 0600), an opaque directory is followed by `.wh..wh..opq`.
@@ -27,8 +30,6 @@ use super::unpack::OPAQUE_XATTR;
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
 
-/// The one xattr dockerd carries into layer tars.
-const CAPABILITY_XATTR: &str = "security.capability";
 /// Largest value an octal ustar uid/gid field holds.
 const USTAR_ID_MAX: u64 = 0o7_777_777;
 
@@ -69,7 +70,7 @@ impl Packer {
                     )
                     .map_err(|e| sys_err(&path, e))?;
                     h.kind = tar::EntryType::Directory;
-                    h.xattrs = capability(&child);
+                    h.xattrs = xattrs(fd, &name).map_err(|e| sys_err(&path, e))?;
                     h.write(b, &path, io::empty())?;
                     if is_opaque(&child) {
                         // The marker takes the directory's permissions and owner, as dockerd's.
@@ -109,13 +110,14 @@ impl Packer {
                     .map_err(|e| sys_err(&path, e))?;
                     h.kind = tar::EntryType::Regular;
                     h.size = st.st_size as u64;
-                    h.xattrs = capability(&file);
+                    h.xattrs = xattrs(fd, &name).map_err(|e| sys_err(&path, e))?;
                     h.write(b, &path, std::fs::File::from(file))?;
                 }
                 FileType::Symlink => {
                     let target = rustix::fs::readlinkat(fd, &name, Vec::new()).map_err(|e| sys_err(&path, e))?;
                     h.kind = tar::EntryType::Symlink;
                     h.link = Some(target.into_bytes());
+                    h.xattrs = xattrs(fd, &name).map_err(|e| sys_err(&path, e))?;
                     h.write(b, &path, io::empty())?;
                 }
                 FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
@@ -125,6 +127,7 @@ impl Packer {
                         _ => tar::EntryType::Fifo,
                     };
                     h.dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+                    h.xattrs = xattrs(fd, &name).map_err(|e| sys_err(&path, e))?;
                     h.write(b, &path, io::empty())?;
                 }
                 // Sockets (and anything else) have no place in a layer, as in dockerd.
@@ -145,7 +148,7 @@ struct Header {
     size: u64,
     dev: (u32, u32),
     link: Option<Vec<u8>>,
-    xattrs: Option<Vec<u8>>,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Header {
@@ -159,28 +162,28 @@ impl Header {
             size: 0,
             dev: (0, 0),
             link: None,
-            xattrs: None,
+            xattrs: Vec::new(),
         }
     }
 
     fn write<W: Write>(&self, b: &mut tar::Builder<W>, path: &[u8], data: impl Read) -> Result<()> {
-        let mut pax: Vec<(&str, Vec<u8>)> = Vec::new();
+        let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
         let mut h = tar::Header::new_ustar();
         if !put(&mut h.as_old_mut().name, path) {
-            pax.push(("path", path.to_vec()));
+            pax.push(("path".into(), path.to_vec()));
         }
         if let Some(link) = &self.link
             && !put(&mut h.as_old_mut().linkname, link)
         {
-            pax.push(("linkpath", link.clone()));
+            pax.push(("linkpath".into(), link.clone()));
         }
         for (key, id) in [("uid", self.uid), ("gid", self.gid)] {
             if id > USTAR_ID_MAX {
-                pax.push((key, id.to_string().into_bytes()));
+                pax.push((key.into(), id.to_string().into_bytes()));
             }
         }
-        if let Some(cap) = &self.xattrs {
-            pax.push(("SCHILY.xattr.security.capability", cap.clone()));
+        for (name, value) in &self.xattrs {
+            pax.push((format!("SCHILY.xattr.{}", String::from_utf8_lossy(name)), value.clone()));
         }
         h.set_entry_type(self.kind);
         h.set_mode(self.mode);
@@ -195,7 +198,7 @@ impl Header {
         h.set_cksum();
         let io_err = |e| Error::io("write", "layer tar", e);
         if !pax.is_empty() {
-            b.append_pax_extensions(pax.iter().map(|(k, v)| (*k, v.as_slice()))).map_err(io_err)?;
+            b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).map_err(io_err)?;
         }
         let mut data = data.take(self.size);
         let mut counted = Counted { inner: &mut data, n: 0 };
@@ -245,11 +248,30 @@ fn sorted_names(fd: &OwnedFd) -> rustix::io::Result<Vec<OsString>> {
     Ok(names)
 }
 
-fn capability(fd: &OwnedFd) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; 256];
-    let n = rustix::fs::fgetxattr(fd, CAPABILITY_XATTR, &mut buf).ok()?;
-    buf.truncate(n);
-    Some(buf)
+/// The xattrs a layer tar carries for `name` in `dir`, sorted by name. Read through the
+/// parent's descriptor, so a symlink, fifo or device is never opened or followed.
+fn xattrs(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let path = Path::new(&format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(dir))).join(name);
+    let mut list = vec![0u8; 4096];
+    let n = match rustix::fs::llistxattr(&path, &mut list) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for key in list[..n].split(|b| *b == 0).filter(|k| !k.is_empty()) {
+        let private =
+            key.starts_with(b"trusted.overlay.") || key.starts_with(b"user.overlay.") || key == b"security.selinux";
+        if private {
+            continue;
+        }
+        let mut value = vec![0u8; 64 * 1024];
+        let len = rustix::fs::lgetxattr(&path, OsStr::from_bytes(key), &mut value)?;
+        value.truncate(len);
+        out.push((key.to_vec(), value));
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn is_opaque(fd: &OwnedFd) -> bool {

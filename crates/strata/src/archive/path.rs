@@ -80,7 +80,9 @@ mod tests {
 
     #[test]
     fn whiteout_rules() {
-        let w = |s: &str| whiteout(OsStr::new(s));
+        fn w(s: &str) -> Whiteout<'_> {
+            whiteout(OsStr::new(s))
+        }
         assert_eq!(w("file"), Whiteout::None);
         assert_eq!(w(".wh.file"), Whiteout::Delete(OsStr::new("file")));
         assert_eq!(w(".wh..hidden"), Whiteout::Delete(OsStr::new(".hidden")));

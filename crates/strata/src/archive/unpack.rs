@@ -112,7 +112,7 @@ impl Extractor {
                 if entry.uid != 0 || entry.gid != 0 {
                     chown_at(dir, name, entry).map_err(sys(&target))?;
                 }
-                return Ok(());
+                return set_times_at(dir, name, entry.mtime).map_err(sys(&target));
             }
             Whiteout::None => {}
         }

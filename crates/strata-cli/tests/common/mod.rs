@@ -136,4 +136,5 @@ pub fn visible(dir: &Path) -> BTreeMap<String, String> {
     go(dir, dir, &mut out);
     out
 }
+pub mod dockerd;
 pub mod tarball;

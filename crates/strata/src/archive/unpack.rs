@@ -87,12 +87,8 @@ impl Extractor {
     fn entry<R: std::io::Read>(&mut self, entry: &Entry, tar: &mut TarStream<R>) -> Result<()> {
         let path = normalize(&entry.path).ok_or_else(|| refuse("the name climbs out of the layer"))?;
         let (Some(parent), Some(base)) = (path.parent(), path.file_name()) else {
-            // The root itself ("./"): its metadata goes on the layer's root directory.
-            if entry.kind.is_dir() {
-                let root = rustix::io::dup(&self.root).map_err(sys(Path::new(".")))?;
-                self.metadata(&root, entry, &path)?;
-                self.dir_times.push((path, entry.mtime));
-            }
+            // The root itself ("./"): dockerd skips it, so the layer root keeps its own
+            // 0755 root:root whatever the archive says. So does strata.
             return Ok(());
         };
         let parent = parent.to_owned();

@@ -198,3 +198,41 @@ fn creates_killed_at_random_moments_never_corrupt_the_store() {
     let last = root.ok(&["check"]);
     assert!(last.ends_with(" 0 finding(s): clean"), "{last}");
 }
+
+#[test]
+fn an_apply_killed_before_or_after_publishing_leaves_an_empty_or_a_whole_layer() {
+    let root = Root::new();
+    let tar = root.path().join("layer.tar");
+    let mut t = Vec::new();
+    {
+        let mut b = std::io::Cursor::new(&mut t);
+        let mut builder = tar_builder(&mut b);
+        builder.finish().unwrap();
+    }
+    std::fs::write(&tar, &t).unwrap();
+    for (failpoint, whole) in [("apply.extracted", false), ("apply.swapped", true)] {
+        let id = root.ok(&["layer", "create"]);
+        kill_at(&root, failpoint, &["layer", "apply", &id, tar.to_str().unwrap()]);
+        let diff = root.home().join(&id).join("diff");
+        assert_eq!(diff.join("etc/motd").exists(), whole, "{failpoint}");
+        if whole {
+            assert_eq!(std::fs::read_to_string(diff.join("etc/motd")).unwrap(), "hello\n");
+        } else {
+            assert_eq!(std::fs::read_dir(&diff).unwrap().count(), 0, "{failpoint}: nothing half-applied");
+            root.ok(&["layer", "apply", &id, tar.to_str().unwrap()]);
+        }
+        assert_clean(&root);
+        root.ok(&["check", "--repair"]);
+        assert!(root.ok(&["check"]).ends_with(" 0 finding(s): clean"), "{failpoint}");
+    }
+}
+
+fn tar_builder<W: std::io::Write>(w: W) -> tar::Builder<W> {
+    let mut b = tar::Builder::new(w);
+    let mut h = tar::Header::new_ustar();
+    h.set_size(6);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "etc/motd", &b"hello\n"[..]).unwrap();
+    b
+}

@@ -73,6 +73,7 @@ impl LayerStore {
             }
         }
 
+        crate::failpoint::hit("apply.extracted");
         let _lock = self.store().write_lock()?;
         self.check_applicable(id)?;
         let diff = self.diff_dir(id);

@@ -11,7 +11,8 @@
 #               rootfs, beside docker diff of the same changes
 #
 # Prints Markdown for BENCHMARKS.md. Needs root; installs debootstrap, umoci, hyperfine and
-# docker.io if missing. ROOTFS_TAR=path reuses a rootfs tar; RUNS sets hyperfine's runs.
+# docker.io if missing. ROOTFS_TAR=path reuses a rootfs tar; RUNS sets hyperfine's runs;
+# BENCH_DIR picks the filesystem everything is written to (default /var/tmp; /dev/shm for tmpfs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 1; }
@@ -22,7 +23,7 @@ done
 RUNS=${RUNS:-5}
 cargo build --release -q -p strata-cli
 S=$PWD/target/release/strata
-W=$(mktemp -d /var/tmp/strata-archive-bench-XXXXXX)
+W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/strata-archive-bench-XXXXXX")
 DSOCK=$W/docker.sock
 cleanup() {
   [ -f "$W/docker.pid" ] && kill "$(cat "$W/docker.pid")" 2>/dev/null && sleep 3

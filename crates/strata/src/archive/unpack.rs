@@ -10,7 +10,6 @@
 //! Whiteouts become what OverlayFS reads: `.wh.NAME` a 0/0 character device `NAME`,
 //! `.wh..wh..opq` the xattr `trusted.overlay.opaque=y` on its directory.
 
-use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io::{ErrorKind, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -45,8 +44,6 @@ pub(crate) struct Extractor {
     parent: Option<(PathBuf, OwnedFd)>,
     /// Directory mtimes, set after everything else (writing into a directory changes it).
     dir_times: Vec<(PathBuf, u64)>,
-    /// Inodes already counted in `size`.
-    counted: HashSet<(u64, u64)>,
     out: Unpacked,
 }
 
@@ -55,7 +52,7 @@ impl Extractor {
     pub(crate) fn new(root: &Path) -> Result<Extractor> {
         let root = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::io("open", root, e))?;
-        Ok(Extractor { root, parent: None, dir_times: Vec::new(), counted: HashSet::new(), out: Unpacked::default() })
+        Ok(Extractor { root, parent: None, dir_times: Vec::new(), out: Unpacked::default() })
     }
 
     /// Extract every entry of `tar`, then set directory times.
@@ -113,15 +110,41 @@ impl Extractor {
             Whiteout::None => {}
         }
 
-        let is_dir = entry.kind.is_dir();
-        self.remove_existing(&parent, base, is_dir)?;
-        let dir = self.parent_fd(&parent)?;
-        let dir = rustix::io::dup(dir).map_err(sys(&parent))?;
+        // Create first; only when something is already there, make way and try again (a
+        // directory over a directory stays, taking the new metadata).
+        if !self.create(entry, &parent, base, &path, tar)? {
+            self.remove_existing(&parent, base, entry.kind.is_dir())?;
+            if !self.create(entry, &parent, base, &path, tar)? {
+                return Err(refuse("its name is taken and cannot be freed"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Make one (non-whiteout) entry; `false` if its name is taken.
+    fn create<R: std::io::Read>(
+        &mut self,
+        entry: &Entry,
+        parent: &Path,
+        base: &OsStr,
+        path: &Path,
+        tar: &mut TarStream<R>,
+    ) -> Result<bool> {
+        let path = path.to_owned();
+        let dir = self.parent_fd(parent)?;
+        let dir = rustix::io::dup(dir).map_err(sys(parent))?;
         let mode = Mode::from_raw_mode(entry.mode & 0o7777);
         match entry.kind {
             k if k.is_dir() => {
                 match rustix::fs::mkdirat(&dir, base, Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
+                    Ok(()) => {}
+                    Err(Errno::EXIST) => {
+                        // A directory stays (and takes the new metadata); anything else makes way.
+                        let st = rustix::fs::statat(&dir, base, AtFlags::SYMLINK_NOFOLLOW).map_err(sys(&path))?;
+                        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                            return Ok(false);
+                        }
+                    }
                     Err(e) => return Err(sys(&path)(e)),
                 }
                 let fd = rustix::fs::openat(&dir, base, dir_flags() | OFlags::NOFOLLOW, Mode::empty())
@@ -131,17 +154,22 @@ impl Extractor {
             }
             k if k.is_file() || k.is_contiguous() => {
                 let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-                let fd = rustix::fs::openat(&dir, base, flags, Mode::from_raw_mode(0o600)).map_err(sys(&path))?;
+                let Some(fd) = made(rustix::fs::openat(&dir, base, flags, Mode::from_raw_mode(0o600)), &path)? else {
+                    return Ok(false);
+                };
                 let mut file = std::fs::File::from(fd);
                 tar.read_content(|chunk| file.write_all(chunk).map_err(|e| Error::io("write", &path, e)))?;
                 let fd = OwnedFd::from(file);
-                self.count(&fd, entry.size)?;
+                // A file made here is a new inode; hard links to it add nothing.
+                self.out.size += entry.size;
                 self.metadata(&fd, entry, &path)?;
                 rustix::fs::futimens(&fd, &times(entry.mtime)).map_err(sys(&path))?;
             }
             k if k.is_symlink() => {
                 let target = entry.link.as_deref().ok_or_else(|| refuse("a symlink without a target"))?;
-                rustix::fs::symlinkat(OsStr::from_bytes(target), &dir, base).map_err(sys(&path))?;
+                if made(rustix::fs::symlinkat(OsStr::from_bytes(target), &dir, base), &path)?.is_none() {
+                    return Ok(false);
+                }
                 self.out.size += target.len() as u64;
                 chown_at(&dir, base, entry).map_err(sys(&path))?;
                 self.xattrs_at(&dir, base, entry, &path)?;
@@ -156,7 +184,9 @@ impl Extractor {
                 let target = self.open_in_root_nofollow(&target_path).map_err(|_| {
                     refuse(&format!("the hard link's target {} is not in the layer", target_path.display()))
                 })?;
-                rustix::fs::linkat(&target, "", &dir, base, AtFlags::EMPTY_PATH).map_err(sys(&path))?;
+                if made(rustix::fs::linkat(&target, "", &dir, base, AtFlags::EMPTY_PATH), &path)?.is_none() {
+                    return Ok(false);
+                }
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let file_type = match entry.kind {
@@ -165,7 +195,9 @@ impl Extractor {
                     _ => FileType::Fifo,
                 };
                 let dev = rustix::fs::makedev(entry.dev.0, entry.dev.1);
-                rustix::fs::mknodat(&dir, base, file_type, mode, dev).map_err(sys(&path))?;
+                if made(rustix::fs::mknodat(&dir, base, file_type, mode, dev), &path)?.is_none() {
+                    return Ok(false);
+                }
                 chown_at(&dir, base, entry).map_err(sys(&path))?;
                 rustix::fs::chmodat(&dir, base, mode, AtFlags::empty()).map_err(sys(&path))?;
                 self.xattrs_at(&dir, base, entry, &path)?;
@@ -173,7 +205,7 @@ impl Extractor {
             }
             other => return Err(refuse(&format!("unsupported entry type {:?}", char::from(other.to_byte())))),
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Owner, mode and xattrs of an open file or directory. The mode goes after the owner,
@@ -192,15 +224,6 @@ impl Extractor {
         for (name, value) in wanted_xattrs(entry) {
             let at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(base);
             rustix::fs::lsetxattr(&at, name, value, rustix::fs::XattrFlags::empty()).map_err(sys(path))?;
-        }
-        Ok(())
-    }
-
-    /// Count a regular file's bytes once per inode.
-    fn count(&mut self, fd: &OwnedFd, size: u64) -> Result<()> {
-        let st = rustix::fs::fstat(fd).map_err(|e| Error::io("stat", "layer file", e))?;
-        if self.counted.insert((st.st_dev, st.st_ino)) {
-            self.out.size += size;
         }
         Ok(())
     }
@@ -334,6 +357,15 @@ fn remove_tree_at(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<()> {
         }
     }
     rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
+}
+
+/// The result of a call that creates a name: `None` if the name was taken.
+fn made<T>(r: rustix::io::Result<T>, path: &Path) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Errno::EXIST) => Ok(None),
+        Err(e) => Err(sys(path)(e)),
+    }
 }
 
 fn refuse(reason: &str) -> Error {

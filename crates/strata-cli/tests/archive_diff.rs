@@ -8,7 +8,6 @@ use std::fs;
 use std::io::Cursor;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use common::tarball::{Tarball, file};
 use common::{Root, snapshot};
@@ -21,24 +20,9 @@ fn layers(root: &Root) -> LayerStore {
     Store::open(root.path()).unwrap().layers()
 }
 
-/// A `Write` that keeps what it is given, for `diff` (which wants `'static`).
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn diff_bytes(layers: &LayerStore, id: &LayerId, c: Compression) -> (Vec<u8>, strata::archive::StreamDigests) {
-    let buf = Buf::default();
-    let d = layers.diff(id, buf.clone(), c).unwrap();
-    let bytes = buf.0.lock().unwrap().clone();
+    let mut bytes = Vec::new();
+    let d = layers.diff(id, &mut bytes, c).unwrap();
     (bytes, d)
 }
 

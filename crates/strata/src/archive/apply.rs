@@ -54,17 +54,18 @@ impl LayerStore {
     /// without children. The tar is extracted aside while it streams in, its digests are
     /// checked, and only then does it become the layer's `diff`: on any error the layer is
     /// left empty.
-    pub fn apply(&self, id: &LayerId, input: impl Read + Send + 'static, options: &ApplyOptions) -> Result<Applied> {
+    pub fn apply(&self, id: &LayerId, input: impl Read + Send, options: &ApplyOptions) -> Result<Applied> {
         self.check_applicable(id)?;
         let scratch = Scratch::new(self.store(), &format!("apply {id}"))?;
         mkdir(scratch.dir(), mode::DIFF)?;
 
-        let mut tar = TarStream::new(Pipeline::start(input));
-        let unpacked = Extractor::new(scratch.dir())?.unpack(&mut tar)?;
-        let stream = tar
-            .into_inner()
-            .finish()
-            .map_err(|e| Error::Archive { reason: format!("reading the layer stream: {e}") })?;
+        // The reader thread lives in a scope, so `input` may borrow.
+        let (unpacked, stream) = std::thread::scope(|scope| -> Result<_> {
+            let mut tar = TarStream::new(Pipeline::start(scope, input));
+            let unpacked = Extractor::new(scratch.dir())?.unpack(&mut tar)?;
+            let stream = tar.into_inner().finish();
+            Ok((unpacked, stream.map_err(|e| Error::Archive { reason: format!("reading the layer stream: {e}") })?))
+        })?;
         for (what, expected, actual) in
             [("diffID", options.diff_id, stream.diff_id), ("digest", options.digest, stream.compressed)]
         {
@@ -107,7 +108,7 @@ impl LayerStore {
     pub fn diff(
         &self,
         id: &LayerId,
-        out: impl std::io::Write + Send + 'static,
+        out: impl std::io::Write + Send,
         compression: super::Compression,
     ) -> Result<StreamDigests> {
         let _lock = self.store().read_lock()?;

@@ -19,7 +19,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::mpsc::{SyncSender, sync_channel};
-use std::thread::JoinHandle;
+use std::thread::{Scope, ScopedJoinHandle};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
@@ -34,15 +34,17 @@ use crate::error::{Error, Result};
 const USTAR_ID_MAX: u64 = 0o7_777_777;
 
 /// Write the tar of the directory `diff` to `out`, compressed as asked, and return its digests.
-pub(crate) fn pack(diff: &Path, out: impl Write + Send + 'static, compression: Compression) -> Result<StreamDigests> {
+pub(crate) fn pack(diff: &Path, out: impl Write + Send, compression: Compression) -> Result<StreamDigests> {
     let root = rustix::fs::open(diff, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| Error::io("open", diff, e))?;
-    let sink = Sink::start(out, compression);
-    let mut builder = tar::Builder::new(sink);
-    let mut packer = Packer { links: HashMap::new() };
-    packer.dir(&mut builder, &root, b"")?;
-    let sink = builder.into_inner().map_err(|e| Error::io("write", "layer tar", e))?;
-    sink.finish().map_err(|e| Error::io("write", "layer tar", e))
+    std::thread::scope(|scope| {
+        let sink = Sink::start(scope, out, compression);
+        let mut builder = tar::Builder::new(sink);
+        let mut packer = Packer { links: HashMap::new() };
+        packer.dir(&mut builder, &root, b"")?;
+        let sink = builder.into_inner().map_err(|e| Error::io("write", "layer tar", e))?;
+        sink.finish().map_err(|e| Error::io("write", "layer tar", e))
+    })
 }
 
 struct Packer {
@@ -284,20 +286,24 @@ fn sys_err(path: &[u8], e: rustix::io::Errno) -> Error {
 }
 
 /// Hashes the tar, compresses it and hashes the result, on its own thread.
-struct Sink {
+struct Sink<'scope> {
     tx: Option<SyncSender<Vec<u8>>>,
     buf: Vec<u8>,
-    worker: Option<JoinHandle<io::Result<StreamDigests>>>,
+    worker: Option<ScopedJoinHandle<'scope, io::Result<StreamDigests>>>,
 }
 
 const SINK_CHUNK: usize = 256 * 1024;
 
-impl Sink {
-    fn start(out: impl Write + Send + 'static, compression: Compression) -> Sink {
+impl<'scope> Sink<'scope> {
+    fn start<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        out: impl Write + Send + 'scope,
+        compression: Compression,
+    ) -> Self {
         let (tx, rx) = sync_channel::<Vec<u8>>(8);
         let worker = std::thread::Builder::new()
             .name("strata-layer-writer".into())
-            .spawn(move || {
+            .spawn_scoped(scope, move || {
                 let mut tar_hash = Hasher::new();
                 let mut out = HashWriter { inner: out, hasher: Hasher::new() };
                 let mut enc = compression.encoder(&mut out)?;
@@ -346,7 +352,7 @@ impl Sink {
     }
 }
 
-impl Write for Sink {
+impl Write for Sink<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let n = data.len().min(SINK_CHUNK - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);

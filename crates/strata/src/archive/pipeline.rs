@@ -7,7 +7,7 @@
 
 use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::thread::JoinHandle;
+use std::thread::{Scope, ScopedJoinHandle};
 
 use crate::archive::Compression;
 use crate::digest::{Digest, Hasher};
@@ -33,21 +33,21 @@ pub struct StreamDigests {
 }
 
 /// The extractor's end: a `Read` over the uncompressed stream.
-pub(crate) struct Pipeline {
+pub(crate) struct Pipeline<'scope> {
     chunks: Receiver<io::Result<Vec<u8>>>,
     current: Vec<u8>,
     pos: usize,
     done: bool,
-    reader: Option<JoinHandle<io::Result<StreamDigests>>>,
+    reader: Option<ScopedJoinHandle<'scope, io::Result<StreamDigests>>>,
 }
 
-impl Pipeline {
-    /// Start reading `input` on its own thread.
-    pub(crate) fn start<R: Read + Send + 'static>(input: R) -> Pipeline {
+impl<'scope> Pipeline<'scope> {
+    /// Start reading `input` on its own thread, in `scope` (so `input` may borrow).
+    pub(crate) fn start<'env, R: Read + Send + 'scope>(scope: &'scope Scope<'scope, 'env>, input: R) -> Self {
         let (tx, rx) = sync_channel(DEPTH);
         let reader = std::thread::Builder::new()
             .name("strata-layer-reader".into())
-            .spawn(move || read_all(input, &tx))
+            .spawn_scoped(scope, move || read_all(input, &tx))
             .expect("spawning a thread");
         Pipeline { chunks: rx, current: Vec::new(), pos: 0, done: false, reader: Some(reader) }
     }
@@ -67,7 +67,7 @@ impl Pipeline {
     }
 }
 
-impl Read for Pipeline {
+impl Read for Pipeline<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.current.len() {
             if self.done {

@@ -115,6 +115,23 @@ fn walk(store: &Store, layers: &LayerStore) -> Result<()> {
     layers.unmount(&upper)?;
     cmd(&format!("strata --root {root} layer umount {}", short(&upper)));
     list_tree(&layers.diff_dir(&upper), "  upper/diff/")?;
+
+    step("What changed, as `docker diff` would say it:");
+    cmd(&format!("strata --root {root} layer changes {}", short(&upper)));
+    for change in layers.changes(&upper)? {
+        println!("{change}");
+    }
+
+    step("The layer as an image layer tarball (whiteouts become .wh. entries), and back into a fresh layer.");
+    let mut tar = Vec::new();
+    let digests = layers.diff(&upper, &mut tar, strata::archive::Compression::Gzip)?;
+    cmd(&format!("strata --root {root} layer diff {} --compress gzip -o upper.tar.gz", short(&upper)));
+    println!("  diffID {}  ({} bytes of tar, {} gzipped)", digests.diff_id, digests.size, digests.compressed_size);
+    let copy = layers.create(&CreateOptions::default())?;
+    let applied = layers.apply(&copy, &tar[..], &Default::default())?;
+    cmd(&format!("strata --root {root} layer apply {} upper.tar.gz   # into a fresh layer", short(&copy)));
+    println!("  diffID {}: the same layer again, {} entries", applied.stream.diff_id, applied.entries);
+    list_tree(&layers.diff_dir(&copy), "  copy/diff/")?;
     Ok(())
 }
 

@@ -15,22 +15,14 @@
 # BENCH_DIR picks the filesystem everything is written to (default /var/tmp; /dev/shm for tmpfs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 1; }
-for pkg in debootstrap umoci hyperfine docker.io; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null; }
-done
+. bench/lib.sh
+require_root
+need_packages debootstrap umoci hyperfine docker.io
 RUNS=${RUNS:-5}
 cargo build --release -q -p strata-cli
 S=$PWD/target/release/strata
 W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/strata-archive-bench-XXXXXX")
-DSOCK=$W/docker.sock
-cleanup() {
-  [ -f "$W/docker.pid" ] && kill "$(cat "$W/docker.pid")" 2>/dev/null && sleep 3
-  grep -o " $W[^ ]*" /proc/self/mountinfo | tac | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 # The rootfs, as one plain and one gzip layer tarball.
 if [ -n "${ROOTFS_TAR:-}" ]; then
@@ -75,11 +67,7 @@ with tarfile.open(f"{w}/save.tar", "w") as t:
     add("manifest.json", json.dumps([{"Config": cname, "RepoTags": ["bench:rootfs"], "Layers": ["layer/layer.tar"]}]).encode())
 PY
 
-dockerd --data-root "$W/docker" --exec-root "$W/dexec" --pidfile "$W/docker.pid" -H "unix://$DSOCK" \
-  --storage-driver overlay2 --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
-  > "$W/dockerd.log" 2>&1 &
-DK="/usr/bin/docker -H unix://$DSOCK"
-for _ in $(seq 100); do $DK version >/dev/null 2>&1 && break; sleep 0.2; done
+start_dockerd
 
 R=$W/store
 prep_strata="rm -rf $R; $S --root $R layer create > $W/id; sync"

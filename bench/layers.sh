@@ -10,24 +10,16 @@
 # (installed with apt-get when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "run as root: the benchmark mounts OverlayFS" >&2; exit 1; }
-for pkg in hyperfine docker.io; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null; }
-done
+. bench/lib.sh
+require_root
+need_packages hyperfine docker.io
 RUNS=${RUNS:-100}
 
 cargo build --release -q -p strata-cli -p strata-bench
 S=$PWD/target/release/strata
 W=$(mktemp -d /tmp/strata-bench-XXXXXX)
 R=$W/root
-DSOCK=$W/docker.sock
-cleanup() {
-  [ -f "$W/docker.pid" ] && kill "$(cat "$W/docker.pid")" 2>/dev/null && sleep 3
-  grep -o " $W[^ ]*" /proc/self/mountinfo | tac | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 # A 10-layer chain, each layer holding a few files.
 P=$($S --root "$R" layer create)
@@ -51,11 +43,7 @@ for i in $(seq 1 500); do T=$($S --root "$D" layer create --parent "$T"); done
 mkdir -p "$W/rootfs/bin" "$W/ctx"
 cp /bin/true "$W/rootfs/bin/"
 tar -C "$W/rootfs" -cf "$W/rootfs.tar" .
-dockerd --data-root "$W/docker" --exec-root "$W/dexec" --pidfile "$W/docker.pid" -H "unix://$DSOCK" \
-  --storage-driver overlay2 --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
-  > "$W/dockerd.log" 2>&1 &
-DK="/usr/bin/docker -H unix://$DSOCK"
-for _ in $(seq 100); do $DK version >/dev/null 2>&1 && break; sleep 0.2; done
+start_dockerd
 $DK import "$W/rootfs.tar" bench:base >/dev/null
 { echo "FROM bench:base"; for i in $(seq 1 9); do echo "COPY f$i /f$i"; echo "$i" > "$W/ctx/f$i"; done; } > "$W/ctx/Dockerfile"
 DOCKER_BUILDKIT=0 $DK build -q -t bench:10 "$W/ctx" >/dev/null

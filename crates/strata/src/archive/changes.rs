@@ -11,14 +11,13 @@
 //! - a directory holding any change is `C` itself, listed before its contents;
 //! - the root is never listed.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 
-use super::unpack::OPAQUE_XATTR;
+use super::dir::{is_opaque, sorted_names};
 use crate::error::{Error, Result};
 
 /// `A`, `C` or `D`.
@@ -92,7 +91,7 @@ fn size_walk(
     seen: &mut std::collections::HashSet<(u64, u64)>,
     total: &mut u64,
 ) -> rustix::io::Result<()> {
-    for name in names(fd)? {
+    for name in sorted_names(fd)? {
         let st = rustix::fs::statat(fd, &name, AtFlags::SYMLINK_NOFOLLOW)?;
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             let child = rustix::fs::openat(
@@ -112,7 +111,7 @@ fn size_walk(
 /// Walk upper directory `dir` (at container path `at`); `lower` is the same path below, if it
 /// is a directory there.
 fn walk(dir: &OwnedFd, lower: Option<&OwnedFd>, at: &Path, out: &mut Vec<Change>) -> Result<()> {
-    let upper_names = names(dir).map_err(|e| Error::io("read", at, e))?;
+    let upper_names = sorted_names(dir).map_err(|e| Error::io("read", at, e))?;
     for name in &upper_names {
         let path = at.join(name);
         let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| Error::io("stat", &path, e))?;
@@ -163,8 +162,8 @@ fn walk(dir: &OwnedFd, lower: Option<&OwnedFd>, at: &Path, out: &mut Vec<Change>
             if let Some(lower_child) = &lower_child
                 && is_opaque(&child)
             {
-                let kept = names(&child).map_err(|e| Error::io("read", &path, e))?;
-                for gone in names(lower_child).map_err(|e| Error::io("read", &path, e))? {
+                let kept = sorted_names(&child).map_err(|e| Error::io("read", &path, e))?;
+                for gone in sorted_names(lower_child).map_err(|e| Error::io("read", &path, e))? {
                     if !kept.contains(&gone) {
                         out.push(Change { kind: ChangeKind::Delete, path: path.join(gone) });
                     }
@@ -204,23 +203,4 @@ fn capability_at(dir: Option<&OwnedFd>, name: &OsStr, kind: FileType) -> Option<
     let n = rustix::fs::fgetxattr(&fd, "security.capability", &mut buf).ok()?;
     buf.truncate(n);
     Some(buf)
-}
-
-fn is_opaque(fd: &OwnedFd) -> bool {
-    let mut buf = [0u8; 4];
-    matches!(rustix::fs::fgetxattr(fd, OPAQUE_XATTR, &mut buf), Ok(1) if buf[0] == b'y')
-}
-
-fn names(fd: &OwnedFd) -> rustix::io::Result<Vec<OsString>> {
-    let mut dir = rustix::fs::Dir::read_from(fd)?;
-    let mut names = Vec::new();
-    while let Some(e) = dir.read() {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            names.push(OsStr::from_bytes(n).to_owned());
-        }
-    }
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    Ok(names)
 }

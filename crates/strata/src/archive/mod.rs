@@ -15,6 +15,7 @@
 mod apply;
 mod changes;
 mod compression;
+mod dir;
 mod pack;
 mod path;
 mod pipeline;

@@ -13,7 +13,7 @@
 //! regular file `.wh.NAME` (mode 0600), an opaque directory is followed by `.wh..wh..opq`.
 
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -24,9 +24,9 @@ use std::thread::{Scope, ScopedJoinHandle};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::compression::Compression;
+use super::dir::{is_opaque, sorted_names};
 use super::path::{OPAQUE, WHITEOUT_PREFIX};
 use super::pipeline::StreamDigests;
-use super::unpack::OPAQUE_XATTR;
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
 
@@ -236,20 +236,6 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
-fn sorted_names(fd: &OwnedFd) -> rustix::io::Result<Vec<OsString>> {
-    let mut dir = rustix::fs::Dir::read_from(fd)?;
-    let mut names = Vec::new();
-    while let Some(e) = dir.read() {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            names.push(OsStr::from_bytes(n).to_owned());
-        }
-    }
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    Ok(names)
-}
-
 /// The xattrs a layer tar carries for `name` in `dir`, sorted by name. Read through the
 /// parent's descriptor, so a symlink, fifo or device is never opened or followed.
 fn xattrs(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -274,11 +260,6 @@ fn xattrs(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<Vec<(Vec<u8>, Vec<u
     }
     out.sort();
     Ok(out)
-}
-
-fn is_opaque(fd: &OwnedFd) -> bool {
-    let mut buf = [0u8; 4];
-    matches!(rustix::fs::fgetxattr(fd, OPAQUE_XATTR, &mut buf), Ok(1) if buf[0] == b'y')
 }
 
 fn sys_err(path: &[u8], e: rustix::io::Errno) -> Error {

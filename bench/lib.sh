@@ -1,0 +1,36 @@
+# Shared set-up for the benchmark scripts: sourced, not run.
+
+# Stop unless root (the benchmarks mount OverlayFS and run dockerd).
+require_root() {
+  [ "$(id -u)" -eq 0 ] || { echo "run as root: the benchmarks mount OverlayFS and start dockerd" >&2; exit 1; }
+}
+
+# apt-get install the named Debian packages that are missing.
+need_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# Stop dockerd, unmount everything under $W and remove it (set as the EXIT trap).
+bench_cleanup() {
+  [ -f "$W/docker.pid" ] && kill "$(cat "$W/docker.pid")" 2>/dev/null && sleep 3
+  grep -o " $W[^ ]*" /proc/self/mountinfo | tac | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$W"
+}
+
+# Start dockerd 20.10 on $W/docker with its own socket; sets DK to the matching docker command.
+start_dockerd() {
+  DSOCK=$W/docker.sock
+  dockerd --data-root "$W/docker" --exec-root "$W/dexec" --pidfile "$W/docker.pid" -H "unix://$DSOCK" \
+    --storage-driver overlay2 --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
+    > "$W/dockerd.log" 2>&1 &
+  DK="/usr/bin/docker -H unix://$DSOCK"
+  for _ in $(seq 100); do $DK version >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "dockerd did not start: see $W/dockerd.log" >&2
+  return 1
+}

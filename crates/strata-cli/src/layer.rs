@@ -175,7 +175,7 @@ fn apply(layers: &LayerStore, args: ApplyArgs) -> Result<()> {
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin()),
         Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?),
     };
-    let options = ApplyOptions { diff_id: args.diff_id, digest: args.digest };
+    let options = ApplyOptions { diff_id: args.diff_id, digest: args.digest, ..Default::default() };
     let applied = layers.apply(&args.id, input, &options)?;
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&applied)?);

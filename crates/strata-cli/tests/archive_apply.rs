@@ -297,7 +297,7 @@ fn digests_and_compression() {
     let zst = zstd::encode_all(&tar[..], 3).unwrap();
     for (name, bytes) in [("tar", tar.clone()), ("gzip", gz.clone()), ("zstd", zst.clone())] {
         let id = layers.create(&CreateOptions::default()).unwrap();
-        let opts = ApplyOptions { diff_id: Some(diff_id), digest: Some(Digest::of(&bytes)) };
+        let opts = ApplyOptions { diff_id: Some(diff_id), digest: Some(Digest::of(&bytes)), ..Default::default() };
         let applied = layers.apply(&id, Cursor::new(bytes.clone()), &opts).unwrap();
         assert_eq!(applied.stream.diff_id, diff_id, "{name}");
         assert_eq!(applied.stream.compressed, Digest::of(&bytes), "{name}");
@@ -312,9 +312,10 @@ fn digests_and_compression() {
 
     // A wrong digest is an error, and the layer stays empty.
     let wrong: Digest = format!("sha256:{}", "0".repeat(64)).parse().unwrap();
-    for opts in
-        [ApplyOptions { diff_id: Some(wrong), digest: None }, ApplyOptions { diff_id: None, digest: Some(wrong) }]
-    {
+    for opts in [
+        ApplyOptions { diff_id: Some(wrong), ..Default::default() },
+        ApplyOptions { digest: Some(wrong), ..Default::default() },
+    ] {
         let id = layers.create(&CreateOptions::default()).unwrap();
         let err = layers.apply(&id, Cursor::new(gz.clone()), &opts).unwrap_err();
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
@@ -439,4 +440,38 @@ fn the_cli_applies_from_a_file_and_from_stdin() {
         &format!("sha256:{}", "1".repeat(64)),
     ]);
     assert!(err.contains("diffID mismatch"), "{err}");
+}
+
+#[test]
+fn tar_split_gives_back_the_exact_bytes() {
+    let root = Root::new();
+    let layers = layers(&root);
+    let long = format!("{}/{}", "l".repeat(120), "n".repeat(120));
+    let mut tar = Tarball::new()
+        .with(dir("etc/"))
+        .with(file("etc/motd", "hello\n"))
+        .with(E { xattrs: vec![("user.k".into(), b"v\n".to_vec())], ..file("bin/x", &"x".repeat(1000)) })
+        .with(hardlink("bin/y", "bin/x"))
+        .with(symlink("lib", "usr/lib"))
+        .with(file(&long, "long"))
+        .with(E { gnu_long: true, ..file(&format!("g/{long}"), "gnu") })
+        .with(file(".wh.gone", ""))
+        .with(file("empty", ""))
+        .bytes();
+    tar.extend_from_slice(&[0u8; 8192]);
+    for input in [tar.clone(), gzip(&tar)] {
+        let id = layers.create(&CreateOptions::default()).unwrap();
+        let opts = ApplyOptions { tar_split: true, ..Default::default() };
+        let applied = layers.apply(&id, Cursor::new(input), &opts).unwrap();
+        let split = applied.tar_split.expect("recorded");
+        let mut out = Vec::new();
+        layers.reassemble(&id, &split, &mut out).unwrap();
+        assert_eq!(out.len(), tar.len());
+        assert!(out == tar, "the reassembled tar differs");
+        assert_eq!(Digest::of(&out), applied.stream.diff_id);
+        // A file changed behind the layer's back is caught.
+        fs::write(layers.diff_dir(&id).join("etc/motd"), "HELLO\n").unwrap();
+        let err = layers.reassemble(&id, &split, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("changed since"), "{err}");
+    }
 }

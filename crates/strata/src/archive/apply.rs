@@ -22,10 +22,12 @@ pub struct ApplyOptions {
     pub diff_id: Option<Digest>,
     /// The digest the input, as given (compressed or not), must hash to.
     pub digest: Option<Digest>,
+    /// Record the tar-split of the stream (see [`Applied::tar_split`]).
+    pub tar_split: bool,
 }
 
 /// What applying a layer found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Applied {
     /// Digests and sizes of the stream.
     #[serde(flatten)]
@@ -34,6 +36,9 @@ pub struct Applied {
     pub entries: u64,
     /// The layer's size as dockerd counts it (regular files once per inode, plus symlinks).
     pub layer_size: u64,
+    /// The gzipped tar-split (`tar-split.json.gz`), if asked for.
+    #[serde(skip)]
+    pub tar_split: Option<Vec<u8>>,
 }
 
 impl serde::Serialize for StreamDigests {
@@ -62,10 +67,16 @@ impl LayerStore {
         // The reader thread lives in a scope, so `input` may borrow.
         let (unpacked, stream) = std::thread::scope(|scope| -> Result<_> {
             let mut tar = TarStream::new(Pipeline::start(scope, input));
+            if options.tar_split {
+                tar.record_tar_split();
+            }
             let unpacked = Extractor::new(scratch.dir())?.unpack(&mut tar)?;
+            let tar_split = tar.finish_split()?;
             let stream = tar.into_inner().finish();
-            Ok((unpacked, stream.map_err(|e| Error::Archive { reason: format!("reading the layer stream: {e}") })?))
+            let stream = stream.map_err(|e| Error::Archive { reason: format!("reading the layer stream: {e}") })?;
+            Ok(((unpacked, tar_split), stream))
         })?;
+        let (unpacked, tar_split) = unpacked;
         for (what, expected, actual) in
             [("diffID", options.diff_id, stream.diff_id), ("digest", options.digest, stream.compressed)]
         {
@@ -81,7 +92,7 @@ impl LayerStore {
         rustix::fs::renameat_with(CWD, scratch.dir(), CWD, &diff, RenameFlags::EXCHANGE).ctx("rename", &diff)?;
         crate::failpoint::hit("apply.swapped");
         scratch.finish()?;
-        Ok(Applied { stream, entries: unpacked.entries, layer_size: unpacked.size })
+        Ok(Applied { stream, entries: unpacked.entries, layer_size: unpacked.size, tar_split })
     }
 
     /// Whether `id` can take a tarball. Takes no lock: called both before and under it.
@@ -136,5 +147,15 @@ impl LayerStore {
         let _lock = self.store().read_lock()?;
         self.read_info(id, None)?;
         super::changes::size(&self.diff_dir(id))
+    }
+}
+
+impl LayerStore {
+    /// Write the exact tarball the layer was applied from, rebuilt from its tar-split
+    /// (recorded by [`ApplyOptions::tar_split`]) and its files; a file changed since fails.
+    pub fn reassemble(&self, id: &LayerId, tar_split: &[u8], out: &mut impl std::io::Write) -> Result<()> {
+        let _lock = self.store().read_lock()?;
+        self.read_info(id, None)?;
+        super::tarsplit::assemble(tar_split, &self.diff_dir(id), out)
     }
 }

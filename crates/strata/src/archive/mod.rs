@@ -19,6 +19,7 @@ mod dir;
 mod pack;
 mod path;
 mod pipeline;
+mod tarsplit;
 mod tarstream;
 mod unpack;
 

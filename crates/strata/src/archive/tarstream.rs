@@ -7,6 +7,7 @@ use std::io::{self, Read};
 use tar_core::EntryType;
 use tar_core::parse::{Limits, ParseEvent, Parser};
 
+use super::tarsplit::Recorder;
 use crate::error::{Error, Result};
 
 const BLOCK: u64 = 512;
@@ -37,6 +38,8 @@ pub(crate) struct TarStream<R> {
     /// Content (plus padding) of the current entry not yet consumed.
     pending: u64,
     pending_content: u64,
+    /// Records tar-split entries, when asked for.
+    recorder: Option<Recorder>,
 }
 
 impl<R: Read> TarStream<R> {
@@ -51,7 +54,30 @@ impl<R: Read> TarStream<R> {
             eof: false,
             pending: 0,
             pending_content: 0,
+            recorder: None,
         }
+    }
+
+    /// Record the stream as tar-split entries as it is read (see [`TarStream::finish_split`]).
+    pub(crate) fn record_tar_split(&mut self) {
+        self.recorder = Some(Recorder::new());
+    }
+
+    /// Read the rest of the stream (after the archive's end) and return the gzipped tar-split.
+    pub(crate) fn finish_split(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(mut recorder) = self.recorder.take() else { return Ok(None) };
+        self.skip_content()?;
+        recorder.raw(&self.buf[self.start..self.end]);
+        self.start = self.end;
+        loop {
+            match self.input.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => recorder.raw(&self.buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(bad(format!("reading the layer stream: {e}"))),
+            }
+        }
+        recorder.finish().map(Some).map_err(|e| bad(format!("recording tar-split: {e}")))
     }
 
     /// The stream, after the archive (for draining what follows it).
@@ -89,6 +115,10 @@ impl<R: Read> TarStream<R> {
                         dev: (entry.dev_major.unwrap_or(0), entry.dev_minor.unwrap_or(0)),
                         xattrs: entry.xattrs.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
                     };
+                    if let Some(r) = &mut self.recorder {
+                        r.raw(&self.buf[self.start..self.start + consumed]);
+                        r.start_file(&owned.path, owned.size);
+                    }
                     self.start += consumed;
                     self.pending_content = owned.size;
                     self.pending = owned.size.div_ceil(BLOCK) * BLOCK;
@@ -100,8 +130,16 @@ impl<R: Read> TarStream<R> {
                         String::from_utf8_lossy(&entry.path)
                     )));
                 }
-                ParseEvent::GlobalExtensions { consumed, .. } => self.start += consumed,
+                ParseEvent::GlobalExtensions { consumed, .. } => {
+                    if let Some(r) = &mut self.recorder {
+                        r.raw(&self.buf[self.start..self.start + consumed]);
+                    }
+                    self.start += consumed;
+                }
                 ParseEvent::End { consumed } => {
+                    if let Some(r) = &mut self.recorder {
+                        r.raw(&self.buf[self.start..self.start + consumed]);
+                    }
                     self.start += consumed;
                     return Ok(None);
                 }
@@ -116,10 +154,19 @@ impl<R: Read> TarStream<R> {
                 return Err(bad("the archive is truncated in the middle of a file".into()));
             }
             let n = (self.end - self.start).min(usize::try_from(self.pending_content).unwrap_or(usize::MAX));
-            sink(&self.buf[self.start..self.start + n])?;
+            let chunk = &self.buf[self.start..self.start + n];
+            if let Some(r) = &mut self.recorder {
+                r.content(chunk);
+            }
+            sink(chunk)?;
             self.start += n;
             self.pending_content -= n as u64;
             self.pending -= n as u64;
+            if self.pending_content == 0
+                && let Some(r) = &mut self.recorder
+            {
+                r.end_file();
+            }
         }
         Ok(())
     }
@@ -131,9 +178,18 @@ impl<R: Read> TarStream<R> {
                 return Err(bad("the archive is truncated in the middle of a file".into()));
             }
             let n = (self.end - self.start).min(usize::try_from(self.pending).unwrap_or(usize::MAX));
+            // The first bytes may still be content; the rest is padding.
+            let content = n.min(usize::try_from(self.pending_content).unwrap_or(usize::MAX));
+            if let Some(r) = &mut self.recorder {
+                r.content(&self.buf[self.start..self.start + content]);
+                if content > 0 && self.pending_content == content as u64 {
+                    r.end_file();
+                }
+                r.raw(&self.buf[self.start + content..self.start + n]);
+            }
             self.start += n;
             self.pending -= n as u64;
-            self.pending_content = self.pending_content.saturating_sub(n as u64);
+            self.pending_content -= content as u64;
         }
         Ok(())
     }

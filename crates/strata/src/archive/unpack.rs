@@ -12,9 +12,10 @@
 
 use std::ffi::OsStr;
 use std::io::{ErrorKind, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
@@ -41,7 +42,7 @@ pub(crate) struct Unpacked {
 pub(crate) struct Extractor {
     root: OwnedFd,
     /// The last parent opened, kept while entries share it.
-    parent: Option<(PathBuf, OwnedFd)>,
+    parent: Option<(PathBuf, Rc<OwnedFd>)>,
     /// Directory mtimes, set after everything else (writing into a directory changes it).
     dir_times: Vec<(PathBuf, u64)>,
     out: Unpacked,
@@ -101,11 +102,11 @@ impl Extractor {
                 let target = parent.join(name);
                 self.remove_existing(&parent, name, false)?;
                 let dir = self.parent_fd(&parent)?;
-                rustix::fs::mknodat(dir, name, FileType::CharacterDevice, Mode::empty(), 0).map_err(sys(&target))?;
+                rustix::fs::mknodat(&*dir, name, FileType::CharacterDevice, Mode::empty(), 0).map_err(sys(&target))?;
                 if entry.uid != 0 || entry.gid != 0 {
-                    chown_at(dir, name, entry).map_err(sys(&target))?;
+                    chown_at(&*dir, name, entry).map_err(sys(&target))?;
                 }
-                return set_times_at(dir, name, entry.mtime).map_err(sys(&target));
+                return set_times_at(&*dir, name, entry.mtime).map_err(sys(&target));
             }
             Whiteout::None => {}
         }
@@ -132,7 +133,6 @@ impl Extractor {
     ) -> Result<bool> {
         let path = path.to_owned();
         let dir = self.parent_fd(parent)?;
-        let dir = rustix::io::dup(dir).map_err(sys(parent))?;
         let mode = Mode::from_raw_mode(entry.mode & 0o7777);
         match entry.kind {
             k if k.is_dir() => {
@@ -232,38 +232,38 @@ impl Extractor {
     /// remove anything else.
     fn remove_existing(&mut self, parent: &Path, base: &OsStr, keep_dir: bool) -> Result<()> {
         let dir = self.parent_fd(parent)?;
-        match rustix::fs::statat(dir, base, AtFlags::SYMLINK_NOFOLLOW) {
+        match rustix::fs::statat(&*dir, base, AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(sys(&parent.join(base))(e)),
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                 if keep_dir {
                     return Ok(());
                 }
-                let dir = rustix::io::dup(dir).map_err(sys(parent))?;
                 self.parent = None;
                 remove_tree_at(&dir, base).map_err(sys(&parent.join(base)))
             }
-            Ok(_) => rustix::fs::unlinkat(dir, base, AtFlags::empty()).map_err(sys(&parent.join(base))),
+            Ok(_) => rustix::fs::unlinkat(&*dir, base, AtFlags::empty()).map_err(sys(&parent.join(base))),
         }
     }
 
     /// The parent directory of an entry, created (0755, root-owned) if the archive did not
     /// list it, as dockerd does.
-    fn parent_dir(&mut self, parent: &Path) -> Result<OwnedFd> {
-        let fd = self.parent_fd(parent)?;
-        rustix::io::dup(fd).map_err(sys(parent))
+    fn parent_dir(&mut self, parent: &Path) -> Result<Rc<OwnedFd>> {
+        self.parent_fd(parent)
     }
 
-    fn parent_fd(&mut self, parent: &Path) -> Result<BorrowedFd<'_>> {
-        let cached = matches!(&self.parent, Some((p, _)) if p == parent);
-        if !cached {
-            let fd = match self.open_in_root(parent) {
-                Ok(fd) => fd,
-                Err(_) => self.make_dirs(parent)?,
-            };
-            self.parent = Some((parent.to_owned(), fd));
+    fn parent_fd(&mut self, parent: &Path) -> Result<Rc<OwnedFd>> {
+        if let Some((p, fd)) = &self.parent
+            && p == parent
+        {
+            return Ok(Rc::clone(fd));
         }
-        Ok(self.parent.as_ref().map(|(_, fd)| fd.as_fd()).expect("just set"))
+        let fd = Rc::new(match self.open_in_root(parent) {
+            Ok(fd) => fd,
+            Err(_) => self.make_dirs(parent)?,
+        });
+        self.parent = Some((parent.to_owned(), Rc::clone(&fd)));
+        Ok(fd)
     }
 
     fn make_dirs(&self, path: &Path) -> Result<OwnedFd> {

@@ -22,10 +22,15 @@ fn layers(root: &Path) -> LayerStore {
 
 /// A layer tarball with most of what real layers carry.
 fn rich_layer() -> Vec<u8> {
-    let long = format!("usr/share/{}/{}", "long".repeat(30), "name".repeat(30));
-    Tarball::new()
-        .with(E { mode: 0o700, uid: 5, mtime: 1_500_000_000, ..dir("./") })
-        .with(dir("bin/"))
+    let long_dir = format!("usr/share/{}", "long".repeat(30));
+    let long = format!("{long_dir}/{}", "name".repeat(30));
+    let mut t = Tarball::new().with(E { mode: 0o700, uid: 5, mtime: 1_500_000_000, ..dir("./") });
+    // Every directory is listed, so every mtime comes from the archive, not from the clock.
+    for d in ["dev/", "etc/", "home/", "home/user/", "run/", "usr/", "usr/lib/", "usr/share/", "var/"] {
+        t.add(&dir(d));
+    }
+    t.add(&dir(&format!("{long_dir}/")));
+    t.with(dir("bin/"))
         .with(E { mode: 0o4755, mtime: 1_500_000_001, ..file("bin/su", "su binary") })
         .with(E { uid: 1000, gid: 1000, mode: 0o640, ..file("home/user/.profile", "export A=1\n") })
         .with(symlink("bin/sh", "/bin/busybox"))

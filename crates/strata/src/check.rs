@@ -91,9 +91,9 @@ pub fn check(store: &Store, repair: bool) -> Result<Report> {
     checker.operations()?;
     let ids = store.layers().ids()?;
     checker.report.layers = ids.len();
-    let links = checker.short_links()?;
+    let links = checker.scan_links(true)?;
     checker.link_files(&ids, &links)?;
-    let links = checker.short_links_quiet()?;
+    let links = checker.scan_links(false)?;
     checker.lowers(&ids, &links)?;
     checker.mounts(&ids)?;
     checker.unknown_entries()?;
@@ -153,15 +153,8 @@ impl Checker<'_> {
         Ok(())
     }
 
-    /// Check `l/` and return the valid links and the layers they point at.
-    fn short_links(&mut self) -> Result<HashMap<ShortLink, LayerId>> {
-        self.scan_links(true)
-    }
-
-    fn short_links_quiet(&mut self) -> Result<HashMap<ShortLink, LayerId>> {
-        self.scan_links(false)
-    }
-
+    /// Scan `l/` and return the valid links and the layers they point at; with `report`, record
+    /// dangling and stray entries.
     fn scan_links(&mut self, report: bool) -> Result<HashMap<ShortLink, LayerId>> {
         let link_dir = self.store.link_dir();
         let mut links = HashMap::new();

@@ -94,7 +94,7 @@ impl Extractor {
             Whiteout::Invalid => return Err(refuse("invalid whiteout entry")),
             Whiteout::Meta => return Ok(()),
             Whiteout::Opaque => {
-                let dir = self.parent_dir(&parent)?;
+                let dir = self.parent_fd(&parent)?;
                 return rustix::fs::fsetxattr(&dir, OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty())
                     .map_err(sys(&parent));
             }
@@ -221,8 +221,8 @@ impl Extractor {
 
     /// Xattrs of an entry that cannot be opened (symlink, device): through the parent's fd.
     fn xattrs_at(&self, dir: &OwnedFd, base: &OsStr, entry: &Entry, path: &Path) -> Result<()> {
+        let at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(base);
         for (name, value) in wanted_xattrs(entry) {
-            let at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(base);
             rustix::fs::lsetxattr(&at, name, value, rustix::fs::XattrFlags::empty()).map_err(sys(path))?;
         }
         Ok(())
@@ -244,12 +244,6 @@ impl Extractor {
             }
             Ok(_) => rustix::fs::unlinkat(&*dir, base, AtFlags::empty()).map_err(sys(&parent.join(base))),
         }
-    }
-
-    /// The parent directory of an entry, created (0755, root-owned) if the archive did not
-    /// list it, as dockerd does.
-    fn parent_dir(&mut self, parent: &Path) -> Result<Rc<OwnedFd>> {
-        self.parent_fd(parent)
     }
 
     fn parent_fd(&mut self, parent: &Path) -> Result<Rc<OwnedFd>> {

@@ -292,17 +292,12 @@ impl LayerStore {
     /// is cleared, and a mount strata did not count (dockerd's, say) is one reference.
     fn reconcile_mounts(&self, id: &LayerId) -> Result<u32> {
         let count = refcount::get(&self.store, id)?;
-        let mounted = sys::is_overlay_mount(&self.store.layer_dir(id).join(MERGED));
-        match (mounted, count) {
-            (true, 0) => Ok(1),
-            (true, n) => Ok(n),
-            (false, 0) => Ok(0),
-            (false, _) => {
-                tracing::info!(%id, "clearing a stale mount count");
-                refcount::set(&self.store, id, 0)?;
-                Ok(0)
-            }
+        let held = held_mounts(count, sys::is_overlay_mount(&self.store.layer_dir(id).join(MERGED)));
+        if held == 0 && count > 0 {
+            tracing::info!(%id, "clearing a stale mount count");
+            refcount::set(&self.store, id, 0)?;
         }
+        Ok(held)
     }
 
     /// The directory of an existing layer.
@@ -340,11 +335,7 @@ impl LayerStore {
             (Some(link_dir), Some(first)) => layout::resolve_link(link_dir, first)?,
             _ => None,
         };
-        let mounts = match refcount::get(&self.store, id)? {
-            0 if sys::is_overlay_mount(&dir.join(MERGED)) => 1,
-            n if n > 0 && !sys::is_overlay_mount(&dir.join(MERGED)) => 0,
-            n => n,
-        };
+        let mounts = held_mounts(refcount::get(&self.store, id)?, sys::is_overlay_mount(&dir.join(MERGED)));
         Ok(LayerInfo { id: id.clone(), link, parent, lowers, committed: dir.join(COMMITTED).exists(), mounts })
     }
 
@@ -358,5 +349,15 @@ impl LayerStore {
             }
         }
         Ok(children)
+    }
+}
+
+/// The references a layer holds, given its recorded count and whether the kernel has it
+/// mounted: the kernel is the truth, and a mount nobody counted (dockerd's) is one reference.
+fn held_mounts(count: u32, mounted: bool) -> u32 {
+    match (mounted, count) {
+        (true, 0) => 1,
+        (true, n) => n,
+        (false, _) => 0,
     }
 }

@@ -82,13 +82,14 @@ pub fn check(store: &Store, repair: bool) -> Result<Report> {
     if !store.is_initialized() {
         return Ok(checker.report);
     }
-    let _lock = if repair {
+    let exclusive = if repair {
         store.ensure_layout()?;
         Some(crate::lock::StoreLock::exclusive(&store.private_dir().join("lock"))?)
     } else {
-        store.read_lock()?
+        None
     };
-    checker.operations()?;
+    let _shared = if repair { None } else { store.read_lock()? };
+    checker.operations(exclusive.as_ref())?;
     let ids = store.layers().ids()?;
     checker.report.layers = ids.len();
     let links = checker.scan_links(true)?;
@@ -128,9 +129,12 @@ impl Checker<'_> {
         Ok(())
     }
 
-    fn operations(&mut self) -> Result<()> {
+    fn operations(&mut self, lock: Option<&crate::lock::StoreLock>) -> Result<()> {
         let store = self.store;
-        let abandoned = if self.repair { scratch::sweep(store)? } else { scratch::abandoned(store)? };
+        let abandoned = match lock {
+            Some(lock) => scratch::sweep(store, lock)?,
+            None => scratch::abandoned(store)?,
+        };
         for op in abandoned {
             self.report.findings.push(Finding {
                 kind: "abandoned-operation",

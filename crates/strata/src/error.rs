@@ -141,6 +141,37 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A name that is not a valid image reference.
+    #[error("invalid reference {input:?}: {reason}")]
+    InvalidReference {
+        /// What was given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// No image matches a name or ID.
+    #[error("no such image: {0} (see `strata images`)")]
+    ImageNotFound(String),
+
+    /// Something that should be an image (an archive, a config, a manifest) is not a valid one.
+    #[error("{what}: {reason}")]
+    BadImage {
+        /// The archive or object.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// An image cannot be removed as asked.
+    #[error("cannot remove {image}: {reason}")]
+    ImageConflict {
+        /// The image as named.
+        image: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -17,6 +17,7 @@ pub mod archive;
 pub mod check;
 pub mod digest;
 mod error;
+pub mod image;
 mod failpoint;
 mod fsutil;
 pub mod host;

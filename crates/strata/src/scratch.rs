@@ -7,7 +7,8 @@
 //! directory and the `l/` link it may have left dangling.
 
 use std::fs::{File, TryLockError};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -54,10 +55,22 @@ impl Scratch {
         &self.dir
     }
 
+    /// The operation's name: unique among those in flight.
+    pub(crate) fn name(&self) -> String {
+        self.record.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
     /// Rewrite what this operation says it is doing.
     pub(crate) fn describe(&mut self, what: &str) -> Result<()> {
         self.file.set_len(0).ctx("truncate", &self.record)?;
-        (&self.file).write_all(what.as_bytes()).ctx("write", &self.record)
+        self.file.write_all_at(what.as_bytes(), 0).ctx("write", &self.record)
+    }
+
+    /// Add a line to what this operation says it is doing: one `write(2)`, so a kill leaves
+    /// the line whole or absent.
+    pub(crate) fn append(&mut self, line: &str) -> Result<()> {
+        let len = self.file.metadata().ctx("stat", &self.record)?.len();
+        self.file.write_all_at(format!("\n{line}").as_bytes(), len).ctx("write", &self.record)
     }
 
     /// The operation is over: remove what is left of the scratch directory, then the record.
@@ -110,15 +123,19 @@ pub(crate) fn abandoned(store: &Store) -> Result<Vec<Abandoned>> {
 }
 
 /// Clean up after every abandoned operation. Call with the store lock held.
-pub(crate) fn sweep(store: &Store) -> Result<Vec<Abandoned>> {
+pub(crate) fn sweep(store: &Store, lock: &crate::lock::StoreLock) -> Result<Vec<Abandoned>> {
     let found = abandoned(store)?;
     for op in &found {
-        clean(store, op)?;
+        clean(store, lock, op)?;
     }
     Ok(found)
 }
 
-fn clean(store: &Store, op: &Abandoned) -> Result<()> {
+fn clean(store: &Store, lock: &crate::lock::StoreLock, op: &Abandoned) -> Result<()> {
+    if op.what.starts_with(crate::image::journal::PREFIX) {
+        let name = op.record.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        crate::image::journal::recover(store, lock, &name, &op.what)?;
+    }
     // A create or remove may have left `l/<link>` pointing at a layer that is not there.
     if let Some(link) = op.what.split_whitespace().nth(2).and_then(|l| l.parse::<ShortLink>().ok()) {
         let path = store.link_dir().join(link.as_str());

@@ -97,7 +97,7 @@ impl Store {
     pub(crate) fn write_lock(&self) -> Result<StoreLock> {
         self.ensure_layout()?;
         let lock = StoreLock::exclusive(&self.lock_path())?;
-        crate::scratch::sweep(self)?;
+        crate::scratch::sweep(self, &lock)?;
         Ok(lock)
     }
 

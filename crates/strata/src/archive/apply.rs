@@ -41,6 +41,20 @@ pub struct Applied {
     pub tar_split: Option<Vec<u8>>,
 }
 
+/// A layer extracted aside, not yet part of any layer.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    pub(crate) scratch: Scratch,
+    pub(crate) applied: Applied,
+}
+
+impl Staged {
+    /// The extracted files.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self.scratch.dir()
+    }
+}
+
 impl serde::Serialize for StreamDigests {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
@@ -61,7 +75,23 @@ impl LayerStore {
     /// left empty.
     pub fn apply(&self, id: &LayerId, input: impl Read + Send, options: &ApplyOptions) -> Result<Applied> {
         self.check_applicable(id)?;
-        let scratch = Scratch::new(self.store(), &format!("apply {id}"))?;
+        let staged = self.stage(input, options)?;
+        crate::failpoint::hit("apply.extracted");
+        let _lock = self.store().write_lock()?;
+        self.check_applicable(id)?;
+        let diff = self.diff_dir(id);
+        rustix::fs::renameat_with(CWD, staged.dir(), CWD, &diff, RenameFlags::EXCHANGE).ctx("rename", &diff)?;
+        crate::failpoint::hit("apply.swapped");
+        let Staged { scratch, applied } = staged;
+        scratch.finish()?;
+        Ok(applied)
+    }
+
+    /// Extract a layer tarball into a scratch directory of the store, checking its digests:
+    /// the first half of [`apply`](Self::apply), for callers that make the layer afterwards.
+    pub(crate) fn stage(&self, input: impl Read + Send, options: &ApplyOptions) -> Result<Staged> {
+        self.store().ensure_layout()?;
+        let scratch = Scratch::new(self.store(), "stage a layer")?;
         mkdir(scratch.dir(), mode::DIFF)?;
 
         // The reader thread lives in a scope, so `input` may borrow.
@@ -84,15 +114,7 @@ impl LayerStore {
                 return Err(Error::DigestMismatch { what, expected, actual });
             }
         }
-
-        crate::failpoint::hit("apply.extracted");
-        let _lock = self.store().write_lock()?;
-        self.check_applicable(id)?;
-        let diff = self.diff_dir(id);
-        rustix::fs::renameat_with(CWD, scratch.dir(), CWD, &diff, RenameFlags::EXCHANGE).ctx("rename", &diff)?;
-        crate::failpoint::hit("apply.swapped");
-        scratch.finish()?;
-        Ok(Applied { stream, entries: unpacked.entries, layer_size: unpacked.size, tar_split })
+        Ok(Staged { scratch, applied: Applied { stream, entries: unpacked.entries, layer_size: unpacked.size, tar_split } })
     }
 
     /// Whether `id` can take a tarball. Takes no lock: called both before and under it.

@@ -16,14 +16,15 @@ mod apply;
 mod changes;
 mod compression;
 mod dir;
-mod pack;
+pub(crate) mod pack;
 mod path;
 mod pipeline;
-mod tarsplit;
+pub(crate) mod tarsplit;
 mod tarstream;
 mod unpack;
 
 pub use apply::{Applied, ApplyOptions};
+pub(crate) use apply::Staged;
 pub use changes::{Change, ChangeKind};
 pub use compression::{Compression, Encoder};
 pub use pipeline::StreamDigests;

@@ -231,3 +231,19 @@ pub(crate) fn assemble(split: &[u8], diff: &std::path::Path, out: &mut impl Writ
 }
 
 use std::os::unix::ffi::OsStrExt;
+
+/// The size of the tar that [`assemble`] writes from `split`.
+pub(crate) fn assembled_size(split: &[u8]) -> crate::Result<u64> {
+    use std::io::BufRead;
+    let bad = |reason: String| crate::Error::Archive { reason: format!("tar-split: {reason}") };
+    let mut total = 0u64;
+    for line in std::io::BufReader::new(flate2::read::GzDecoder::new(split)).lines() {
+        let line = line.map_err(|e| bad(e.to_string()))?;
+        let entry: Line = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
+        total += match entry.kind {
+            2 => STANDARD.decode(entry.payload.unwrap_or_default()).map_err(|e| bad(e.to_string()))?.len() as u64,
+            _ => entry.size,
+        };
+    }
+    Ok(total)
+}

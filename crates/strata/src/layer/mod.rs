@@ -26,6 +26,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::failpoint;
 use crate::fsutil::{mkdir, remove_if_exists, write_new};
 use crate::id::{LayerId, ShortLink};
+use crate::lock::StoreLock;
 use crate::mount::{self, MAX_LOWERS, MountPlan, refcount};
 use crate::scratch::Scratch;
 use crate::store::Store;
@@ -65,6 +66,19 @@ impl LayerStore {
     /// Create an empty layer, on `options.parent` if given. It is built aside and appears
     /// whole, or not at all.
     pub fn create(&self, options: &CreateOptions) -> Result<LayerId> {
+        self.store.ensure_layout()?;
+        let lock = self.store.write_lock()?;
+        self.create_locked(&lock, options, None)
+    }
+
+    /// [`create`](Self::create) under the store lock; with `diff`, that directory (made by
+    /// [`stage`](Self::stage) on the same filesystem) becomes the layer's `diff/`.
+    pub(crate) fn create_locked(
+        &self,
+        _lock: &StoreLock,
+        options: &CreateOptions,
+        diff: Option<&std::path::Path>,
+    ) -> Result<LayerId> {
         let id = options.id.clone().unwrap_or_else(LayerId::random);
         let lowers = match &options.parent {
             None => Vec::new(),
@@ -80,16 +94,19 @@ impl LayerStore {
         if lowers.len() > MAX_LOWERS {
             return Err(Error::TooDeep { id, lowers: lowers.len(), max: MAX_LOWERS });
         }
-        if self.store.layer_dir(&id).exists() {
+        let target = self.store.layer_dir(&id);
+        if target.exists() {
             return Err(Error::LayerExists(id));
         }
 
-        self.store.ensure_layout()?;
         let mut link = ShortLink::random();
         let mut scratch = Scratch::new(&self.store, &format!("create {id} {link}"))?;
         let dir = scratch.dir().to_owned();
         mkdir(&dir, mode::LAYER_DIR)?;
-        mkdir(&dir.join(DIFF), mode::DIFF)?;
+        match diff {
+            Some(diff) => std::fs::rename(diff, dir.join(DIFF)).ctx("rename", diff)?,
+            None => drop(mkdir(&dir.join(DIFF), mode::DIFF)?),
+        }
         write_new(&dir.join(LINK), link.as_str().as_bytes(), mode::META)?;
         if !lowers.is_empty() {
             mkdir(&dir.join(WORK), mode::WORK)?;
@@ -97,16 +114,6 @@ impl LayerStore {
         }
         failpoint::hit("create.staged");
 
-        let _lock = self.store.write_lock()?;
-        let target = self.store.layer_dir(&id);
-        if target.exists() {
-            return Err(Error::LayerExists(id));
-        }
-        if let Some(parent) = &options.parent
-            && !self.store.layer_dir(parent).is_dir()
-        {
-            return Err(Error::ParentNotFound(parent.clone()));
-        }
         // The short link goes first: a crash before the rename leaves only a dangling link,
         // which the record names, and no layer.
         loop {
@@ -142,7 +149,15 @@ impl LayerStore {
 
     /// Remove a layer that has no children and is not mounted. It disappears whole.
     pub fn remove(&self, id: &LayerId) -> Result<()> {
-        let _lock = self.store.write_lock()?;
+        let lock = self.store.write_lock()?;
+        let scratch = self.remove_locked(&lock, id)?;
+        drop(lock);
+        scratch.finish()
+    }
+
+    /// [`remove`](Self::remove) under the store lock: the layer is gone when this returns;
+    /// finishing the returned scratch (its files' deletion) can wait until the lock is dropped.
+    pub(crate) fn remove_locked(&self, _lock: &StoreLock, id: &LayerId) -> Result<Scratch> {
         let dir = self.existing_dir(id)?;
         let mounts = self.reconcile_mounts(id)?;
         if mounts > 0 {
@@ -165,10 +180,8 @@ impl LayerStore {
         {
             remove_if_exists(&self.store.link_dir().join(link.as_str()))?;
         }
-        drop(_lock);
-        scratch.finish()?;
         tracing::debug!(%id, "removed layer");
-        Ok(())
+        Ok(scratch)
     }
 
     /// Every layer in the store, sorted by ID.

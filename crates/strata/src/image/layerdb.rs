@@ -1,0 +1,201 @@
+//! Docker's layer database, `image/overlay2/layerdb/`: one directory per stack of layers,
+//! named by its chainID, that ties it to the overlay2 layer holding its files.
+//!
+//! ```text
+//! layerdb/                          0700
+//! ├── sha256/<chainID>/             0755 / 0700
+//! │   ├── diff                      diffID of the top layer (`sha256:…`, no newline)
+//! │   ├── parent                    chainID of the stack below (absent for a base layer)
+//! │   ├── cache-id                  the overlay2 layer: `<root>/overlay2/<cache-id>/`
+//! │   ├── size                      bytes of the layer's own files, as dockerd counts them
+//! │   └── tar-split.json.gz         how to rebuild the exact tarball from those files
+//! ├── mounts/<container>/           a container's layers (`mount-id`, `init-id`, `parent`)
+//! └── tmp/                          write-sets being built; renamed into sha256/ when whole
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use super::ids::ChainId;
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{mkdir, read_optional, write_new};
+use crate::id::LayerId;
+
+const DIFF: &str = "diff";
+const PARENT: &str = "parent";
+const CACHE_ID: &str = "cache-id";
+const SIZE: &str = "size";
+/// The tar-split of the layer, gzipped.
+pub(crate) const TAR_SPLIT: &str = "tar-split.json.gz";
+
+/// One registered stack: its top layer and where its files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRecord {
+    /// The stack's chainID.
+    pub chain_id: ChainId,
+    /// The top layer's diffID.
+    pub diff_id: Digest,
+    /// The stack below, if any.
+    pub parent: Option<ChainId>,
+    /// The overlay2 layer holding the top layer's files.
+    pub cache_id: LayerId,
+    /// Bytes of the top layer's own files.
+    pub size: u64,
+}
+
+/// `<root>/image/overlay2/layerdb`.
+#[derive(Debug, Clone)]
+pub(crate) struct LayerDb {
+    dir: PathBuf,
+}
+
+impl LayerDb {
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        LayerDb { dir }
+    }
+
+    fn entry(&self, chain: ChainId) -> PathBuf {
+        self.dir.join("sha256").join(chain.hex())
+    }
+
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    pub(crate) fn mounts_dir(&self) -> PathBuf {
+        self.dir.join("mounts")
+    }
+
+    /// Make the directories, with dockerd's modes.
+    pub(crate) fn ensure(&self) -> Result<()> {
+        mkdir(&self.dir, 0o700)?;
+        for sub in ["sha256", "mounts", "tmp"] {
+            mkdir(&self.dir.join(sub), 0o755)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `chain` is registered.
+    pub(crate) fn contains(&self, chain: ChainId) -> bool {
+        self.entry(chain).join(CACHE_ID).is_file()
+    }
+
+    /// The record of `chain`, or `None` if it is not registered.
+    pub(crate) fn get(&self, chain: ChainId) -> Result<Option<LayerRecord>> {
+        let dir = self.entry(chain);
+        let Some(cache_id) = read_optional(&dir.join(CACHE_ID))? else { return Ok(None) };
+        let corrupt = |file: &str, why: String| Error::corrupt(dir.join(file), why);
+        let field = |file: &str| -> Result<String> {
+            read_optional(&dir.join(file))?.ok_or_else(|| corrupt(file, "missing".into()))
+        };
+        let cache_id = cache_id.trim().parse::<LayerId>().map_err(|e| corrupt(CACHE_ID, e.to_string()))?;
+        let diff_id = field(DIFF)?.trim().parse::<Digest>().map_err(|e| corrupt(DIFF, e.to_string()))?;
+        let size = field(SIZE)?.trim().parse::<u64>().map_err(|e| corrupt(SIZE, e.to_string()))?;
+        let parent = match read_optional(&dir.join(PARENT))? {
+            None => None,
+            Some(p) => Some(p.trim().parse::<ChainId>().map_err(|e| corrupt(PARENT, e.to_string()))?),
+        };
+        Ok(Some(LayerRecord { chain_id: chain, diff_id, parent, cache_id, size }))
+    }
+
+    /// The record of `chain`, which an image says exists.
+    pub(crate) fn require(&self, chain: ChainId) -> Result<LayerRecord> {
+        self.get(chain)?.ok_or_else(|| Error::corrupt(self.entry(chain), "layer of an image is missing from layerdb"))
+    }
+
+    /// The gzipped tar-split of `chain`, if it has one.
+    pub(crate) fn tar_split(&self, chain: ChainId) -> Result<Option<Vec<u8>>> {
+        let path = self.entry(chain).join(TAR_SPLIT);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).ctx("read", path),
+        }
+    }
+
+    /// Every registered chainID.
+    pub(crate) fn list(&self) -> Result<Vec<ChainId>> {
+        let dir = self.dir.join("sha256");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).ctx("read directory", dir),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let name = entry.ctx("read directory", &dir)?.file_name();
+            if let Ok(id) = name.to_string_lossy().parse::<ChainId>() {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Register `record` (call with the store lock held): the files are written into
+    /// `tmp/write-set-<name>` and renamed into place whole.
+    pub(crate) fn register(&self, record: &LayerRecord, tar_split: Option<&[u8]>, name: &str) -> Result<()> {
+        let set = self.write_set(name);
+        crate::scratch::remove_tree(&set)?;
+        mkdir(&set, 0o700)?;
+        write_new(&set.join(DIFF), record.diff_id.to_string().as_bytes(), 0o644)?;
+        if let Some(parent) = record.parent {
+            write_new(&set.join(PARENT), parent.to_string().as_bytes(), 0o644)?;
+        }
+        write_new(&set.join(SIZE), record.size.to_string().as_bytes(), 0o644)?;
+        if let Some(tar_split) = tar_split {
+            write_new(&set.join(TAR_SPLIT), tar_split, 0o644)?;
+        }
+        // cache-id last: an entry without it is not an entry (see `get`).
+        write_new(&set.join(CACHE_ID), record.cache_id.as_str().as_bytes(), 0o644)?;
+        let target = self.entry(record.chain_id);
+        std::fs::rename(&set, &target).ctx("rename", &target)
+    }
+
+    /// A write-set directory for an operation named `name`.
+    pub(crate) fn write_set(&self, name: &str) -> PathBuf {
+        self.tmp_dir().join(format!("write-set-{name}"))
+    }
+
+    /// Unregister `chain` (call with the store lock held): the entry is renamed into `tmp/`
+    /// and deleted from there.
+    pub(crate) fn remove(&self, chain: ChainId, name: &str) -> Result<()> {
+        let entry = self.entry(chain);
+        if !entry.exists() {
+            return Ok(());
+        }
+        let trash = self.tmp_dir().join(format!("remove-{name}-{}", &chain.hex()[..12]));
+        std::fs::rename(&entry, &trash).ctx("rename", &entry)?;
+        crate::scratch::remove_tree(&trash)
+    }
+
+    /// The chainIDs that containers' layers stand on (`mounts/<id>/parent`).
+    pub(crate) fn container_parents(&self) -> Result<Vec<(String, ChainId)>> {
+        let dir = self.mounts_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.ctx("read directory", &dir)?;
+            let Some(parent) = read_optional(&entry.path().join(PARENT))? else { continue };
+            if let Ok(chain) = parent.trim().parse::<ChainId>() {
+                found.push((entry.file_name().to_string_lossy().into_owned(), chain));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Leftover write-sets and removals in `tmp/` of operations named `name`.
+    pub(crate) fn leftovers_of(&self, name: &str) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.tmp_dir()) else { return Vec::new() };
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(name)))
+            .collect()
+    }
+}
+
+/// `<root>/image/overlay2/layerdb` of a root.
+pub(crate) fn path(root: &Path) -> PathBuf {
+    root.join("image").join(crate::store::DRIVER_NAME).join("layerdb")
+}

@@ -1,0 +1,126 @@
+//! Adding to the image database under the store lock, step by journaled step (see
+//! `journal`): layers first, then the image config, then names, so that nothing is visible
+//! before what it stands on.
+
+use super::ImageStore;
+use super::ids::{ChainId, ImageId};
+use super::journal::{Journal, Step};
+use super::layerdb::LayerRecord;
+use super::reference::Reference;
+use super::repositories::Repositories;
+use crate::archive::Staged;
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::id::LayerId;
+use crate::layer::CreateOptions;
+use crate::lock::StoreLock;
+
+/// An add in progress. Dropped without [`commit`](Registration::commit), its steps are
+/// undone by the next writer (or at once, by `undo`).
+pub(crate) struct Registration<'a> {
+    images: &'a ImageStore,
+    lock: StoreLock,
+    /// `None` once committed.
+    journal: Option<Journal>,
+    repos: Repositories,
+    repos_changed: bool,
+}
+
+impl<'a> Registration<'a> {
+    /// Take the store lock and start.
+    pub(crate) fn begin(images: &'a ImageStore) -> Result<Self> {
+        let lock = images.store.write_lock()?;
+        images.layerdb.ensure()?;
+        images.imagedb.ensure()?;
+        let journal = Journal::begin(&images.store, false)?;
+        let repos = images.repositories()?;
+        Ok(Registration { images, lock, journal: Some(journal), repos, repos_changed: false })
+    }
+
+    /// The stack `chain` (`diff_id` on `parent`), registered already or now from `staged`.
+    /// Returns its record and whether it was new.
+    pub(crate) fn layer(
+        &mut self,
+        chain: ChainId,
+        parent: Option<&LayerRecord>,
+        diff_id: Digest,
+        staged: Option<Staged>,
+    ) -> Result<(LayerRecord, bool)> {
+        if let Some(existing) = self.images.layerdb.get(chain)? {
+            return Ok((existing, false));
+        }
+        let staged = staged.ok_or_else(|| crate::Error::BadImage {
+            what: format!("layer {chain}"),
+            reason: "is neither stored nor given".into(),
+        })?;
+        let cache_id = LayerId::random();
+        self.journal().note(&Step::Layer(cache_id.clone()))?;
+        let options = CreateOptions { id: Some(cache_id.clone()), parent: parent.map(|p| p.cache_id.clone()) };
+        self.images.layers.create_locked(&self.lock, &options, Some(staged.dir()))?;
+        crate::failpoint::hit("register.layer");
+        let record = LayerRecord {
+            chain_id: chain,
+            diff_id,
+            parent: parent.map(|p| p.chain_id),
+            cache_id,
+            size: staged.applied.layer_size,
+        };
+        self.journal().note(&Step::Chain(chain))?;
+        self.images.layerdb.register(&record, staged.applied.tar_split.as_deref(), &self.journal().name())?;
+        staged.scratch.finish()?;
+        Ok((record, true))
+    }
+
+    /// Store an image config (if new) and record its parent image, if given.
+    pub(crate) fn image(&mut self, id: ImageId, config: &[u8], parent: Option<ImageId>) -> Result<bool> {
+        if self.images.imagedb.contains(id) {
+            return Ok(false);
+        }
+        self.journal().note(&Step::Image(id))?;
+        self.images.imagedb.put(id, config, self.journal().dir())?;
+        if let Some(parent) = parent {
+            self.images.imagedb.set_parent(id, parent)?;
+        }
+        crate::failpoint::hit("register.image");
+        Ok(true)
+    }
+
+    /// Point `name` at `id` (written at [`commit`](Self::commit)). Returns the image it
+    /// pointed at before, if another.
+    pub(crate) fn tag(&mut self, name: Reference, id: ImageId) -> Result<Option<ImageId>> {
+        let before = self.repos.get(&name);
+        if before == Some(id) {
+            return Ok(None);
+        }
+        self.journal().note(&Step::Tag(name.clone(), before))?;
+        self.repos.set(name, id);
+        self.images.imagedb.touch(id)?;
+        self.repos_changed = true;
+        Ok(before)
+    }
+
+    /// Write the names and end the journal: the add is complete.
+    pub(crate) fn commit(mut self) -> Result<()> {
+        if self.repos_changed {
+            let dir = self.journal().dir().to_owned();
+            self.repos.save(&self.images.repositories, &dir)?;
+        }
+        crate::failpoint::hit("register.tagged");
+        self.journal.take().expect("not committed").finish()
+    }
+
+    fn journal(&mut self) -> &mut Journal {
+        self.journal.as_mut().expect("not committed")
+    }
+}
+
+impl Drop for Registration<'_> {
+    /// An add that failed with an error is undone at once, under the lock it still holds.
+    fn drop(&mut self) {
+        if let Some(journal) = self.journal.take()
+            && let Err(e) = journal.undo(&self.images.store, &self.lock)
+        {
+            tracing::warn!("undoing a failed image operation: {e} (the next write retries)");
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! `tag` and `rmi`, with dockerd's rules for what a removal takes with it: a name given is
+//! untagged; the image goes when no name is left (and its untagged parents after it); its
+//! layers go when no other image and no container stands on them.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::ImageStore;
+use super::ids::{ChainId, ImageId};
+use super::journal::{Journal, Step};
+use super::reference::Reference;
+use super::register::Registration;
+use crate::error::{Error, Result};
+
+/// One thing `rmi` did, as `docker rmi` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Removed {
+    /// A name was removed.
+    Untagged(String),
+    /// An image (by ID) or a layer (by chainID) was deleted.
+    Deleted(String),
+}
+
+/// A container, as far as removing images cares.
+struct ContainerUse {
+    id: String,
+    running: bool,
+}
+
+impl ImageStore {
+    /// Give the image `source` (a name or ID) the name `target` (`latest` if untagged).
+    pub fn tag(&self, source: &str, target: Reference) -> Result<ImageId> {
+        let id = self.resolve(source)?;
+        let mut registration = Registration::begin(self)?;
+        if !self.imagedb.contains(id) {
+            return Err(Error::ImageNotFound(source.to_owned()));
+        }
+        registration.tag(target.or_latest(), id)?;
+        registration.commit()?;
+        Ok(id)
+    }
+
+    /// Remove an image or one of its names, as `docker rmi` does; `force` removes an image
+    /// with several names, or one a stopped container uses (the container keeps its layers).
+    pub fn remove(&self, name: &str, force: bool) -> Result<Vec<Removed>> {
+        let lock = self.store.write_lock()?;
+        let mut repos = self.repositories()?;
+        let id = self.resolve_unlocked(name)?;
+        let containers = self.containers_using()?;
+        let using: Vec<&ContainerUse> = containers.get(&id).map(|v| v.iter().collect()).unwrap_or_default();
+        let conflict = |reason: String| Error::ImageConflict { image: name.to_owned(), reason };
+        let names = repos.names_of(id);
+        let by_id = is_id_prefix(id, name);
+        let mut untag = Vec::new();
+        if !by_id {
+            let given = name.parse::<Reference>()?.or_latest();
+            if !force
+                && single_repository(&names)
+                && let Some(c) = using.first()
+            {
+                return Err(conflict(format!(
+                    "container {} uses it; remove the container first, or use -f",
+                    &c.id[..c.id.len().min(12)]
+                )));
+            }
+            untag.push(given);
+            if names.len() > 1 {
+                return self.finish_remove(lock, &mut repos, untag, Vec::new(), id);
+            }
+        } else if single_repository(&names) {
+            untag.extend(names.iter().cloned());
+        }
+
+        // The image itself goes now: check what stops it.
+        let children = self.children_of(id)?;
+        if !children.is_empty() {
+            return Err(conflict(format!("images {} are built on it; remove them first", short_ids(&children))));
+        }
+        if let Some(c) = using.iter().find(|c| c.running) {
+            return Err(conflict(format!("running container {} uses it; stop it first", &c.id[..c.id.len().min(12)])));
+        }
+        if !force {
+            if names.len() > untag.len() {
+                return Err(conflict(
+                    "it has names in several repositories: remove them one by one, or use -f".into(),
+                ));
+            }
+            if let Some(c) = using.first() {
+                return Err(conflict(format!(
+                    "stopped container {} uses it; remove the container first, or use -f",
+                    &c.id[..c.id.len().min(12)]
+                )));
+            }
+        }
+        for n in &names {
+            if !untag.contains(n) {
+                untag.push(n.clone());
+            }
+        }
+        // Untagged parents go too, while nothing else needs them.
+        let mut delete = vec![id];
+        let mut parent = self.imagedb.parent(id)?;
+        while let Some(p) = parent {
+            let untouched = repos.names_of(p).is_empty()
+                && !containers.contains_key(&p)
+                && self.children_of(p)?.iter().all(|c| delete.contains(c));
+            if !untouched || !self.imagedb.contains(p) {
+                break;
+            }
+            delete.push(p);
+            parent = self.imagedb.parent(p)?;
+        }
+        self.finish_remove(lock, &mut repos, untag, delete, id)
+    }
+
+    /// Journal every step, then take them: names, images, layerdb entries, overlay2 layers.
+    fn finish_remove(
+        &self,
+        lock: crate::lock::StoreLock,
+        repos: &mut super::Repositories,
+        untag: Vec<Reference>,
+        delete: Vec<ImageId>,
+        id: ImageId,
+    ) -> Result<Vec<Removed>> {
+        let chains = self.unreferenced_chains(&delete)?;
+        let mut journal = Journal::begin(&self.store, true)?;
+        let mut steps = Vec::new();
+        for r in &untag {
+            steps.push(Step::Untag(r.clone(), id));
+        }
+        steps.extend(delete.iter().map(|d| Step::Image(*d)));
+        for (chain, cache) in &chains {
+            steps.push(Step::Chain(*chain));
+            steps.push(Step::Layer(cache.clone()));
+        }
+        for step in &steps {
+            journal.note(step)?;
+        }
+        let mut out = Vec::new();
+        for r in &untag {
+            repos.remove(r);
+            out.push(Removed::Untagged(r.to_string()));
+        }
+        if !untag.is_empty() {
+            repos.save(&self.repositories, journal.dir())?;
+        }
+        crate::failpoint::hit("remove.untagged");
+        for d in &delete {
+            self.imagedb.remove(*d)?;
+            out.push(Removed::Deleted(d.to_string()));
+        }
+        let mut trash = Vec::new();
+        for (chain, cache) in &chains {
+            self.layerdb.remove(*chain, &journal.name())?;
+            if self.store.layer_dir(cache).exists() {
+                trash.push(self.layers.remove_locked(&lock, cache)?);
+            }
+            out.push(Removed::Deleted(chain.to_string()));
+        }
+        journal.finish()?;
+        drop(lock);
+        for scratch in trash {
+            scratch.finish()?;
+        }
+        Ok(out)
+    }
+
+    /// The chains of `images` that nothing else stands on, top first, with their cache-ids.
+    fn unreferenced_chains(&self, images: &[ImageId]) -> Result<Vec<(ChainId, crate::LayerId)>> {
+        let mut kept = HashSet::new();
+        for other in self.imagedb.list()? {
+            if images.contains(&other) {
+                continue;
+            }
+            if let Some(raw) = self.imagedb.config(other)?
+                && let Ok(config) = super::ImageConfig::parse(&raw, "image")
+            {
+                kept.extend(ChainId::chain(&config.rootfs.diff_ids));
+            }
+        }
+        for (_, mut chain) in self.layerdb.container_parents()? {
+            while kept.insert(chain) {
+                match self.layerdb.get(chain)?.and_then(|r| r.parent) {
+                    Some(parent) => chain = parent,
+                    None => break,
+                }
+            }
+        }
+        let mut found: Vec<(usize, ChainId, crate::LayerId)> = Vec::new();
+        let mut seen = HashSet::new();
+        for image in images {
+            let Some(raw) = self.imagedb.config(*image)? else { continue };
+            let config = super::ImageConfig::parse(&raw, &format!("image {image}"))?;
+            for (depth, chain) in ChainId::chain(&config.rootfs.diff_ids).into_iter().enumerate() {
+                if kept.contains(&chain) || !seen.insert(chain) {
+                    continue;
+                }
+                if let Some(record) = self.layerdb.get(chain)? {
+                    found.push((depth, chain, record.cache_id));
+                }
+            }
+        }
+        // Deepest first: a layer goes before the one it stands on.
+        found.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(found.into_iter().map(|(_, c, l)| (c, l)).collect())
+    }
+
+    /// Images whose recorded parent is `id`.
+    fn children_of(&self, id: ImageId) -> Result<Vec<ImageId>> {
+        let mut out = Vec::new();
+        for other in self.imagedb.list()? {
+            if self.imagedb.parent(other)? == Some(id) {
+                out.push(other);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Containers by the image they were made from (`<root>/containers/*/config.v2.json`, the
+    /// file dockerd and strata keep per container).
+    fn containers_using(&self) -> Result<HashMap<ImageId, Vec<ContainerUse>>> {
+        let dir = self.store.root().join("containers");
+        let mut out: HashMap<ImageId, Vec<ContainerUse>> = HashMap::new();
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(out) };
+        for entry in entries.flatten() {
+            let Ok(text) = std::fs::read(entry.path().join("config.v2.json")) else { continue };
+            let Ok(value) = serde_json::from_slice::<serde_json::Value>(&text) else { continue };
+            let Some(image) = value["Image"].as_str().and_then(|s| s.parse::<ImageId>().ok()) else { continue };
+            let running = value["State"]["Running"].as_bool().unwrap_or(false);
+            out.entry(image)
+                .or_default()
+                .push(ContainerUse { id: entry.file_name().to_string_lossy().into_owned(), running });
+        }
+        Ok(out)
+    }
+}
+
+fn is_id_prefix(id: ImageId, name: &str) -> bool {
+    let hex = name.strip_prefix("sha256:").unwrap_or(name);
+    !hex.is_empty() && id.hex().starts_with(hex)
+}
+
+fn single_repository(names: &[Reference]) -> bool {
+    names.iter().map(|n| n.name()).collect::<HashSet<_>>().len() <= 1
+}
+
+fn short_ids(ids: &[ImageId]) -> String {
+    ids.iter().map(|i| i.short()).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,85 @@
+//! `image/overlay2/repositories.json`: the names of images, as dockerd keeps them.
+//!
+//! `{"Repositories":{"debian":{"debian:12":"sha256:…","debian@sha256:…":"sha256:…"}}}`: names
+//! in Docker's short form, grouped by repository, each pointing at an image ID.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::ImageId;
+use super::reference::Reference;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{read_optional, write_new};
+
+/// The name → image map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Repositories {
+    refs: BTreeMap<Reference, ImageId>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct OnDisk {
+    #[serde(rename = "Repositories", default)]
+    repositories: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Repositories {
+    /// Read the file at `path`; a missing file is an empty map.
+    pub(crate) fn load(path: &Path) -> Result<Repositories> {
+        let Some(text) = read_optional(path)? else { return Ok(Repositories::default()) };
+        let disk: OnDisk = serde_json::from_str(&text).map_err(|e| Error::corrupt(path, e.to_string()))?;
+        let mut refs = BTreeMap::new();
+        for (key, id) in disk.repositories.into_values().flatten() {
+            // A name dockerd wrote that strata cannot read is skipped, not fatal.
+            match (key.parse::<Reference>(), id.parse::<ImageId>()) {
+                (Ok(r), Ok(id)) => drop(refs.insert(r, id)),
+                _ => tracing::warn!(%key, %id, path = %path.display(), "skipping an unreadable image name"),
+            }
+        }
+        Ok(Repositories { refs })
+    }
+
+    /// Write the map to `path` atomically, through a file in `scratch`.
+    pub(crate) fn save(&self, path: &Path, scratch: &Path) -> Result<()> {
+        let mut disk = OnDisk::default();
+        for (r, id) in &self.refs {
+            disk.repositories.entry(r.name()).or_default().insert(r.to_string(), id.to_string());
+        }
+        let tmp = scratch.join("repositories.json");
+        crate::fsutil::remove_if_exists(&tmp)?;
+        write_new(&tmp, &serde_json::to_vec(&disk).expect("serializable"), 0o600)?;
+        std::fs::rename(&tmp, path).ctx("rename", path)
+    }
+
+    /// The image a name points at.
+    pub fn get(&self, r: &Reference) -> Option<ImageId> {
+        self.refs.get(r).copied()
+    }
+
+    /// Point a name at an image; returns what it pointed at before.
+    pub fn set(&mut self, r: Reference, id: ImageId) -> Option<ImageId> {
+        self.refs.insert(r, id)
+    }
+
+    /// Drop a name; returns what it pointed at.
+    pub fn remove(&mut self, r: &Reference) -> Option<ImageId> {
+        self.refs.remove(r)
+    }
+
+    /// Every name of `id`, sorted.
+    pub fn names_of(&self, id: ImageId) -> Vec<Reference> {
+        self.refs.iter().filter(|(_, v)| **v == id).map(|(r, _)| r.clone()).collect()
+    }
+
+    /// Every (name, image) pair, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&Reference, &ImageId)> {
+        self.refs.iter()
+    }
+}
+
+/// `<root>/image/overlay2/repositories.json` of a root.
+pub(crate) fn path(root: &Path) -> PathBuf {
+    root.join("image").join(crate::store::DRIVER_NAME).join("repositories.json")
+}

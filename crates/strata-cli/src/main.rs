@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 mod check;
+mod human;
+mod image;
 mod layer;
 mod walkthrough;
 
@@ -33,6 +35,22 @@ enum Command {
     /// Create, mount, inspect and remove layers.
     #[command(subcommand)]
     Layer(layer::LayerCommand),
+    /// List images.
+    Images(image::ImagesArgs),
+    /// Show how an image was made, a row per step, with each layer's size.
+    History(image::HistoryArgs),
+    /// Show an image in Docker's JSON shape, with its layers' directories.
+    Inspect(image::InspectArgs),
+    /// Give an image another name.
+    Tag(image::TagArgs),
+    /// Remove images (or names of images) and the layers nothing else uses.
+    Rmi(image::RmiArgs),
+    /// Load images from a `docker save` tar or an OCI layout (directory or tar).
+    Load(image::LoadArgs),
+    /// Save images to a tar, as `docker save` or as an OCI layout.
+    Save(image::SaveArgs),
+    /// Make a one-layer image from a root filesystem (a tar or a directory).
+    Import(image::ImportArgs),
     /// Find and mend what a crash or a hand edit left in the store.
     Check(check::CheckArgs),
     /// Build the seeds' overlay experiment in a fresh store and show every step (needs root).
@@ -50,6 +68,15 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    // `strata images | head`: a closed stdout ends the command quietly, as in other tools.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // A bad value (an ID that is not one, say) is one line, like every other error.
@@ -70,6 +97,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Layer(cmd) => layer::run(&cli.root, cmd),
         Command::Check(args) => check::run(&cli.root, args),
+        Command::Images(args) => image::list(&cli.root, args),
+        Command::History(args) => image::history(&cli.root, args),
+        Command::Inspect(args) => image::inspect(&cli.root, args),
+        Command::Tag(args) => image::tag(&cli.root, args),
+        Command::Rmi(args) => image::rmi(&cli.root, args),
+        Command::Load(args) => image::load(&cli.root, args),
+        Command::Save(args) => image::save(&cli.root, args),
+        Command::Import(args) => image::import(&cli.root, args),
         Command::Walkthrough(args) => walkthrough::run(args),
     };
     match result {

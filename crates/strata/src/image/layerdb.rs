@@ -68,6 +68,9 @@ impl LayerDb {
 
     /// Make the directories, with dockerd's modes.
     pub(crate) fn ensure(&self) -> Result<()> {
+        for dir in self.dir.ancestors().skip(1).take(2).collect::<Vec<_>>().into_iter().rev() {
+            mkdir(dir, 0o700)?;
+        }
         mkdir(&self.dir, 0o700)?;
         for sub in ["sha256", "mounts", "tmp"] {
             mkdir(&self.dir.join(sub), 0o755)?;

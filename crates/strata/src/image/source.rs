@@ -53,7 +53,9 @@ impl Source {
         let compression = Compression::detect(head);
         let seekable = input.get_mut().stream_position().is_ok() && input.get_ref().metadata().is_ok_and(|m| m.is_file());
         let file = if compression == Compression::None && seekable {
-            input.into_inner()
+            let mut file = input.into_inner();
+            file.rewind().ctx("seek", &shown)?;
+            file
         } else {
             spool(input, spool_dir, &shown)?
         };

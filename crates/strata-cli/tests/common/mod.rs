@@ -137,4 +137,5 @@ pub fn visible(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 pub mod dockerd;
+pub mod images;
 pub mod tarball;

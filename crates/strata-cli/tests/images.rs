@@ -271,3 +271,33 @@ fn an_untagged_image_is_listed_as_none_and_reachable_by_id_prefix() {
     assert!(row.starts_with("<none>       <none>"), "{row}");
     assert_eq!(json(&root.ok(&["inspect", &image.id()[7..15]]))[0]["Id"], image.id());
 }
+
+#[test]
+fn check_finds_and_mends_damage_to_the_image_database() {
+    let root = Root::new();
+    let work = tempfile::tempdir().unwrap();
+    let image = TestImage::new(three_layers(), &["sh"]);
+    root.ok(&["load", "-i", &write(work.path(), "a.tar", &docker_archive(&[(&image, &["a:1"])]))]);
+    let db = root.path().join("image/overlay2");
+    // A name pointing nowhere, and a write-set a killed process left.
+    let repos = db.join("repositories.json");
+    let mut names = json(&std::fs::read_to_string(&repos).unwrap());
+    names["Repositories"]["ghost"] = serde_json::json!({"ghost:1": format!("sha256:{}", "0".repeat(64))});
+    std::fs::write(&repos, names.to_string()).unwrap();
+    std::fs::create_dir(db.join("layerdb/tmp/write-set-dead")).unwrap();
+
+    let report = json(&String::from_utf8(root.strata(&["check", "--format", "json"]).stdout).unwrap());
+    let kinds: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["layerdb-leftover", "dangling-name"]);
+    root.ok(&["check", "--repair"]);
+    assert!(!db.join("layerdb/tmp/write-set-dead").exists());
+    assert!(!std::fs::read_to_string(&repos).unwrap().contains("ghost"));
+    root.ok(&["check"]);
+
+    // A layer deleted by hand under an image is damage that needs a person.
+    let top = top_layer(&root, "a:1");
+    std::fs::remove_dir_all(root.home().join(&top)).unwrap();
+    let out = root.strata(&["check"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("its overlay2 layer {top} is missing")));
+}

@@ -98,6 +98,7 @@ pub fn check(store: &Store, repair: bool) -> Result<Report> {
     checker.lowers(&ids, &links)?;
     checker.mounts(&ids)?;
     checker.unknown_entries()?;
+    checker.images()?;
     Ok(checker.report)
 }
 
@@ -343,6 +344,22 @@ impl Checker<'_> {
     }
 
     /// Entries of `<root>/overlay2/` that are neither layers nor known files.
+    fn images(&mut self) -> Result<()> {
+        let images = self.store.images();
+        for problem in images.problems()? {
+            let severity = if problem.damage { Severity::Damage } else { Severity::Leftover };
+            let scratch = self.store.private_dir();
+            let mut mend = problem.fix.as_ref().map(|fix| {
+                let images = &images;
+                let scratch = scratch.clone();
+                move || images.fix(fix, &scratch)
+            });
+            let mend = mend.as_mut().map(|m| m as &mut dyn FnMut() -> Result<()>);
+            self.found(problem.kind, severity, &problem.path, problem.detail, mend)?;
+        }
+        Ok(())
+    }
+
     fn unknown_entries(&mut self) -> Result<()> {
         let home = self.store.home();
         for entry in std::fs::read_dir(home).ctx("read directory", home)? {

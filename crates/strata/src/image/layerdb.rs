@@ -54,7 +54,7 @@ impl LayerDb {
         LayerDb { dir }
     }
 
-    fn entry(&self, chain: ChainId) -> PathBuf {
+    pub(crate) fn entry(&self, chain: ChainId) -> PathBuf {
         self.dir.join("sha256").join(chain.hex())
     }
 

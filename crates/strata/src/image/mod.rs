@@ -16,6 +16,7 @@
 //! - [`ImageStore::tag`], [`ImageStore::remove`].
 
 pub mod change;
+pub(crate) mod check;
 pub mod config;
 mod ids;
 mod imagedb;

@@ -329,9 +329,11 @@ impl Progress for Bars {
             LayerEvent::Started { index, diff_id, size } => {
                 let bar = multi.add(ProgressBar::new(size));
                 bar.set_style(
-                    ProgressStyle::with_template("{prefix}: Loading layer [{bar:40}] {decimal_bytes}/{decimal_total_bytes}")
-                        .expect("a valid template")
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{prefix}: Loading layer [{bar:40}] {decimal_bytes}/{decimal_total_bytes}",
+                    )
+                    .expect("a valid template")
+                    .progress_chars("=> "),
                 );
                 bar.set_prefix(diff_id.hex()[..12].to_owned());
                 bars.insert(index, bar);

@@ -221,7 +221,11 @@ fn tag_and_rmi_follow_dockers_rules_and_keep_shared_layers() {
     let layers = three_layers();
     let small = TestImage::new(layers[..2].to_vec(), &["a"]);
     let big = TestImage::new(layers.clone(), &["b"]);
-    root.ok(&["load", "-i", &write(work.path(), "i.tar", &docker_archive(&[(&small, &["small:1"]), (&big, &["big:1"])]))]);
+    root.ok(&[
+        "load",
+        "-i",
+        &write(work.path(), "i.tar", &docker_archive(&[(&small, &["small:1"]), (&big, &["big:1"])])),
+    ]);
 
     // Tags: a second name in the same repository and one in another.
     root.ok(&["tag", "small:1", "small:2"]);

@@ -111,7 +111,9 @@ pub fn oci_layout(dir: &Path, images: &[(&TestImage, Option<&str>)], layers: Lay
             let (blob, media) = match layers {
                 Layers::Plain => (layer.clone(), "application/vnd.oci.image.layer.v1.tar"),
                 Layers::Gzip => (super::tarball::gzip(layer), "application/vnd.oci.image.layer.v1.tar+gzip"),
-                Layers::Zstd => (zstd::encode_all(&layer[..], 3).unwrap(), "application/vnd.oci.image.layer.v1.tar+zstd"),
+                Layers::Zstd => {
+                    (zstd::encode_all(&layer[..], 3).unwrap(), "application/vnd.oci.image.layer.v1.tar+zstd")
+                }
             };
             descriptors.push(serde_json::json!({"mediaType": media, "digest": put(&blob), "size": blob.len()}));
         }

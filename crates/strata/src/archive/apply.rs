@@ -114,7 +114,10 @@ impl LayerStore {
                 return Err(Error::DigestMismatch { what, expected, actual });
             }
         }
-        Ok(Staged { scratch, applied: Applied { stream, entries: unpacked.entries, layer_size: unpacked.size, tar_split } })
+        Ok(Staged {
+            scratch,
+            applied: Applied { stream, entries: unpacked.entries, layer_size: unpacked.size, tar_split },
+        })
     }
 
     /// Whether `id` can take a tarball. Takes no lock: called both before and under it.

@@ -23,8 +23,8 @@ pub(crate) mod tarsplit;
 mod tarstream;
 mod unpack;
 
-pub use apply::{Applied, ApplyOptions};
 pub(crate) use apply::Staged;
+pub use apply::{Applied, ApplyOptions};
 pub use changes::{Change, ChangeKind};
 pub use compression::{Compression, Encoder};
 pub use pipeline::StreamDigests;

@@ -20,14 +20,14 @@ pub fn apply(config: &mut ContainerConfig, instruction: &str) -> Result<()> {
         "USER" => config.user = rest.to_owned(),
         "WORKDIR" => config.working_dir = rest.to_owned(),
         "ENV" => {
-            for (k, v) in pairs(rest).map_err(|r| bad(r))? {
+            for (k, v) in pairs(rest).map_err(&bad)? {
                 let env = config.env.get_or_insert_with(Vec::new);
                 env.retain(|e| e.split_once('=').map_or(e.as_str(), |(ek, _)| ek) != k);
                 env.push(format!("{k}={v}"));
             }
         }
         "LABEL" => {
-            for (k, v) in pairs(rest).map_err(|r| bad(r))? {
+            for (k, v) in pairs(rest).map_err(&bad)? {
                 config.labels.get_or_insert_with(Default::default).insert(k, v);
             }
         }

@@ -58,7 +58,8 @@ impl ImageStore {
         for id in self.imagedb.list()? {
             let Some(raw) = self.imagedb.config(id)? else { continue };
             let path = self.store.root().join("image/overlay2/imagedb/content/sha256").join(id.hex());
-            let damaged = |detail: String| Problem { kind: "bad-image", damage: true, path: path.clone(), detail, fix: None };
+            let damaged =
+                |detail: String| Problem { kind: "bad-image", damage: true, path: path.clone(), detail, fix: None };
             if ImageId::of_config(&raw) != id {
                 out.push(damaged(format!("the config of {id} hashes to {}", ImageId::of_config(&raw))));
                 continue;
@@ -77,7 +78,13 @@ impl ImageStore {
         }
         for chain in self.layerdb.list()? {
             let path = self.layerdb.entry(chain);
-            let damaged = |detail: String| Problem { kind: "bad-layerdb-entry", damage: true, path: path.clone(), detail, fix: None };
+            let damaged = |detail: String| Problem {
+                kind: "bad-layerdb-entry",
+                damage: true,
+                path: path.clone(),
+                detail,
+                fix: None,
+            };
             match self.layerdb.get(chain) {
                 Err(e) => out.push(damaged(e.to_string())),
                 Ok(None) => out.push(damaged("it has no cache-id".into())),

@@ -146,8 +146,10 @@ fn str_or_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Ve
 impl ImageConfig {
     /// Parse config bytes; `what` names them in errors.
     pub fn parse(bytes: &[u8], what: &str) -> Result<ImageConfig> {
-        let config: ImageConfig = serde_json::from_slice(bytes)
-            .map_err(|e| Error::BadImage { what: what.to_owned(), reason: format!("image config is not valid: {e}") })?;
+        let config: ImageConfig = serde_json::from_slice(bytes).map_err(|e| Error::BadImage {
+            what: what.to_owned(),
+            reason: format!("image config is not valid: {e}"),
+        })?;
         if config.rootfs.kind != "layers" {
             return Err(Error::BadImage {
                 what: what.to_owned(),
@@ -189,7 +191,7 @@ mod tests {
         let config = ImageConfig::parse(raw.as_bytes(), "test").unwrap();
         let inner = &raw[raw.find("\"config\":").unwrap() + 9..raw.find(",\"created\"").unwrap()];
         assert_eq!(serde_json::to_string(&config.config).unwrap(), inner);
-        assert_eq!(config.history[1].empty_layer, true);
+        assert!(config.history[1].empty_layer);
         assert_eq!(config.created_unix(), 1795328102);
     }
 

@@ -173,4 +173,3 @@ pub(crate) fn recover(store: &Store, lock: &StoreLock, name: &str, what: &str) -
     }
     work.finish()
 }
-

@@ -217,7 +217,9 @@ impl ImageStore {
         let counted = Counted { inner: reader, bytes: 0, index, progress, cancel };
         let options = ApplyOptions { diff_id: Some(job.diff_id), digest: job.digest, tar_split: true };
         let staged = self.layers.stage(counted, &options).map_err(|e| match e {
-            Error::DigestMismatch { .. } | Error::Archive { .. } => Error::BadImage { what: what(), reason: e.to_string() },
+            Error::DigestMismatch { .. } | Error::Archive { .. } => {
+                Error::BadImage { what: what(), reason: e.to_string() }
+            }
             e => e,
         })?;
         progress.event(LayerEvent::Done { index });

@@ -116,7 +116,8 @@ impl ImageStore {
         }
         let prefix = name.strip_prefix("sha256:").unwrap_or(name);
         if !prefix.is_empty() && prefix.len() < 64 && prefix.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            let found: Vec<ImageId> = self.imagedb.list()?.into_iter().filter(|id| id.hex().starts_with(prefix)).collect();
+            let found: Vec<ImageId> =
+                self.imagedb.list()?.into_iter().filter(|id| id.hex().starts_with(prefix)).collect();
             match found.as_slice() {
                 [id] => return Ok(*id),
                 [] => {}

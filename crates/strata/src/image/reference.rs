@@ -91,7 +91,7 @@ impl FromStr for Reference {
             }
             _ => (DEFAULT_DOMAIN.to_owned(), name.to_owned()),
         };
-        check_domain(&domain).map_err(|why| bad(why))?;
+        check_domain(&domain).map_err(bad)?;
         if path.chars().any(|c| c.is_ascii_uppercase()) {
             return Err(bad("a repository name must be lowercase"));
         }
@@ -100,7 +100,8 @@ impl FromStr for Reference {
                 "a repository name is lowercase letters, digits and separators (., _, __, -) between them, in components joined by /",
             ));
         }
-        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') { format!("{OFFICIAL_PREFIX}{path}") } else { path };
+        let path =
+            if domain == DEFAULT_DOMAIN && !path.contains('/') { format!("{OFFICIAL_PREFIX}{path}") } else { path };
         if domain.len() + 1 + path.len() > MAX_NAME {
             return Err(bad("a repository name is at most 255 characters"));
         }
@@ -241,7 +242,7 @@ mod tests {
             "host:port/app",
             &"a".repeat(64),
             &format!("a:{}", "t".repeat(129)),
-            &format!("{}", "a".repeat(256)),
+            &"a".repeat(256),
             "a b",
         ] {
             assert!(bad.parse::<Reference>().is_err(), "{bad:?} parsed");

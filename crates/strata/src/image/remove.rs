@@ -82,9 +82,7 @@ impl ImageStore {
         }
         if !force {
             if names.len() > untag.len() {
-                return Err(conflict(
-                    "it has names in several repositories: remove them one by one, or use -f".into(),
-                ));
+                return Err(conflict("it has names in several repositories: remove them one by one, or use -f".into()));
             }
             if let Some(c) = using.first() {
                 return Err(conflict(format!(
@@ -202,7 +200,7 @@ impl ImageStore {
             }
         }
         // Deepest first: a layer goes before the one it stands on.
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
         Ok(found.into_iter().map(|(_, c, l)| (c, l)).collect())
     }
 

@@ -121,7 +121,8 @@ impl ImageStore {
                 let top = parent_v1.map(|p| p.hex()).unwrap_or_default();
                 repositories.entry(tag.name()).or_default().insert(tag.tag().unwrap_or("latest").to_owned(), top);
             }
-            let repo_tags: Option<Vec<String>> = (!tags.is_empty()).then(|| tags.iter().map(|t| t.to_string()).collect());
+            let repo_tags: Option<Vec<String>> =
+                (!tags.is_empty()).then(|| tags.iter().map(|t| t.to_string()).collect());
             manifest.push(json!({"Config": config_name, "RepoTags": repo_tags, "Layers": paths}));
         }
         tar.bytes("manifest.json", &serde_json::to_vec(&manifest).expect("serializable"))?;
@@ -175,7 +176,8 @@ impl ImageStore {
             if written.insert(digest) {
                 tar.bytes(&format!("blobs/sha256/{}", digest.hex()), &bytes)?;
             }
-            let names: Vec<Option<&Reference>> = if tags.is_empty() { vec![None] } else { tags.iter().map(Some).collect() };
+            let names: Vec<Option<&Reference>> =
+                if tags.is_empty() { vec![None] } else { tags.iter().map(Some).collect() };
             for name in names {
                 let mut entry = descriptor(MediaType::ImageManifest, digest, bytes.len() as u64)?;
                 if let Some(name) = name {
@@ -189,7 +191,8 @@ impl ImageStore {
                 }
                 index_entries.push(entry);
             }
-            let repo_tags: Option<Vec<String>> = (!tags.is_empty()).then(|| tags.iter().map(|t| t.to_string()).collect());
+            let repo_tags: Option<Vec<String>> =
+                (!tags.is_empty()).then(|| tags.iter().map(|t| t.to_string()).collect());
             docker_manifest.push(json!({"Config": config_path, "RepoTags": repo_tags, "Layers": paths}));
         }
         let index = ImageIndexBuilder::default()

@@ -51,7 +51,8 @@ impl Source {
         let mut input = BufReader::with_capacity(1 << 20, file);
         let head = input.fill_buf().ctx("read", &shown)?;
         let compression = Compression::detect(head);
-        let seekable = input.get_mut().stream_position().is_ok() && input.get_ref().metadata().is_ok_and(|m| m.is_file());
+        let seekable =
+            input.get_mut().stream_position().is_ok() && input.get_ref().metadata().is_ok_and(|m| m.is_file());
         let file = if compression == Compression::None && seekable {
             let mut file = input.into_inner();
             file.rewind().ctx("seek", &shown)?;
@@ -83,7 +84,9 @@ impl Source {
     pub(crate) fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
         let (mut reader, size) = self.open_member(name)?;
         if size > limit {
-            return Err(self.bad(format!("{name} is {size} bytes, more than the {limit} an image archive's metadata may be")));
+            return Err(
+                self.bad(format!("{name} is {size} bytes, more than the {limit} an image archive's metadata may be"))
+            );
         }
         let mut out = Vec::with_capacity(size as usize);
         reader.read_to_end(&mut out).map_err(|e| self.bad(format!("reading {name}: {e}")))?;

@@ -203,7 +203,7 @@ pub(crate) fn inspect(root: &Path, args: InspectArgs) -> Result<ExitCode> {
         match store.inspect(name) {
             Ok(i) => found.push(i),
             Err(e) => {
-                eprintln!("strata: {e}");
+                eprintln!("strata: {}", crate::one_line(&e.to_string()));
                 code = ExitCode::FAILURE;
             }
         }
@@ -235,7 +235,7 @@ pub(crate) fn rmi(root: &Path, args: RmiArgs) -> Result<ExitCode> {
                 }
             }
             Err(e) => {
-                eprintln!("strata: {e}");
+                eprintln!("strata: {}", crate::one_line(&e.to_string()));
                 code = ExitCode::FAILURE;
             }
         }

@@ -110,8 +110,22 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("strata: {e:#}");
+            let mut message = e.to_string();
+            // Each cause once: strata's errors already end with their cause.
+            for cause in e.chain().skip(1) {
+                let cause = cause.to_string();
+                if !message.ends_with(&cause) {
+                    message = format!("{message}: {cause}");
+                }
+            }
+            eprintln!("strata: {}", one_line(&message));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error message on one line, whatever names from an archive it quotes: control characters
+/// (newlines, escape sequences) are shown escaped.
+pub(crate) fn one_line(message: &str) -> String {
+    message.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect()
 }

@@ -88,7 +88,7 @@ pub fn check(store: &Store, repair: bool) -> Result<Report> {
     } else {
         None
     };
-    let _shared = if repair { None } else { store.read_lock()? };
+    let _shared = if repair { None } else { store.read_lock_as_is()? };
     checker.operations(exclusive.as_ref())?;
     let ids = store.layers().ids()?;
     checker.report.layers = ids.len();

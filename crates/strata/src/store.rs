@@ -103,7 +103,22 @@ impl Store {
 
     /// A shared lock for readers, if any strata process ever wrote here (a root written only by
     /// dockerd has no lock file, and reading must not create one).
+    ///
+    /// An image operation whose process died may have left some of its steps in place; its
+    /// journal says how to undo them, so a reader that finds one lets a writer sweep first and
+    /// never sees half an image.
     pub(crate) fn read_lock(&self) -> Result<Option<StoreLock>> {
+        let Some(lock) = self.read_lock_as_is()? else { return Ok(None) };
+        if !crate::scratch::abandoned(self)?.iter().any(|op| op.what.starts_with(crate::image::journal::PREFIX)) {
+            return Ok(Some(lock));
+        }
+        drop(lock);
+        drop(self.write_lock()?);
+        self.read_lock_as_is()
+    }
+
+    /// A shared lock, without sweeping anything (for `check`, which reports what it finds).
+    pub(crate) fn read_lock_as_is(&self) -> Result<Option<StoreLock>> {
         if self.lock_path().exists() { StoreLock::shared(&self.lock_path()).map(Some) } else { Ok(None) }
     }
 

@@ -15,7 +15,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 /// CRC-64 with the ISO polynomial, as Go's `crc64.MakeTable(crc64.ISO)`.
-const CRC64: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_GO_ISO);
+/// Slicing-by-16 tables: about 5× the speed of the byte-at-a-time default.
+const CRC64: crc::Crc<u64, crc::Table<16>> = crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_GO_ISO);
 
 /// Records a tar stream as tar-split entries while it is read.
 pub(crate) struct Recorder {

@@ -23,7 +23,7 @@ pub(crate) struct Recorder {
     out: flate2::write::GzEncoder<Vec<u8>>,
     position: u64,
     segment: Vec<u8>,
-    file: Option<(Vec<u8>, u64, crc::Digest<'static, u64>)>,
+    file: Option<(Vec<u8>, u64, crc::Digest<'static, u64, crc::Table<16>>)>,
 }
 
 impl std::fmt::Debug for Recorder {

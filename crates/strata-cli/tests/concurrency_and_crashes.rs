@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Root, strata_cmd};
+use common::{Root, kill_at, strata_cmd};
 
 /// Every layer `ls` lists is whole: it inspects, and its mount shows its ancestors' files.
 fn assert_whole(root: &Root) {
@@ -88,22 +87,6 @@ fn eight_processes_create_and_mount_on_one_root() {
     assert!(root.mounts().is_empty());
     assert_whole(&root);
     assert_clean(&root);
-}
-
-/// Run strata with a failpoint armed, wait until it freezes there, then SIGKILL it.
-fn kill_at(root: &Root, failpoint: &str, args: &[&str]) {
-    let mut child = strata_cmd(root.path(), args)
-        .env("STRATA_FAILPOINT", failpoint)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), format!("failpoint {failpoint}"), "strata {args:?} did not reach {failpoint}");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]

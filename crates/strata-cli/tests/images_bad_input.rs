@@ -6,14 +6,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::images::{Layers, TestImage, docker_archive, oci_layout, sha256, tar_of};
 use common::tarball::gzip;
-use common::{Root, snapshot, strata_cmd};
+use common::{Root, kill_at, snapshot, strata_cmd};
 
 type Tree = BTreeMap<PathBuf, String>;
 
@@ -208,22 +208,6 @@ fn edit_oci_manifest(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
 /// A three-layer image on `keep:1`'s base layer.
 fn new_image() -> TestImage {
     TestImage::new(vec![base_layer(), layer(&[("n1", "one\n")]), layer(&[("n2", "two\n")])], &["/bin/true"])
-}
-
-/// Run strata with a failpoint armed, wait until it freezes there, then SIGKILL it.
-fn kill_at(root: &Root, failpoint: &str, args: &[&str]) {
-    let mut child = strata_cmd(root.path(), args)
-        .env("STRATA_FAILPOINT", failpoint)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), format!("failpoint {failpoint}"), "strata {args:?} did not reach {failpoint}");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 // 1. Content that does not match its digest.

@@ -78,6 +78,23 @@ pub fn strata_cmd(root: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// Run strata with a failpoint armed, wait until it freezes there, then SIGKILL it.
+pub fn kill_at(root: &Root, failpoint: &str, args: &[&str]) {
+    use std::io::{BufRead, BufReader};
+    let mut child = strata_cmd(root.path(), args)
+        .env("STRATA_FAILPOINT", failpoint)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), format!("failpoint {failpoint}"), "strata {args:?} did not reach {failpoint}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// Overlay mount points (from /proc/self/mountinfo) under `dir`.
 pub fn overlay_mounts_under(dir: &Path) -> Vec<PathBuf> {
     strata::mount::overlay_mounts_under(dir).unwrap()

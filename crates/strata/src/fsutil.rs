@@ -43,6 +43,33 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>> {
     }
 }
 
+/// Read a file's bytes; `None` if it does not exist.
+pub(crate) fn read_bytes_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).ctx("read", path),
+    }
+}
+
+/// The entries of `dir` whose names parse as `T` (digests, IDs), sorted; none if `dir` does
+/// not exist.
+pub(crate) fn parsed_names<T: std::str::FromStr + Ord>(dir: &Path) -> Result<Vec<T>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).ctx("read directory", dir),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        if let Ok(name) = entry.ctx("read directory", dir)?.file_name().to_string_lossy().parse() {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Remove a file or an empty directory, ignoring "not found".
 pub(crate) fn remove_if_exists(path: &Path) -> Result<()> {
     let result = match std::fs::symlink_metadata(path) {

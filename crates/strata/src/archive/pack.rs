@@ -27,7 +27,7 @@ use super::compression::Compression;
 use super::dir::{is_opaque, sorted_names};
 use super::path::{OPAQUE, WHITEOUT_PREFIX};
 use super::pipeline::StreamDigests;
-use crate::digest::Hasher;
+use crate::digest::{Hasher, HashingWriter};
 use crate::error::{Error, Result};
 
 /// Largest value an octal ustar uid/gid field holds.
@@ -286,7 +286,7 @@ impl<'scope> Sink<'scope> {
             .name("strata-layer-writer".into())
             .spawn_scoped(scope, move || {
                 let mut tar_hash = Hasher::new();
-                let mut out = HashWriter { inner: out, hasher: Hasher::new() };
+                let mut out = HashingWriter::new(out);
                 let mut enc = compression.encoder(&mut out)?;
                 for chunk in rx {
                     tar_hash.update(&chunk);
@@ -294,14 +294,8 @@ impl<'scope> Sink<'scope> {
                 }
                 enc.finish()?.flush()?;
                 let size = tar_hash.len();
-                let compressed_size = out.hasher.len();
-                Ok(StreamDigests {
-                    compression,
-                    compressed: out.hasher.finish(),
-                    compressed_size,
-                    diff_id: tar_hash.finish(),
-                    size,
-                })
+                let (compressed, compressed_size) = out.finish();
+                Ok(StreamDigests { compression, compressed, compressed_size, diff_id: tar_hash.finish(), size })
             })
             .expect("spawning a thread");
         Sink { tx: Some(tx), buf: Vec::with_capacity(SINK_CHUNK), worker: Some(worker) }
@@ -345,22 +339,5 @@ impl Write for Sink<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-struct HashWriter<W> {
-    inner: W,
-    hasher: Hasher,
-}
-
-impl<W: Write> Write for HashWriter<W> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(data)?;
-        self.hasher.update(&data[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }

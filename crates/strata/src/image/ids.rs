@@ -103,6 +103,13 @@ impl ChainId {
 }
 
 impl ImageId {
+    /// Whether `name` names this image by ID: all or a prefix of its hex, `sha256:` optional
+    /// (as opposed to by a reference).
+    pub fn is_named_by(&self, name: &str) -> bool {
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        !hex.is_empty() && self.hex().starts_with(hex)
+    }
+
     /// The ID of the image whose config is `config`.
     pub fn of_config(config: &[u8]) -> ImageId {
         ImageId(Digest::of(config))

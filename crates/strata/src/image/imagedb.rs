@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::ids::ImageId;
 use crate::error::{IoContext, Result};
-use crate::fsutil::{mkdir, read_optional, remove_if_exists, write_new};
+use crate::fsutil::{mkdir, parsed_names, read_bytes_optional, read_optional, remove_if_exists, write_new};
 
 const LAST_UPDATED: &str = "lastUpdated";
 const PARENT: &str = "parent";
@@ -52,31 +52,12 @@ impl ImageDb {
 
     /// The image's config bytes, or `None`.
     pub(crate) fn config(&self, id: ImageId) -> Result<Option<Vec<u8>>> {
-        let path = self.content(id);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).ctx("read", path),
-        }
+        read_bytes_optional(&self.content(id))
     }
 
     /// Every stored image ID.
     pub(crate) fn list(&self) -> Result<Vec<ImageId>> {
-        let dir = self.dir.join("content/sha256");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).ctx("read directory", dir),
-        };
-        let mut ids = Vec::new();
-        for entry in entries {
-            let name = entry.ctx("read directory", &dir)?.file_name();
-            if let Ok(id) = name.to_string_lossy().parse::<ImageId>() {
-                ids.push(id);
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        parsed_names(&self.dir.join("content/sha256"))
     }
 
     /// Store a config under its ID (call with the store lock held). It is written in `scratch`

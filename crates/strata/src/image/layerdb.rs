@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use super::ids::ChainId;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{mkdir, read_optional, write_new};
+use crate::fsutil::{mkdir, parsed_names, read_bytes_optional, read_optional, write_new};
 use crate::id::LayerId;
 
 const DIFF: &str = "diff";
@@ -108,31 +108,12 @@ impl LayerDb {
 
     /// The gzipped tar-split of `chain`, if it has one.
     pub(crate) fn tar_split(&self, chain: ChainId) -> Result<Option<Vec<u8>>> {
-        let path = self.entry(chain).join(TAR_SPLIT);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).ctx("read", path),
-        }
+        read_bytes_optional(&self.entry(chain).join(TAR_SPLIT))
     }
 
     /// Every registered chainID.
     pub(crate) fn list(&self) -> Result<Vec<ChainId>> {
-        let dir = self.dir.join("sha256");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).ctx("read directory", dir),
-        };
-        let mut ids = Vec::new();
-        for entry in entries {
-            let name = entry.ctx("read directory", &dir)?.file_name();
-            if let Ok(id) = name.to_string_lossy().parse::<ChainId>() {
-                ids.push(id);
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        parsed_names(&self.dir.join("sha256"))
     }
 
     /// Register `record` (call with the store lock held): the files are written into

@@ -51,7 +51,7 @@ impl ImageStore {
         let using: Vec<&ContainerUse> = containers.get(&id).map(|v| v.iter().collect()).unwrap_or_default();
         let conflict = |reason: String| Error::ImageConflict { image: name.to_owned(), reason };
         let names = repos.names_of(id);
-        let by_id = is_id_prefix(id, name);
+        let by_id = id.is_named_by(name);
         let mut untag = Vec::new();
         if !by_id {
             let given = name.parse::<Reference>()?.or_latest();
@@ -232,11 +232,6 @@ impl ImageStore {
         }
         Ok(out)
     }
-}
-
-fn is_id_prefix(id: ImageId, name: &str) -> bool {
-    let hex = name.strip_prefix("sha256:").unwrap_or(name);
-    !hex.is_empty() && id.hex().starts_with(hex)
 }
 
 fn single_repository(names: &[Reference]) -> bool {

@@ -14,7 +14,7 @@ use super::ids::ImageId;
 use super::reference::Reference;
 use super::{Image, ImageStore};
 use crate::archive::Compression;
-use crate::digest::{Digest, Hasher};
+use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result};
 
 /// The layout of a saved archive.
@@ -38,12 +38,12 @@ impl ImageStore {
         for name in names {
             let id = self.resolve_unlocked(name)?;
             let tags: Vec<Reference> = match name.parse::<Reference>() {
-                Ok(r) if !is_id(id, name) && r.tag().is_none() && r.digest().is_none() => repos
+                Ok(r) if !id.is_named_by(name) && r.tag().is_none() && r.digest().is_none() => repos
                     .iter()
                     .filter(|(n, _)| n.name() == r.name() && n.tag().is_some() && n.digest().is_none())
                     .map(|(n, _)| n.clone())
                     .collect(),
-                Ok(r) if !is_id(id, name) && r.digest().is_none() => vec![r],
+                Ok(r) if !id.is_named_by(name) && r.digest().is_none() => vec![r],
                 _ => Vec::new(),
             };
             let tags: Vec<Reference> = tags.into_iter().filter(|t| repos.get(t).is_some()).collect();
@@ -213,9 +213,9 @@ impl ImageStore {
         match self.layerdb.tar_split(layer.chain_id)? {
             Some(split) => Ok((crate::archive::tarsplit::assembled_size(&split)?, Some(split))),
             None => {
-                let mut counter = Counter(0);
+                let mut counter = CountingWriter { inner: io::sink(), n: 0 };
                 crate::archive::pack::pack(&self.layers.diff_dir(&layer.cache_id), &mut counter, Compression::None)?;
-                Ok((counter.0, None))
+                Ok((counter.n, None))
             }
         }
     }
@@ -224,54 +224,21 @@ impl ImageStore {
     fn layer_entry<W: Write + Send>(&self, tar: &mut TarOut<W>, name: &str, layer: &super::LayerRecord) -> Result<u64> {
         let (size, split) = self.layer_size(layer)?;
         let diff = self.layers.diff_dir(&layer.cache_id);
-        let mut hasher = Hasher::new();
+        let mut actual = None;
         tar.file(name, size, |out| {
-            let mut hashing = HashingWriter { inner: out, hasher: &mut hasher };
+            let mut hashing = HashingWriter::new(out);
             match &split {
-                Some(split) => crate::archive::tarsplit::assemble(split, &diff, &mut hashing),
-                None => crate::archive::pack::pack(&diff, &mut hashing, Compression::None).map(drop),
+                Some(split) => crate::archive::tarsplit::assemble(split, &diff, &mut hashing)?,
+                None => drop(crate::archive::pack::pack(&diff, &mut hashing, Compression::None)?),
             }
+            actual = Some(hashing.finish().0);
+            Ok(())
         })?;
-        let actual = hasher.finish();
+        let actual = actual.expect("the entry was written");
         if actual != layer.diff_id {
             return Err(Error::DigestMismatch { what: "diffID of a saved layer", expected: layer.diff_id, actual });
         }
         Ok(size)
-    }
-}
-
-fn is_id(id: ImageId, name: &str) -> bool {
-    let hex = name.strip_prefix("sha256:").unwrap_or(name);
-    id.hex().starts_with(hex) && hex.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-struct Counter(u64);
-
-impl Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-struct HashingWriter<'a, W> {
-    inner: W,
-    hasher: &'a mut Hasher,
-}
-
-impl<W: Write> Write for HashingWriter<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 

@@ -321,21 +321,7 @@ impl LayerStore {
 
     /// Layer IDs present under `<root>/overlay2/`, sorted.
     pub(crate) fn ids(&self) -> Result<Vec<LayerId>> {
-        let home = self.store.home();
-        let entries = match std::fs::read_dir(home) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).ctx("read directory", home),
-        };
-        let mut ids = Vec::new();
-        for entry in entries {
-            let entry = entry.ctx("read directory", home)?;
-            if let Ok(id) = entry.file_name().to_string_lossy().parse::<LayerId>() {
-                ids.push(id);
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        crate::fsutil::parsed_names(self.store.home())
     }
 
     /// Read one layer without taking the store lock (callers hold it, or need none); with

@@ -39,6 +39,13 @@ pub(crate) fn ago(seconds: i64) -> String {
     format!("{} ago", duration(now - seconds))
 }
 
+/// `HumanDuration` of go-units for the time since `rfc3339` (`Up 3 seconds`).
+pub(crate) fn since(rfc3339: &str) -> String {
+    let then = rfc3339.parse::<jiff::Timestamp>().map_or(0, |t| t.as_second());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    duration(now - then)
+}
+
 fn duration(secs: i64) -> String {
     let hours = ((secs as f64) / 3600.0 + 0.5) as i64;
     match secs {

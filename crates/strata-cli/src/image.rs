@@ -51,7 +51,7 @@ pub(crate) struct HistoryArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
-    /// The images (names or IDs).
+    /// The containers or images (names or IDs).
     #[arg(required = true)]
     images: Vec<String>,
 }
@@ -196,11 +196,26 @@ pub(crate) fn history(root: &Path, args: HistoryArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn inspect(root: &Path, args: InspectArgs) -> Result<ExitCode> {
-    let store = images(root)?;
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Inspected {
+        Container(Box<strata::container::ContainerInspect>),
+        Image(Box<strata::image::ImageInspect>),
+    }
+    let store = Store::open(root)?;
+    let (containers, images) = (store.containers(), store.images());
     let mut found = Vec::new();
     let mut code = ExitCode::SUCCESS;
     for name in &args.images {
-        match store.inspect(name) {
+        // As `docker inspect`: a container by that name or ID first, then an image.
+        let result = match containers.inspect(name) {
+            Ok(c) => Ok(Inspected::Container(Box::new(c))),
+            Err(strata::Error::ContainerNotFound(_) | strata::Error::InvalidId { .. }) => {
+                images.inspect(name).map(|i| Inspected::Image(Box::new(i)))
+            }
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(i) => found.push(i),
             Err(e) => {
                 eprintln!("strata: {}", crate::one_line(&e.to_string()));

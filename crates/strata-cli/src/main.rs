@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod check;
+mod container;
 mod human;
 mod image;
 mod layer;
@@ -39,7 +40,7 @@ enum Command {
     Images(image::ImagesArgs),
     /// Show how an image was made, a row per step, with each layer's size.
     History(image::HistoryArgs),
-    /// Show an image in Docker's JSON shape, with its layers' directories.
+    /// Show containers or images in Docker's JSON shape, with their layers' directories.
     Inspect(image::InspectArgs),
     /// Give an image another name.
     Tag(image::TagArgs),
@@ -51,6 +52,26 @@ enum Command {
     Save(image::SaveArgs),
     /// Make a one-layer image from a root filesystem (a tar or a directory).
     Import(image::ImportArgs),
+    /// Create a container: an -init layer and a writable layer on the image's layers.
+    Create(container::CreateArgs),
+    /// Create a container and run it in the foreground with an OCI runtime (runc, crun).
+    Run(container::RunArgs),
+    /// Run a created or stopped container in the foreground.
+    Start(container::StartArgs),
+    /// List containers.
+    Ps(container::PsArgs),
+    /// Mount a container's tree and print where.
+    Mount(container::OneArgs),
+    /// Drop a mount taken by `strata mount`.
+    Umount(container::OneArgs),
+    /// Remove containers and their layers.
+    Rm(container::RmArgs),
+    /// Show what a container changed: A added, C changed, D deleted.
+    Diff(container::DiffArgs),
+    /// Make an image of a container's changes on its image.
+    Commit(container::CommitArgs),
+    /// Write a container's whole tree as one tar.
+    Export(container::ExportArgs),
     /// Find and mend what a crash or a hand edit left in the store.
     Check(check::CheckArgs),
     /// Build the seeds' overlay experiment in a fresh store and show every step (needs root).
@@ -105,6 +126,16 @@ fn main() -> ExitCode {
         Command::Load(args) => image::load(&cli.root, args),
         Command::Save(args) => image::save(&cli.root, args),
         Command::Import(args) => image::import(&cli.root, args),
+        Command::Create(args) => container::create(&cli.root, args),
+        Command::Run(args) => container::run(&cli.root, args),
+        Command::Start(args) => container::start(&cli.root, args),
+        Command::Ps(args) => container::ps(&cli.root, args),
+        Command::Mount(args) => container::mount(&cli.root, args),
+        Command::Umount(args) => container::umount(&cli.root, args),
+        Command::Rm(args) => container::rm(&cli.root, args),
+        Command::Diff(args) => container::diff(&cli.root, args),
+        Command::Commit(args) => container::commit(&cli.root, args),
+        Command::Export(args) => container::export(&cli.root, args),
         Command::Walkthrough(args) => walkthrough::run(args),
     };
     match result {

@@ -172,6 +172,40 @@ pub enum Error {
         reason: String,
     },
 
+    /// No container matches a name or ID.
+    #[error("no such container: {0} (see `strata ps -a`)")]
+    ContainerNotFound(String),
+
+    /// A container cannot do what was asked.
+    #[error("container {container}: {reason}")]
+    Container {
+        /// The container as named.
+        container: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+
+    /// The OCI runtime is missing or failed.
+    #[error("OCI runtime {runtime}: {reason}")]
+    Runtime {
+        /// `runc`, `crun`, …
+        runtime: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The container's command cannot be run: not found (exit status 127, as in a shell and
+    /// in docker) or not executable (126).
+    #[error("cannot run {command:?} in the container: {reason}")]
+    Command {
+        /// argv[0].
+        command: String,
+        /// Why.
+        reason: String,
+        /// The exit status docker gives for it.
+        status: u8,
+    },
+
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -6,6 +6,8 @@
 //! - [`Store`]: a store root and its on-disk map.
 //! - [`layer`]: create, stack, mount, inspect and remove layers.
 //! - [`mount`]: OverlayFS mounts, one page of options or one `lowerdir+` per layer.
+//! - [`image`]: images as stacks of layers, in Docker's image database.
+//! - [`container`]: containers run by an OCI runtime on an image's layers.
 //! - [`check`]: find and mend what a crash or a hand edit left behind.
 //!
 //! Every change is built aside and published with one `rename(2)` under a store-wide
@@ -15,6 +17,7 @@
 
 pub mod archive;
 pub mod check;
+pub mod container;
 pub mod digest;
 mod error;
 mod failpoint;

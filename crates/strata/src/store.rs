@@ -71,6 +71,11 @@ impl Store {
         self.home.join("l")
     }
 
+    /// `<root>/containers`, dockerd's container records.
+    pub(crate) fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
     pub(crate) fn private_dir(&self) -> PathBuf {
         self.root.join("strata")
     }

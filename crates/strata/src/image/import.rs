@@ -72,19 +72,27 @@ impl ImageStore {
         Ok(id)
     }
 
+    /// A new layer holding what the directory `dir` holds (OverlayFS whiteouts and opaque
+    /// directories included), made by packing it into a tar on the fly and extracting that,
+    /// so that it has a diffID and a tar-split like any loaded layer.
+    pub(crate) fn stage_dir(&self, dir: &Path) -> Result<Staged> {
+        let options = ApplyOptions { tar_split: true, ..Default::default() };
+        let (reader, writer) = std::io::pipe().map_err(|e| Error::io("pipe", dir, e))?;
+        std::thread::scope(|scope| {
+            let packer = scope.spawn(move || crate::archive::pack::pack(dir, writer, Compression::None));
+            let staged = self.layers.stage(reader, &options);
+            let packed = packer.join().expect("the packer does not panic");
+            let staged = staged?;
+            packed?;
+            Ok(staged)
+        })
+    }
+
     /// Extract a tar, or a directory packed into one on the fly.
     fn stage_rootfs(&self, source: &Path) -> Result<Staged> {
         let options = ApplyOptions { tar_split: true, ..Default::default() };
         if source != Path::new("-") && source.is_dir() {
-            let (reader, writer) = std::io::pipe().map_err(|e| Error::io("pipe", source, e))?;
-            return std::thread::scope(|scope| {
-                let packer = scope.spawn(move || crate::archive::pack::pack(source, writer, Compression::None));
-                let staged = self.layers.stage(reader, &options);
-                let packed = packer.join().expect("the packer does not panic");
-                let staged = staged?;
-                packed?;
-                Ok(staged)
-            });
+            return self.stage_dir(source);
         }
         if source == Path::new("-") {
             return self.layers.stage(std::io::stdin(), &options);

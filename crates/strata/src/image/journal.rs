@@ -6,6 +6,7 @@
 //! - an **add** (load, import, commit) lists what it creates: `layer <cache-id>`,
 //!   `chain <chainID>`, `image <imageID>`, `tag <name> <previous image or ->`, then `done`.
 //!   If its process dies before `done`, the next writer undoes every step, newest first.
+//! - a container's create and rm do the same, with `container <id>` for its records.
 //! - a **remove** (rmi) lists everything it will remove before it removes anything: `untag`,
 //!   `image`, `chain`, `layer` lines. If its process dies, the next writer finishes the job.
 //!
@@ -17,6 +18,7 @@ use super::ids::{ChainId, ImageId};
 use super::reference::Reference;
 use super::repositories::{self, Repositories};
 use super::{imagedb, layerdb};
+use crate::container::ContainerId;
 use crate::error::Result;
 use crate::fsutil::mkdir;
 use crate::id::LayerId;
@@ -43,6 +45,8 @@ pub(crate) enum Step {
     Tag(Reference, Option<ImageId>),
     /// A name dropped from an image (for a remove).
     Untag(Reference, ImageId),
+    /// A container's records: `containers/<id>/`, `layerdb/mounts/<id>/` and strata's own.
+    Container(ContainerId),
 }
 
 impl Step {
@@ -53,6 +57,7 @@ impl Step {
             Step::Image(id) => format!("image {id}"),
             Step::Tag(r, old) => format!("tag {r} {}", old.map_or("-".to_owned(), |o| o.to_string())),
             Step::Untag(r, id) => format!("untag {r} {id}"),
+            Step::Container(id) => format!("container {id}"),
         }
     }
 
@@ -65,6 +70,7 @@ impl Step {
             ("tag", r, Some("-")) => Step::Tag(r.parse().ok()?, None),
             ("tag", r, Some(old)) => Step::Tag(r.parse().ok()?, Some(old.parse().ok()?)),
             ("untag", r, Some(id)) => Step::Untag(r.parse().ok()?, id.parse().ok()?),
+            ("container", id, None) => Step::Container(id.parse().ok()?),
             _ => return None,
         };
         Some(step)
@@ -158,6 +164,7 @@ pub(crate) fn recover(store: &Store, lock: &StoreLock, name: &str, what: &str) -
             }
             Step::Tag(..) | Step::Untag(..) => {}
             Step::Image(id) => imagedb.remove(*id)?,
+            Step::Container(id) => crate::container::remove_records(store, *id, &work)?,
             Step::Chain(id) => layerdb.remove(*id, &work.name())?,
             Step::Layer(id) => {
                 if store.layer_dir(id).exists() {

@@ -25,6 +25,8 @@ const DIFF: &str = "diff";
 const PARENT: &str = "parent";
 const CACHE_ID: &str = "cache-id";
 const SIZE: &str = "size";
+const MOUNT_ID: &str = "mount-id";
+const INIT_ID: &str = "init-id";
 /// The tar-split of the layer, gzipped.
 pub(crate) const TAR_SPLIT: &str = "tar-split.json.gz";
 
@@ -41,6 +43,17 @@ pub struct LayerRecord {
     pub cache_id: LayerId,
     /// Bytes of the top layer's own files.
     pub size: u64,
+}
+
+/// A container's layers, as `mounts/<container>/` records them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountRecord {
+    /// The container's writable layer.
+    pub mount_id: LayerId,
+    /// Its `-init` layer, below the writable one.
+    pub init_id: Option<LayerId>,
+    /// The image stack it stands on (none for an image without layers).
+    pub parent: Option<ChainId>,
 }
 
 /// `<root>/image/overlay2/layerdb`.
@@ -166,6 +179,51 @@ impl LayerDb {
             }
         }
         Ok(found)
+    }
+
+    /// The layers of `container`, if it has a record.
+    pub(crate) fn mount(&self, container: &str) -> Result<Option<MountRecord>> {
+        let dir = self.mounts_dir().join(container);
+        let Some(mount_id) = read_optional(&dir.join(MOUNT_ID))? else { return Ok(None) };
+        let corrupt = |file: &str, why: String| Error::corrupt(dir.join(file), why);
+        let mount_id = mount_id.trim().parse::<LayerId>().map_err(|e| corrupt(MOUNT_ID, e.to_string()))?;
+        let init_id = match read_optional(&dir.join(INIT_ID))? {
+            None => None,
+            Some(s) => Some(s.trim().parse::<LayerId>().map_err(|e| corrupt(INIT_ID, e.to_string()))?),
+        };
+        let parent = match read_optional(&dir.join(PARENT))? {
+            None => None,
+            Some(s) => Some(s.trim().parse::<ChainId>().map_err(|e| corrupt(PARENT, e.to_string()))?),
+        };
+        Ok(Some(MountRecord { mount_id, init_id, parent }))
+    }
+
+    /// Record the layers of `container` (with the store lock held), written aside and renamed
+    /// into place whole, in dockerd's form: 0644 files without a newline.
+    pub(crate) fn put_mount(&self, container: &str, record: &MountRecord, name: &str) -> Result<()> {
+        let set = self.write_set(name);
+        crate::scratch::remove_tree(&set)?;
+        mkdir(&set, 0o755)?;
+        if let Some(init) = &record.init_id {
+            write_new(&set.join(INIT_ID), init.as_str().as_bytes(), 0o644)?;
+        }
+        if let Some(parent) = record.parent {
+            write_new(&set.join(PARENT), parent.to_string().as_bytes(), 0o644)?;
+        }
+        write_new(&set.join(MOUNT_ID), record.mount_id.as_str().as_bytes(), 0o644)?;
+        let target = self.mounts_dir().join(container);
+        std::fs::rename(&set, &target).ctx("rename", &target)
+    }
+
+    /// Drop the record of `container` (with the store lock held).
+    pub(crate) fn remove_mount(&self, container: &str, name: &str) -> Result<()> {
+        let dir = self.mounts_dir().join(container);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let trash = self.tmp_dir().join(format!("remove-{name}-{}", &container[..container.len().min(12)]));
+        std::fs::rename(&dir, &trash).ctx("rename", &dir)?;
+        crate::scratch::remove_tree(&trash)
     }
 
     /// Leftover write-sets and removals in `tmp/` of operations named `name`.

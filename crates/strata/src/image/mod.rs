@@ -22,10 +22,10 @@ mod ids;
 mod imagedb;
 mod import;
 pub(crate) mod journal;
-mod layerdb;
+pub(crate) mod layerdb;
 mod load;
 mod reference;
-mod register;
+pub(crate) mod register;
 mod remove;
 mod repositories;
 mod save;
@@ -34,10 +34,10 @@ mod view;
 
 use std::path::PathBuf;
 
-pub use config::{ContainerConfig, History, ImageConfig, RootFs};
+pub use config::{ContainerConfig, History, ImageConfig, RootFs, now_rfc3339};
 pub use ids::{ChainId, ImageId};
 pub use import::ImportOptions;
-pub use layerdb::LayerRecord;
+pub use layerdb::{LayerRecord, MountRecord};
 pub use load::{LayerEvent, Loaded, LoadedImage, Progress};
 pub use reference::Reference;
 pub use remove::Removed;
@@ -52,10 +52,10 @@ use crate::store::Store;
 /// The images of one store.
 #[derive(Debug, Clone)]
 pub struct ImageStore {
-    store: Store,
-    layers: LayerStore,
-    layerdb: layerdb::LayerDb,
-    imagedb: imagedb::ImageDb,
+    pub(crate) store: Store,
+    pub(crate) layers: LayerStore,
+    pub(crate) layerdb: layerdb::LayerDb,
+    pub(crate) imagedb: imagedb::ImageDb,
     repositories: PathBuf,
 }
 
@@ -104,7 +104,7 @@ impl ImageStore {
         self.resolve_unlocked(name)
     }
 
-    fn resolve_unlocked(&self, name: &str) -> Result<ImageId> {
+    pub(crate) fn resolve_unlocked(&self, name: &str) -> Result<ImageId> {
         if let Ok(id) = name.parse::<ImageId>() {
             return if self.imagedb.contains(id) { Ok(id) } else { Err(Error::ImageNotFound(name.to_owned())) };
         }
@@ -142,7 +142,7 @@ impl ImageStore {
         self.get_unlocked(id, &repos)
     }
 
-    fn get_unlocked(&self, id: ImageId, repos: &Repositories) -> Result<Image> {
+    pub(crate) fn get_unlocked(&self, id: ImageId, repos: &Repositories) -> Result<Image> {
         let raw_config = self.imagedb.config(id)?.ok_or_else(|| Error::ImageNotFound(id.to_string()))?;
         let config = ImageConfig::parse(&raw_config, &format!("image {id}"))?;
         Ok(Image { id, config, raw_config, names: repos.names_of(id) })

@@ -241,7 +241,12 @@ impl LayerStore {
     /// with children mounts read-only; a base layer is not mounted at all: its `diff` is
     /// returned, as dockerd does. Mounting again adds a reference to the same kernel mount.
     pub fn mount(&self, id: &LayerId) -> Result<PathBuf> {
-        let _lock = self.store.write_lock()?;
+        let lock = self.store.write_lock()?;
+        self.mount_locked(&lock, id)
+    }
+
+    /// [`mount`](Self::mount) under the store lock.
+    pub(crate) fn mount_locked(&self, _lock: &StoreLock, id: &LayerId) -> Result<PathBuf> {
         let dir = self.existing_dir(id)?;
         let lowers = layout::read_lower(&dir)?;
         if lowers.is_empty() {
@@ -279,7 +284,12 @@ impl LayerStore {
     /// Drop one mount reference; the last one unmounts. A base layer (never mounted) is a
     /// no-op, as in dockerd.
     pub fn unmount(&self, id: &LayerId) -> Result<()> {
-        let _lock = self.store.write_lock()?;
+        let lock = self.store.write_lock()?;
+        self.unmount_locked(&lock, id, false)
+    }
+
+    /// [`unmount`](Self::unmount) under the store lock; `all` drops every reference at once.
+    pub(crate) fn unmount_locked(&self, _lock: &StoreLock, id: &LayerId, all: bool) -> Result<()> {
         let dir = self.existing_dir(id)?;
         if !dir.join(LOWER).exists() {
             return Ok(());
@@ -288,7 +298,7 @@ impl LayerStore {
         if held == 0 {
             return Err(Error::NotMounted(id.clone()));
         }
-        if held > 1 {
+        if held > 1 && !all {
             return refcount::set(&self.store, id, held - 1);
         }
         let target = dir.join(MERGED);
@@ -303,7 +313,7 @@ impl LayerStore {
 
     /// The mount references `id` holds, reconciled with the kernel's mount table: a stale count
     /// is cleared, and a mount strata did not count (dockerd's, say) is one reference.
-    fn reconcile_mounts(&self, id: &LayerId) -> Result<u32> {
+    pub(crate) fn reconcile_mounts(&self, id: &LayerId) -> Result<u32> {
         let count = refcount::get(&self.store, id)?;
         let held = held_mounts(count, sys::is_overlay_mount(&self.store.layer_dir(id).join(MERGED)));
         if held == 0 && count > 0 {

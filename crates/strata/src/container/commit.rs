@@ -1,0 +1,109 @@
+//! `commit`: the container's writable layer as a new image layer on its image, with the
+//! container's config and a history entry naming its command, as `docker commit` makes it.
+//! A container that changed nothing gives an image with no new layer (an `empty_layer` step).
+
+use serde::Serialize;
+
+use super::ContainerStore;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::change;
+use crate::image::register::Registration;
+use crate::image::{ChainId, ContainerConfig, History, ImageId, Reference, RootFs, now_rfc3339};
+
+/// The diffID of a tar with no entries (two zero blocks).
+const EMPTY_TAR: &str = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
+/// How to commit.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// The new image's name.
+    pub reference: Option<Reference>,
+    /// The commit message (history comment).
+    pub message: Option<String>,
+    /// The author.
+    pub author: Option<String>,
+    /// Dockerfile instructions applied to the config (`CMD ["/bin/sh"]`, …).
+    pub changes: Vec<String>,
+}
+
+/// The config `docker commit` writes, keys in dockerd's order.
+#[derive(Serialize)]
+struct CommittedConfig<'a> {
+    architecture: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    author: &'a str,
+    config: &'a ContainerConfig,
+    container: String,
+    container_config: &'a ContainerConfig,
+    created: &'a str,
+    history: Vec<History>,
+    os: &'a str,
+    rootfs: RootFs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
+}
+
+impl ContainerStore {
+    /// Commit the container's changes as a new image on its image; returns the image ID.
+    pub fn commit(&self, name: &str, options: &CommitOptions) -> Result<ImageId> {
+        let id = self.resolve(name)?;
+        let container = self.get(id)?;
+        let image_id: ImageId = container.record.image.parse()?;
+        let image = self.images.get(image_id).map_err(|_| Error::Container {
+            container: name.to_owned(),
+            reason: format!(
+                "its image {} was removed (rmi -f), so there is nothing to commit onto; export it instead (strata export)",
+                image_id.short()
+            ),
+        })?;
+        let mut config = container.record.config.clone();
+        for instruction in &options.changes {
+            change::apply(&mut config, instruction)?;
+        }
+        let staged = self.images.stage_dir(&self.layers.diff_dir(&container.layers.mount_id))?;
+        let diff_id = staged.applied.stream.diff_id;
+        let empty = diff_id == EMPTY_TAR.parse::<Digest>().expect("a digest");
+
+        let created = now_rfc3339();
+        let mut history = image.config.history.clone();
+        history.push(History {
+            created: Some(created.clone()),
+            author: options.author.clone().unwrap_or_default(),
+            created_by: container.record.command(),
+            comment: options.message.clone().unwrap_or_default(),
+            empty_layer: empty,
+        });
+        let mut diff_ids = image.config.rootfs.diff_ids.clone();
+        let parent_chain = ChainId::chain(&diff_ids).pop();
+        if !empty {
+            diff_ids.push(diff_id);
+        }
+        let bytes = serde_json::to_vec(&CommittedConfig {
+            architecture: &image.config.architecture,
+            author: options.author.as_deref().unwrap_or_default(),
+            config: &config,
+            container: id.to_string(),
+            container_config: &container.record.config,
+            created: &created,
+            history,
+            os: &image.config.os,
+            rootfs: RootFs { kind: "layers".into(), diff_ids },
+            variant: image.config.variant.as_deref(),
+        })
+        .expect("serializable");
+        let new_id = ImageId::of_config(&bytes);
+
+        let mut registration = Registration::begin(&self.images)?;
+        if !empty {
+            let parent = parent_chain.map(|c| self.images.layerdb.require(c)).transpose()?;
+            registration.layer(ChainId::of(parent_chain, diff_id), parent.as_ref(), diff_id, Some(staged))?;
+        }
+        registration.image(new_id, &bytes, Some(image_id))?;
+        if let Some(reference) = &options.reference {
+            registration.tag(reference.clone().or_latest(), new_id)?;
+        }
+        registration.commit()?;
+        Ok(new_id)
+    }
+}

@@ -1,0 +1,221 @@
+//! `create`: the `-init` layer on the image's top layer, the writable layer on that, the
+//! layer record in `layerdb/mounts/<id>/` and the container's own records, all under the store
+//! lock and journaled, so a kill at any point leaves the whole container or none of it.
+
+use std::path::PathBuf;
+
+use super::id::{ContainerId, random_name, valid_name};
+use super::record::{HostConfig, Record, State, dockerd_extras};
+use super::runtime::Runtime;
+use super::{CONFIG, Container, ContainerStore, HOST_CONFIG, init};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{mkdir, write_new};
+use crate::id::LayerId;
+use crate::image::journal::{Journal, Step};
+use crate::image::{ContainerConfig, MountRecord, now_rfc3339};
+use crate::layer::CreateOptions as LayerOptions;
+use crate::lock::StoreLock;
+use crate::scratch::Scratch;
+
+/// Which network a container gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Network {
+    /// Its own network namespace with only a loopback device.
+    #[default]
+    None,
+    /// The host's network.
+    Host,
+}
+
+impl Network {
+    /// dockerd's name for it (`HostConfig.NetworkMode`).
+    pub fn mode(self) -> &'static str {
+        match self {
+            Network::None => "none",
+            Network::Host => "host",
+        }
+    }
+}
+
+/// How to create a container.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Its name; a random `adjective_name` if `None`.
+    pub name: Option<String>,
+    /// The command, replacing the image's Cmd if not empty.
+    pub cmd: Vec<String>,
+    /// Replaces the image's Entrypoint (and drops its Cmd) if given; empty clears it.
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=VALUE` variables over the image's.
+    pub env: Vec<String>,
+    /// The working directory, replacing the image's.
+    pub workdir: Option<String>,
+    /// `USER[:GROUP]` or `UID[:GID]`, replacing the image's.
+    pub user: Option<String>,
+    /// The network.
+    pub network: Network,
+    /// The OCI runtime (`runc` if empty).
+    pub runtime: String,
+    /// Remove the container when it exits.
+    pub auto_remove: bool,
+}
+
+impl ContainerStore {
+    /// Create a container of `image` (a name or ID), as `docker create` does.
+    pub fn create(&self, image: &str, options: &CreateOptions) -> Result<Container> {
+        if let Some(name) = &options.name {
+            valid_name(name)?;
+        }
+        let runtime = Runtime::find(&self.store, &options.runtime)?;
+        let lock = self.store.write_lock()?;
+        self.images.layerdb.ensure()?;
+        mkdir(&self.store.containers_dir(), 0o710)?;
+        let mut journal = Journal::begin(&self.store, false)?;
+        match self.create_locked(&lock, &mut journal, image, options, &runtime) {
+            Ok(id) => {
+                journal.finish()?;
+                self.get_unlocked(id)
+            }
+            Err(e) => {
+                if let Err(undo) = journal.undo(&self.store, &lock) {
+                    tracing::warn!("undoing a failed create: {undo} (the next write retries)");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn create_locked(
+        &self,
+        lock: &StoreLock,
+        journal: &mut Journal,
+        image: &str,
+        options: &CreateOptions,
+        runtime: &Runtime,
+    ) -> Result<ContainerId> {
+        let name = self.free_name(options.name.as_deref())?;
+        let image_id = self.images.resolve_unlocked(image)?;
+        let image_record = self.images.get_unlocked(image_id, &self.images.repositories()?)?;
+        let stack = self.images.layers_of(&image_record)?;
+
+        let id = ContainerId::random();
+        let mut config = image_record.config.config.clone().unwrap_or_default();
+        apply(&mut config, options);
+        config.hostname = id.short().to_owned();
+        config.image = image.to_owned();
+        let command: Vec<String> =
+            config.entrypoint.iter().flatten().chain(config.cmd.iter().flatten()).cloned().collect();
+        let Some((path, args)) = command.split_first() else {
+            return Err(Error::Container {
+                container: name,
+                reason: format!(
+                    "no command specified: image {image} has no Cmd or Entrypoint; give one after its name"
+                ),
+            });
+        };
+
+        // The layers: -init on the image's top layer, the writable one on -init.
+        let mount_id = LayerId::random();
+        let init_id = mount_id.init_layer();
+        let image_diffs: Vec<PathBuf> = stack.iter().rev().map(|r| self.layers.diff_dir(&r.cache_id)).collect();
+        let staged = Scratch::new(&self.store, "container init")?;
+        mkdir(staged.dir(), 0o755)?;
+        init::populate(staged.dir(), &image_diffs)?;
+        journal.note(&Step::Layer(init_id.clone()))?;
+        let parent = stack.last().map(|r| r.cache_id.clone());
+        self.layers.create_locked(lock, &LayerOptions { id: Some(init_id.clone()), parent }, Some(staged.dir()))?;
+        staged.finish()?;
+        journal.note(&Step::Layer(mount_id.clone()))?;
+        self.layers.create_locked(
+            lock,
+            &LayerOptions { id: Some(mount_id.clone()), parent: Some(init_id.clone()) },
+            None,
+        )?;
+        crate::failpoint::hit("container.layers");
+
+        // The records: layerdb/mounts/<id>, then containers/<id>, built aside.
+        journal.note(&Step::Container(id))?;
+        let layers = MountRecord { mount_id, init_id: Some(init_id), parent: stack.last().map(|r| r.chain_id) };
+        self.images.layerdb.put_mount(id.as_str(), &layers, &journal.name())?;
+        let extra = dockerd_extras(options.network.mode());
+        let record = Record {
+            state: State::default(),
+            id,
+            created: now_rfc3339(),
+            path: path.clone(),
+            args: args.to_vec(),
+            config,
+            image: image_id.to_string(),
+            name: format!("/{name}"),
+            driver: crate::store::DRIVER_NAME.to_owned(),
+            os: "linux".to_owned(),
+            hostname_path: String::new(),
+            hosts_path: String::new(),
+            resolv_conf_path: String::new(),
+            has_been_started_before: false,
+            extra,
+        };
+        let host = HostConfig::new(options.network.mode(), options.auto_remove, runtime.name());
+        let aside = journal.dir().join("container");
+        mkdir(&aside, 0o710)?;
+        write_new(&aside.join(CONFIG), &json_line(&record), 0o600)?;
+        write_new(&aside.join(HOST_CONFIG), &json_line(&host), 0o644)?;
+        mkdir(&aside.join("checkpoints"), 0o700)?;
+        let target = self.dir(id);
+        std::fs::rename(&aside, &target).ctx("rename", &target)?;
+        crate::failpoint::hit("container.created");
+        tracing::debug!(%id, name, "created container");
+        Ok(id)
+    }
+
+    /// `wanted` if no container has it, or a fresh random name.
+    fn free_name(&self, wanted: Option<&str>) -> Result<String> {
+        let taken = |name: &str| self.resolve_unlocked(&format!("/{name}")).ok();
+        if let Some(wanted) = wanted {
+            let name = valid_name(wanted)?.to_owned();
+            if let Some(other) = taken(&name) {
+                return Err(Error::Container {
+                    container: name,
+                    reason: format!(
+                        "the name is already in use by container {}; remove that container or choose another name",
+                        other.short()
+                    ),
+                });
+            }
+            return Ok(name);
+        }
+        Ok((0..).map(random_name).find(|n| taken(n).is_none()).expect("some name is free"))
+    }
+}
+
+/// The container's options over the image's config, as dockerd merges them.
+fn apply(config: &mut ContainerConfig, options: &CreateOptions) {
+    if let Some(entrypoint) = &options.entrypoint {
+        config.entrypoint = (!entrypoint.is_empty()).then(|| entrypoint.clone());
+        config.cmd = None;
+    }
+    if !options.cmd.is_empty() {
+        config.cmd = Some(options.cmd.clone());
+    }
+    if !options.env.is_empty() {
+        let env = config.env.get_or_insert_with(Vec::new);
+        for var in &options.env {
+            super::spec::set_var(env, var);
+        }
+    }
+    if let Some(dir) = &options.workdir {
+        config.working_dir = dir.clone();
+    }
+    if let Some(user) = &options.user {
+        config.user = user.clone();
+    }
+    config.attach_stdout = true;
+    config.attach_stderr = true;
+}
+
+/// Compact JSON and a newline, as dockerd writes its records.
+pub(crate) fn json_line(value: &impl serde::Serialize) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(value).expect("serializable");
+    bytes.push(b'\n');
+    bytes
+}

@@ -1,0 +1,236 @@
+//! Containers: an image's layers, an `-init` layer and a writable layer, mounted as one tree
+//! and run by an OCI runtime (runc or crun), in dockerd's own records so that each reads the
+//! other's containers.
+//!
+//! ```text
+//! <root>/containers/<id>/                 0700  config.v2.json (0600), hostconfig.json,
+//!                                               hostname, hosts, resolv.conf, checkpoints/
+//! <root>/image/overlay2/layerdb/mounts/<id>/    mount-id, init-id, parent (see `layerdb`)
+//! <root>/overlay2/<mount-id>-init/              the init layer (see `init`)
+//! <root>/overlay2/<mount-id>/                   the writable layer
+//! <root>/strata/containers/<id>/                strata's own: the monitor lock, the bundle
+//! <root>/strata/runtime/<runtime>/              the runtime's state (`runc --root`)
+//! ```
+//!
+//! - [`ContainerStore::create`], [`ContainerStore::start`], [`ContainerStore::remove`].
+//! - [`ContainerStore::diff`], [`ContainerStore::commit`], [`ContainerStore::export`].
+//! - [`ContainerStore::list`], [`ContainerStore::inspect`], [`ContainerStore::mount`].
+
+mod commit;
+mod create;
+mod id;
+mod init;
+mod monitor;
+mod record;
+mod remove;
+mod runtime;
+mod spec;
+mod start;
+mod user;
+mod view;
+
+use std::path::PathBuf;
+
+pub use commit::CommitOptions;
+pub use create::{CreateOptions, Network};
+pub use id::{ContainerId, valid_name};
+pub use record::{HostConfig, Record, State};
+pub use runtime::Runtime;
+pub use view::{ContainerInspect, ContainerSummary};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::read_bytes_optional;
+use crate::image::{ImageStore, MountRecord};
+use crate::layer::LayerStore;
+use crate::scratch::Scratch;
+use crate::store::Store;
+
+const CONFIG: &str = "config.v2.json";
+const HOST_CONFIG: &str = "hostconfig.json";
+
+/// The containers of one store.
+#[derive(Debug, Clone)]
+pub struct ContainerStore {
+    store: Store,
+    images: ImageStore,
+    layers: LayerStore,
+}
+
+/// A container as stored.
+#[derive(Debug, Clone)]
+pub struct Container {
+    /// `config.v2.json`.
+    pub record: Record,
+    /// `hostconfig.json`.
+    pub host: HostConfig,
+    /// Its layers.
+    pub layers: MountRecord,
+    /// Whether a process of it runs now (the kernel's and the runtime's word, not the record's).
+    pub running: bool,
+}
+
+impl Container {
+    /// Its ID.
+    pub fn id(&self) -> ContainerId {
+        self.record.id
+    }
+}
+
+impl Store {
+    /// The container store over this root.
+    pub fn containers(&self) -> ContainerStore {
+        ContainerStore { store: self.clone(), images: self.images(), layers: self.layers() }
+    }
+}
+
+impl ContainerStore {
+    /// The store this belongs to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Find a container as `docker` does: a full ID, a name, or a unique prefix of an ID.
+    pub fn resolve(&self, name: &str) -> Result<ContainerId> {
+        let _lock = self.store.read_lock()?;
+        self.resolve_unlocked(name)
+    }
+
+    pub(crate) fn resolve_unlocked(&self, name: &str) -> Result<ContainerId> {
+        let ids = self.ids()?;
+        if let Ok(id) = name.parse::<ContainerId>() {
+            return if ids.contains(&id) { Ok(id) } else { Err(Error::ContainerNotFound(name.to_owned())) };
+        }
+        let bare = name.strip_prefix('/').unwrap_or(name);
+        for id in &ids {
+            if let Some(record) = self.read_record(*id)?
+                && record.name() == bare
+            {
+                return Ok(*id);
+            }
+        }
+        let hex = !name.is_empty() && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if hex {
+            let found: Vec<&ContainerId> = ids.iter().filter(|id| id.as_str().starts_with(name)).collect();
+            match found.as_slice() {
+                [id] => return Ok(**id),
+                [] => {}
+                _ => {
+                    return Err(Error::Container {
+                        container: name.to_owned(),
+                        reason: format!("the prefix matches {} containers; give more of the ID", found.len()),
+                    });
+                }
+            }
+        }
+        Err(Error::ContainerNotFound(name.to_owned()))
+    }
+
+    /// The container `id`.
+    pub fn get(&self, id: ContainerId) -> Result<Container> {
+        let _lock = self.store.read_lock()?;
+        self.get_unlocked(id)
+    }
+
+    pub(crate) fn get_unlocked(&self, id: ContainerId) -> Result<Container> {
+        let dir = self.dir(id);
+        let record = self.read_record(id)?.ok_or_else(|| Error::ContainerNotFound(id.to_string()))?;
+        let host_path = dir.join(HOST_CONFIG);
+        let host = match read_bytes_optional(&host_path)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&host_path, e.to_string()))?,
+            None => HostConfig::new("none", false, runtime::DEFAULT),
+        };
+        let layers = self
+            .images
+            .layerdb
+            .mount(id.as_str())?
+            .ok_or_else(|| Error::corrupt(self.images.layerdb.mounts_dir().join(id.as_str()), "missing"))?;
+        let running = monitor::is_running(&self.store, &record, &host);
+        Ok(Container { record, host, layers, running })
+    }
+
+    /// Every container, newest first, as `docker ps -a` lists them.
+    pub fn list(&self) -> Result<Vec<Container>> {
+        let _lock = self.store.read_lock()?;
+        let mut out = Vec::new();
+        for id in self.ids()? {
+            match self.get_unlocked(id) {
+                Ok(c) => out.push(c),
+                Err(Error::ContainerNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| b.record.created.cmp(&a.record.created));
+        Ok(out)
+    }
+
+    /// What the container changed in its image, as `docker diff` lists it.
+    pub fn diff(&self, name: &str) -> Result<Vec<crate::archive::Change>> {
+        let id = self.resolve(name)?;
+        let container = self.get(id)?;
+        self.layers.changes(&container.layers.mount_id)
+    }
+
+    /// Mount the container's tree (another reference if it is mounted) and return the merged
+    /// directory, as `docker`'s graph driver does for `docker cp` and `podman mount`.
+    pub fn mount(&self, name: &str) -> Result<PathBuf> {
+        let id = self.resolve(name)?;
+        let container = self.get(id)?;
+        self.layers.mount(&container.layers.mount_id)
+    }
+
+    /// Drop a mount reference taken by [`mount`](Self::mount).
+    pub fn unmount(&self, name: &str) -> Result<()> {
+        let id = self.resolve(name)?;
+        let container = self.get(id)?;
+        self.layers.unmount(&container.layers.mount_id)
+    }
+
+    /// The merged tree as one tar (what `docker export` writes), with no whiteouts.
+    pub fn export(&self, name: &str, out: impl std::io::Write + Send) -> Result<()> {
+        let merged = self.mount(name)?;
+        let packed = crate::archive::pack::pack(&merged, out, crate::archive::Compression::None);
+        let unmounted = self.unmount(name);
+        packed?;
+        unmounted
+    }
+
+    /// `<root>/containers/<id>`.
+    pub(crate) fn dir(&self, id: ContainerId) -> PathBuf {
+        self.store.containers_dir().join(id.as_str())
+    }
+
+    fn ids(&self) -> Result<Vec<ContainerId>> {
+        crate::fsutil::parsed_names(&self.store.containers_dir())
+    }
+
+    fn read_record(&self, id: ContainerId) -> Result<Option<Record>> {
+        let path = self.dir(id).join(CONFIG);
+        match read_bytes_optional(&path)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::corrupt(&path, e.to_string())),
+        }
+    }
+
+    /// Rewrite `config.v2.json` whole (with the store lock held).
+    pub(crate) fn write_record(&self, record: &Record) -> Result<()> {
+        crate::fsutil::replace(&self.dir(record.id).join(CONFIG), &create::json_line(record), 0o600)
+    }
+}
+
+/// strata's own directory for a container: its monitor lock and its runtime bundle.
+pub(crate) fn private_dir(store: &Store, id: ContainerId) -> PathBuf {
+    store.private_dir().join("containers").join(id.as_str())
+}
+
+/// Remove every record of a container (its layers are steps of their own), with the store
+/// lock held: used by `rm` and to undo a `create` cut short.
+pub(crate) fn remove_records(store: &Store, id: ContainerId, work: &Scratch) -> Result<()> {
+    let trash = work.dir().join(format!("container-{}", id.short()));
+    for dir in [store.containers_dir().join(id.as_str()), private_dir(store, id)] {
+        if dir.exists() {
+            std::fs::rename(&dir, &trash).ctx("rename", &dir)?;
+            crate::scratch::remove_tree(&trash)?;
+        }
+    }
+    store.images().layerdb.remove_mount(id.as_str(), &work.name())
+}

@@ -1,0 +1,202 @@
+//! `start`: mount the container's tree, write the runtime bundle, run the runtime in the
+//! foreground with the caller's stdout and stderr, pass signals on to it, and afterwards
+//! unmount and record how the container ended. The store lock is held only while preparing
+//! and while cleaning up; the monitor lock (see `monitor`) for the whole run.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use super::id::ContainerId;
+use super::monitor;
+use super::runtime::Runtime;
+use super::spec::{self, Paths, Process};
+use super::user::Rootfs;
+use super::{Container, ContainerStore};
+use crate::error::{Error, Result};
+use crate::fsutil::{mkdir, replace};
+use crate::image::now_rfc3339;
+use crate::lock::StoreLock;
+
+/// Signals a foreground `start` passes on to the container instead of dying of them.
+const FORWARDED: &[i32] = &[
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+    signal_hook::consts::SIGQUIT,
+    signal_hook::consts::SIGUSR1,
+    signal_hook::consts::SIGUSR2,
+];
+
+const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+impl ContainerStore {
+    /// Run the container in the foreground and return its exit status (128 + the signal if a
+    /// signal ended it). The container's stdout and stderr are the caller's; stdin is empty.
+    pub fn start(&self, name: &str) -> Result<i32> {
+        let id = self.resolve(name)?;
+        let lock = self.store.write_lock()?;
+        let container = self.get_unlocked(id)?;
+        let runtime = Runtime::find(&self.store, &container.host.runtime)?;
+        let running = || Error::Container { container: name.to_owned(), reason: "is already running".to_owned() };
+        let Some(monitor) = monitor::acquire(&self.store, id)? else { return Err(running()) };
+        if container.running {
+            return Err(running());
+        }
+        let mut container = self.settle(&lock, container, Some(&runtime))?;
+        let mount_id = container.layers.mount_id.clone();
+        let merged = self.layers.mount_locked(&lock, &mount_id)?;
+        let bundle = super::private_dir(&self.store, id).join("bundle");
+        if let Err(e) = self.prepare(&mut container, &merged, &bundle) {
+            let _ = self.layers.unmount_locked(&lock, &mount_id, false);
+            if let Error::Command { status, .. } = &e {
+                container.record.state.exit_code = i32::from(*status);
+                container.record.state.error = e.to_string();
+                self.write_record(&container.record)?;
+            }
+            return Err(e);
+        }
+        let state = &mut container.record.state;
+        state.running = true;
+        state.pid = i64::from(std::process::id());
+        state.exit_code = 0;
+        state.error.clear();
+        state.started_at = now_rfc3339();
+        container.record.has_been_started_before = true;
+        self.write_record(&container.record)?;
+        crate::failpoint::hit("start.recorded");
+        drop(lock);
+
+        let status = run(&runtime, id, &bundle);
+
+        let lock = self.store.write_lock()?;
+        runtime.delete(id);
+        let unmounted = self.layers.unmount_locked(&lock, &mount_id, false);
+        let mut record = self.read_record(id)?.unwrap_or(container.record);
+        record.state.running = false;
+        record.state.pid = 0;
+        record.state.finished_at = now_rfc3339();
+        match &status {
+            Ok(code) => record.state.exit_code = *code,
+            Err(e) => {
+                record.state.exit_code = 128;
+                record.state.error = e.to_string();
+            }
+        }
+        self.write_record(&record)?;
+        if container.host.auto_remove {
+            drop(monitor);
+            self.remove_locked(&lock, id)?;
+        }
+        unmounted?;
+        status
+    }
+
+    /// A container whose monitor died while it ran: stop what the runtime still has of it,
+    /// drop the mount it left, and record that it ended.
+    pub(crate) fn settle(
+        &self,
+        lock: &StoreLock,
+        mut container: Container,
+        runtime: Option<&Runtime>,
+    ) -> Result<Container> {
+        if !container.record.state.running {
+            return Ok(container);
+        }
+        tracing::info!(id = %container.id(), "settling a container whose strata process died");
+        if let Some(runtime) = runtime {
+            runtime.delete(container.id());
+        }
+        if self.layers.reconcile_mounts(&container.layers.mount_id)? > 0 {
+            self.layers.unmount_locked(lock, &container.layers.mount_id, true)?;
+        }
+        let state = &mut container.record.state;
+        state.running = false;
+        state.pid = 0;
+        state.exit_code = 137;
+        state.error = "the strata process that ran it was killed".to_owned();
+        state.finished_at = now_rfc3339();
+        container.running = false;
+        self.write_record(&container.record)?;
+        Ok(container)
+    }
+
+    /// Write the container's hostname, hosts and resolv.conf (once), check its command and
+    /// user against its tree, and write the bundle.
+    fn prepare(&self, container: &mut Container, merged: &Path, bundle: &Path) -> Result<()> {
+        let id = container.id();
+        let dir = self.dir(id);
+        let record = &mut container.record;
+        for (name, content) in [
+            ("hostname", format!("{}\n", record.config.hostname)),
+            ("hosts", HOSTS.to_owned()),
+            ("resolv.conf", resolv_conf()),
+        ] {
+            let path = dir.join(name);
+            if !path.exists() {
+                replace(&path, content.as_bytes(), 0o644)?;
+            }
+        }
+        record.hostname_path = dir.join("hostname").to_string_lossy().into_owned();
+        record.hosts_path = dir.join("hosts").to_string_lossy().into_owned();
+        record.resolv_conf_path = dir.join("resolv.conf").to_string_lossy().into_owned();
+
+        let rootfs = Rootfs::open(merged)?;
+        let user = rootfs.user(&record.config.user)?;
+        let env =
+            spec::environment(&record.config.hostname, record.config.env.as_deref().unwrap_or_default(), &user.home);
+        rootfs.check_program(&record.path, spec::get_var(&env, "PATH").unwrap_or_default())?;
+        let args: Vec<String> = std::iter::once(record.path.clone()).chain(record.args.iter().cloned()).collect();
+        let cwd = if record.config.working_dir.is_empty() { "/" } else { record.config.working_dir.as_str() };
+        let process = Process { args: &args, env: &env, cwd, user: &user };
+        let paths = Paths { rootfs: merged, container_dir: &dir };
+        let host_network = container.host.network_mode == "host";
+        let spec = spec::build(&process, &paths, &record.config.hostname, host_network, &format!("/strata/{id}"))?;
+        mkdir(bundle, 0o700)?;
+        replace(&bundle.join("config.json"), &serde_json::to_vec(&spec).expect("serializable"), 0o600)
+    }
+}
+
+/// The host's resolv.conf without loopback name servers (unreachable from the container's
+/// network), falling back to public ones as dockerd does.
+fn resolv_conf() -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let kept: Vec<&str> = host
+        .lines()
+        .filter(|l| !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
+        .collect();
+    let mut out = kept.join("\n");
+    if !kept.iter().any(|l| l.starts_with("nameserver")) {
+        out.push_str("\nnameserver 8.8.8.8\nnameserver 8.8.4.4");
+    }
+    format!("{}\n", out.trim())
+}
+
+/// Run the runtime in the foreground and wait for it, passing signals on.
+fn run(runtime: &Runtime, id: ContainerId, bundle: &Path) -> Result<i32> {
+    let mut signals = signal_hook::iterator::Signals::new(FORWARDED).map_err(|e| runtime.error(e.to_string()))?;
+    let handle = signals.handle();
+    let mut child = runtime
+        .command()
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(id.as_str())
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| runtime.error(format!("cannot start it: {e}")))?;
+    let pid = child.id();
+    let forwarder = std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if let (Some(pid), Some(sig)) =
+                (rustix::process::Pid::from_raw(pid as i32), rustix::process::Signal::from_named_raw(signal))
+            {
+                let _ = rustix::process::kill_process(pid, sig);
+            }
+        }
+    });
+    let status = child.wait().map_err(|e| runtime.error(format!("waiting for it: {e}")));
+    handle.close();
+    let _ = forwarder.join();
+    let status = status?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}

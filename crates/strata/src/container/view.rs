@@ -1,0 +1,138 @@
+//! What `ps` and `inspect` show of containers, in the Engine API's JSON shapes
+//! (`GET /containers/json`, `GET /containers/{id}/json`).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::record::State;
+use super::{Container, ContainerStore};
+use crate::error::Result;
+use crate::image::{ContainerConfig, config::unix_seconds};
+use crate::layer::GraphDriver;
+
+/// One container in `ps` (without `Status`, which is for people: see the CLI).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerSummary {
+    /// The full ID.
+    pub id: String,
+    /// Its name, with dockerd's slash.
+    pub names: Vec<String>,
+    /// The image as it was named at create.
+    pub image: String,
+    /// The image ID.
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    /// Its command, joined.
+    pub command: String,
+    /// Creation time, seconds since the epoch.
+    pub created: i64,
+    /// `created`, `running` or `exited`.
+    pub state: &'static str,
+    /// How the last run ended (for `exited`).
+    #[serde(skip)]
+    pub exit_code: i32,
+    /// When it last started or ended (RFC 3339; Go's zero time if never).
+    #[serde(skip)]
+    pub since: String,
+}
+
+/// `inspect` of a container.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)]
+pub struct ContainerInspect {
+    pub id: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: InspectState,
+    pub image: String,
+    pub resolv_conf_path: String,
+    pub hostname_path: String,
+    pub hosts_path: String,
+    pub name: String,
+    pub restart_count: i64,
+    pub driver: String,
+    pub platform: String,
+    pub host_config: Value,
+    pub graph_driver: GraphDriver,
+    pub mounts: Vec<Value>,
+    pub config: ContainerConfig,
+    pub network_settings: Value,
+}
+
+/// `State` in `inspect`: the record's, with `Status`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectState {
+    /// `created`, `running` or `exited`.
+    pub status: &'static str,
+    /// The record's state.
+    #[serde(flatten)]
+    pub state: State,
+}
+
+impl Container {
+    /// `created`, `running` or `exited`, as dockerd names them.
+    pub fn status(&self) -> &'static str {
+        if self.running {
+            "running"
+        } else if self.record.has_been_started_before || self.record.state.finished_at != super::record::ZERO_TIME {
+            "exited"
+        } else {
+            "created"
+        }
+    }
+
+    /// The row `ps` shows.
+    pub fn summary(&self) -> ContainerSummary {
+        let record = &self.record;
+        let state = self.status();
+        ContainerSummary {
+            id: record.id.to_string(),
+            names: vec![record.name.clone()],
+            image: record.config.image.clone(),
+            image_id: record.image.clone(),
+            command: record.command(),
+            created: unix_seconds(Some(&record.created)),
+            state,
+            exit_code: record.state.exit_code,
+            since: if state == "running" { record.state.started_at.clone() } else { record.state.finished_at.clone() },
+        }
+    }
+}
+
+impl ContainerStore {
+    /// What `docker inspect` shows of a container, with its layers' directories.
+    pub fn inspect(&self, name: &str) -> Result<ContainerInspect> {
+        let id = self.resolve(name)?;
+        let container = self.get(id)?;
+        let graph_driver = self.layers.graph_driver(&container.layers.mount_id)?;
+        let status = container.status();
+        let mut state = container.record.state.clone();
+        state.running = container.running;
+        let record = container.record;
+        let host_config = serde_json::to_value(&container.host).expect("serializable");
+        Ok(ContainerInspect {
+            id: record.id.to_string(),
+            created: record.created,
+            path: record.path,
+            args: record.args,
+            state: InspectState { status, state },
+            image: record.image,
+            resolv_conf_path: record.resolv_conf_path,
+            hostname_path: record.hostname_path,
+            hosts_path: record.hosts_path,
+            name: record.name,
+            restart_count: 0,
+            driver: record.driver,
+            platform: record.os,
+            host_config,
+            graph_driver,
+            mounts: Vec::new(),
+            config: record.config,
+            network_settings: record.extra.get("NetworkSettings").cloned().unwrap_or(Value::Null),
+        })
+    }
+}

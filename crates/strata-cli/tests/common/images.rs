@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
@@ -184,4 +184,36 @@ fn copy_with_libs(root: &Path, bin: &Path) {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+}
+
+/// A Debian bookworm minbase root filesystem as a tar, made once per machine with
+/// `debootstrap` (which CI installs) and kept in `/var/tmp` for later runs.
+pub fn debian_rootfs() -> PathBuf {
+    let cached = PathBuf::from("/var/tmp/strata-debian-rootfs.tar");
+    let lock = std::fs::File::create("/var/tmp/strata-debian-rootfs.lock").unwrap();
+    lock.lock().unwrap();
+    if cached.exists() {
+        return cached;
+    }
+    let dir = tempfile::Builder::new().prefix("strata-debootstrap-").tempdir_in("/var/tmp").unwrap();
+    let rootfs = dir.path().join("rootfs");
+    let status = std::process::Command::new("debootstrap")
+        .args(["--variant=minbase", "bookworm"])
+        .arg(&rootfs)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("debootstrap is installed (apt-get install debootstrap; .ci/run does)");
+    assert!(status.success(), "debootstrap failed");
+    let partial = dir.path().join("rootfs.tar");
+    let status = std::process::Command::new("tar")
+        .args(["--numeric-owner", "--xattrs", "-C"])
+        .arg(&rootfs)
+        .args(["-cf"])
+        .arg(&partial)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar of the debootstrap rootfs failed");
+    std::fs::rename(&partial, &cached).unwrap();
+    cached
 }

@@ -1,5 +1,6 @@
 //! `strata walkthrough`: the seeds' manual OverlayFS experiment, done with real layers in a
-//! fresh store, printing each step and what it left on disk.
+//! fresh store, then their container walkthrough (run a command in an image, commit it, look
+//! at the new layer), printing each step and what it left on disk.
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -34,7 +35,7 @@ pub(crate) fn run(args: WalkthroughArgs) -> Result<ExitCode> {
     }
     let store = Store::open(&root)?;
     let layers = store.layers();
-    let result = walk(&store, &layers);
+    let result = walk(&store, &layers).and_then(|()| walk_container(&store));
     if !args.keep {
         cleanup(&layers);
         let _ = fs::remove_dir_all(store.root());
@@ -132,6 +133,122 @@ fn walk(store: &Store, layers: &LayerStore) -> Result<()> {
     cmd(&format!("strata --root {root} layer apply {} upper.tar.gz   # into a fresh layer", short(&copy)));
     println!("  diffID {}: the same layer again, {} entries", applied.stream.diff_id, applied.entries);
     list_tree(&layers.diff_dir(&copy), "  copy/diff/")?;
+    Ok(())
+}
+
+/// The seeds' container walkthrough: a base image made of host files, a container that writes
+/// one file, the commit of it as a 12-byte layer.
+fn walk_container(store: &Store) -> Result<()> {
+    let root = store.root().display().to_string();
+    step("Part two: containers. A base image from files of this host: a shell and the libraries it links against.");
+    let base = tempfile_dir(store, "base-rootfs")?;
+    host_shell_rootfs(&base)?;
+    let images = store.images();
+    let options = strata::image::ImportOptions {
+        message: Some("a shell from the host".into()),
+        changes: vec![r#"CMD ["/bin/sh"]"#.into()],
+    };
+    let image = images.import(&base, Some("base:1".parse()?), &options)?;
+    fs::remove_dir_all(&base)?;
+    cmd(&format!("strata --root {root} import ROOTFS base:1 -c 'CMD [\"/bin/sh\"]'   # {}", image));
+
+    step("Run a command in a container of it (runc): an -init layer and a writable layer go on the image's layer.");
+    let containers = store.containers();
+    let options = strata::container::CreateOptions {
+        name: Some("hello".into()),
+        cmd: vec!["sh".into(), "-c".into(), r#"echo "Hello World" > /tmp/newfile"#.into()],
+        ..Default::default()
+    };
+    let container =
+        containers.create("base:1", &options).context("the container part runs runc: apt-get install runc")?;
+    let status = containers.start("hello")?;
+    cmd(&format!(
+        "strata --root {root} run --name hello base:1 sh -c 'echo \"Hello World\" > /tmp/newfile'   # exit status {status}"
+    ));
+
+    step("What `docker inspect hello` shows: the -init layer and the image's layer are the lowerdirs.");
+    cmd(&format!("strata --root {root} inspect hello"));
+    let inspect = containers.inspect("hello")?;
+    println!("{}", serde_json::to_string_pretty(&inspect.graph_driver)?);
+    let init = container.layers.init_id.clone().context("an init layer")?;
+    list_recursive(&store.layers().diff_dir(&init), "  -init/diff/")?;
+
+    step("What the container changed:");
+    cmd(&format!("strata --root {root} diff hello"));
+    for change in containers.diff("hello")? {
+        println!("{change}");
+    }
+
+    step("Commit it: its changes become a new image layer on top of the base image's.");
+    let committed = containers.commit(
+        "hello",
+        &strata::container::CommitOptions { reference: Some("hello:1".parse()?), ..Default::default() },
+    )?;
+    cmd(&format!("strata --root {root} commit hello hello:1   # {committed}"));
+    cmd(&format!("strata --root {root} history hello:1"));
+    let rows: Vec<Vec<String>> = images
+        .history("hello:1")?
+        .iter()
+        .map(|r| {
+            let id =
+                if r.id == "<missing>" { r.id.clone() } else { r.id.trim_start_matches("sha256:")[..12].to_owned() };
+            vec![id, crate::human::ellipsis(&r.created_by, 45), crate::human::size(r.size), r.comment.clone()]
+        })
+        .collect();
+    print!("{}", crate::human::table(&["IMAGE", "CREATED BY", "SIZE", "COMMENT"], &rows));
+
+    step("The new layer's diff/ holds only what the container wrote:");
+    let top = images.inspect("hello:1")?.graph_driver.context("the image has layers")?;
+    println!("  {}", top.data.upper_dir.display());
+    list_recursive(&top.data.upper_dir, "  diff/")?;
+    println!("  tmp/newfile: {:?}", fs::read_to_string(top.data.upper_dir.join("tmp/newfile"))?);
+    containers.remove("hello", false)?;
+    cmd(&format!("strata --root {root} rm hello   # its two layers go; the image's stay"));
+    Ok(())
+}
+
+/// A fresh directory inside the store's root (removed with it).
+fn tempfile_dir(store: &Store, name: &str) -> Result<PathBuf> {
+    let dir = store.root().join(name);
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// `/bin/sh` and the libraries `ldd` says it needs, plus `/tmp` and `/etc`, under `dir`.
+fn host_shell_rootfs(dir: &Path) -> Result<()> {
+    let shell = Path::new("/bin/sh");
+    let ldd = std::process::Command::new("ldd").arg(shell).output().context("run ldd (libc-bin)")?;
+    let mut files = vec![shell.to_owned()];
+    files.extend(
+        String::from_utf8_lossy(&ldd.stdout).split_whitespace().filter(|w| w.starts_with('/')).map(PathBuf::from),
+    );
+    for file in files {
+        let target = dir.join(file.strip_prefix("/")?);
+        fs::create_dir_all(target.parent().context("a parent")?)?;
+        fs::copy(&file, &target).with_context(|| format!("copy {}", file.display()))?;
+    }
+    for sub in ["tmp", "etc"] {
+        fs::create_dir_all(dir.join(sub))?;
+    }
+    fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777))?;
+    Ok(())
+}
+
+fn list_recursive(dir: &Path, prefix: &str) -> Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let meta = fs::symlink_metadata(e.path())?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if meta.is_dir() {
+            println!("{prefix}{name}/");
+            list_recursive(&e.path(), &format!("{prefix}{name}/"))?;
+        } else if meta.file_type().is_symlink() {
+            println!("{prefix}{name} -> {}", fs::read_link(e.path())?.display());
+        } else {
+            println!("{prefix}{name} ({} bytes)", meta.len());
+        }
+    }
     Ok(())
 }
 

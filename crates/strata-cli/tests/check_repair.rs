@@ -102,3 +102,30 @@ fn a_lower_entry_that_leads_nowhere_is_reported_not_guessed() {
     let err = root.fails(&["layer", "mount", &top]);
     assert!(err.contains("cannot mount") || err.contains("no such"), "{err}");
 }
+
+#[test]
+fn check_finds_containers_without_their_layers_or_records() {
+    let root = Root::new();
+    let rootfs = tempfile::tempdir().unwrap();
+    common::images::host_rootfs(rootfs.path());
+    root.ok(&["import", rootfs.path().to_str().unwrap(), "mini:1", "-c", r#"CMD ["/bin/sh"]"#]);
+    let a = root.ok(&["create", "--name", "ca", "mini:1", "true"]);
+    let b = root.ok(&["create", "--name", "cb", "mini:1", "true"]);
+    assert_eq!(findings(&root, &[]), (true, vec![]));
+
+    // a's record gone by hand: its layers are orphans; b's writable layer gone: b is broken.
+    let saved = tempfile::tempdir().unwrap();
+    fs::rename(root.path().join("containers").join(&a), saved.path().join("a")).unwrap();
+    let mount_id =
+        fs::read_to_string(root.path().join("image/overlay2/layerdb/mounts").join(&b).join("mount-id")).unwrap();
+    fs::rename(root.home().join(&mount_id), saved.path().join("b-layer")).unwrap();
+    let (clean, found) = findings(&root, &[]);
+    assert!(!clean);
+    let kinds: Vec<&str> = found.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert!(kinds.contains(&"orphan-container-layers") && kinds.contains(&"bad-container"), "{found:?}");
+
+    // Put back, and it is clean again.
+    fs::rename(saved.path().join("a"), root.path().join("containers").join(&a)).unwrap();
+    fs::rename(saved.path().join("b-layer"), root.home().join(&mount_id)).unwrap();
+    assert_eq!(findings(&root, &[]), (true, vec![]));
+}

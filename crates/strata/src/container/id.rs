@@ -77,7 +77,10 @@ pub fn valid_name(name: &str) -> Result<&str> {
     if ok {
         Ok(bare)
     } else {
-        Err(Error::InvalidId { input: name.to_owned(), expected: "a name of [a-zA-Z0-9][a-zA-Z0-9_.-]+" })
+        Err(Error::Container {
+            container: format!("{name:?}"),
+            reason: "is not a valid name: use two or more of a-z A-Z 0-9 _ . -, starting with a letter or digit".into(),
+        })
     }
 }
 

@@ -155,7 +155,7 @@ mod tests {
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["process"]["terminal"], false);
         assert_eq!(v["linux"]["namespaces"][1]["type"], "network");
-        assert_eq!(v["mounts"][9]["source"], "/r/c/hostname");
+        assert_eq!(v["mounts"][8]["source"], "/r/c/hostname");
         let host = build(&process, &paths, "h", true, "/strata/x").unwrap();
         assert_eq!(serde_json::to_value(&host).unwrap()["linux"]["namespaces"].as_array().unwrap().len(), 4);
     }

@@ -170,7 +170,7 @@ const HOST_CONFIG_REST: &str = r#"{
             "VolumesFrom": null,
             "CapAdd": null,
             "CapDrop": null,
-            "CgroupnsMode": "private",
+            "CgroupnsMode": "host",
             "Dns": [],
             "DnsOptions": [],
             "DnsSearch": [],
@@ -267,4 +267,32 @@ pub(crate) fn dockerd_extras(network_mode: &str) -> Map<String, Value> {
         unreachable!("an object literal")
     };
     extra
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `config.v2.json` as dockerd 20.10 wrote it after `docker start -a c1`.
+    const DOCKERD: &str = r#"{"StreamConfig":{},"State":{"Running":false,"Paused":false,"Restarting":false,"OOMKilled":false,"RemovalInProgress":false,"Dead":false,"Pid":0,"ExitCode":0,"Error":"","StartedAt":"2026-11-22T07:39:38.591299407Z","FinishedAt":"2026-11-22T07:39:38.595182238Z","Health":null},"ID":"f805d40f055f67e0e534906e82ab3dc1fc350e13aaef81d2aab99ae8772ecc55","Created":"2026-11-22T07:39:26.387902387Z","Managed":false,"Path":"sh","Args":["-c","echo hi"],"Config":{"Hostname":"f805d40f055f","Domainname":"","User":"","AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["sh","-c","echo hi"],"Image":"deb:1","Volumes":null,"WorkingDir":"","Entrypoint":null,"NetworkDisabled":true,"OnBuild":null,"Labels":{}},"Image":"sha256:b2dded61d6da0e88e576916e47d96eb43a7fce0a74a9cf4c73eabaa0f3101d19","NetworkSettings":{"Bridge":"","SandboxID":"b87949a26878584010740de0cb83b11358afe30b1616cdf188db9f5b3061506a","HairpinMode":false,"LinkLocalIPv6Address":"","LinkLocalIPv6PrefixLen":0,"Networks":{"bridge":{"IPAMConfig":null,"Links":null,"Aliases":null,"NetworkID":"","EndpointID":"","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"MacAddress":"","DriverOpts":null,"IPAMOperational":false}},"Service":null,"Ports":null,"SandboxKey":"/tmp/dref/exec/netns/b87949a26878","SecondaryIPAddresses":null,"SecondaryIPv6Addresses":null,"IsAnonymousEndpoint":false,"HasSwarmEndpoint":false},"LogPath":"/tmp/dref/root/containers/f805d40f055f67e0e534906e82ab3dc1fc350e13aaef81d2aab99ae8772ecc55/f805d40f055f67e0e534906e82ab3dc1fc350e13aaef81d2aab99ae8772ecc55-json.log","Name":"/c1","Driver":"overlay2","OS":"linux","MountLabel":"","ProcessLabel":"","RestartCount":0,"HasBeenStartedBefore":true,"HasBeenManuallyStopped":false,"MountPoints":{},"SecretReferences":null,"ConfigReferences":null,"AppArmorProfile":"","HostnamePath":"/tmp/dref/root/containers/f805d40f055f67e0e534906e82ab3dc1fc350e13aaef81d2aab99ae8772ecc55/hostname","HostsPath":"/tmp/dref/root/containers/f805d40f055f67e0e534906e82ab3dc1fc350e13aaef81d2aab99ae8772ecc55/hosts","ShmPath":"","ResolvConfPath":"/tmp/dref/root/containers/f805d40f055f67e0e534906e82ab3dc1fc350e13aaef81d2aab99ae8772ecc55/resolv.conf","SeccompProfile":"","NoNewPrivileges":false,"LocalLogCacheMeta":{"HaveNotifyEnabled":false}}"#;
+
+    #[test]
+    fn a_dockerd_record_reads_and_writes_back_unchanged() {
+        let record: Record = serde_json::from_str(DOCKERD).unwrap();
+        assert_eq!(record.name(), "c1");
+        assert_eq!(record.command(), "sh -c echo hi");
+        assert!(record.has_been_started_before && !record.state.running);
+        let back = serde_json::to_value(&record).unwrap();
+        assert_eq!(back, serde_json::from_str::<Value>(DOCKERD).unwrap());
+    }
+
+    #[test]
+    fn a_new_host_config_has_dockerd_keys() {
+        let host = HostConfig::new("none", true, "crun");
+        let v = serde_json::to_value(&host).unwrap();
+        assert_eq!(v["NetworkMode"], "none");
+        assert_eq!(v["AutoRemove"], true);
+        assert_eq!(v["Runtime"], "crun");
+        assert_eq!(v["RestartPolicy"]["Name"], "no");
+    }
 }

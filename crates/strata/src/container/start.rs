@@ -27,6 +27,9 @@ const FORWARDED: &[i32] = &[
     signal_hook::consts::SIGUSR2,
 ];
 
+/// Where the runtime writes the container's first process ID (in strata's directory for it).
+pub(crate) const PID_FILE: &str = "pid";
+
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 impl ContainerStore {
@@ -66,7 +69,7 @@ impl ContainerStore {
         crate::failpoint::hit("start.recorded");
         drop(lock);
 
-        let status = run(&runtime, id, &bundle);
+        let status = run(&runtime, id, &bundle, &super::private_dir(&self.store, id).join(PID_FILE));
 
         let lock = self.store.write_lock()?;
         runtime.delete(id);
@@ -172,13 +175,16 @@ fn resolv_conf() -> String {
 }
 
 /// Run the runtime in the foreground and wait for it, passing signals on.
-fn run(runtime: &Runtime, id: ContainerId, bundle: &Path) -> Result<i32> {
+fn run(runtime: &Runtime, id: ContainerId, bundle: &Path, pid_file: &Path) -> Result<i32> {
+    let _ = std::fs::remove_file(pid_file);
     let mut signals = signal_hook::iterator::Signals::new(FORWARDED).map_err(|e| runtime.error(e.to_string()))?;
     let handle = signals.handle();
     let mut child = runtime
         .command()
         .args(["run", "--bundle"])
         .arg(bundle)
+        .arg("--pid-file")
+        .arg(pid_file)
         .arg(id.as_str())
         .stdin(Stdio::null())
         .spawn()

@@ -112,6 +112,13 @@ impl ContainerStore {
         let status = container.status();
         let mut state = container.record.state.clone();
         state.running = container.running;
+        // The record holds the monitor's PID; the runtime knows the container's first process.
+        let pid_file = super::private_dir(&self.store, id).join(super::start::PID_FILE);
+        state.pid = match std::fs::read_to_string(pid_file) {
+            Ok(pid) if container.running => pid.trim().parse().unwrap_or(state.pid),
+            _ if container.running => state.pid,
+            _ => 0,
+        };
         let record = container.record;
         let host_config = serde_json::to_value(&container.host).expect("serializable");
         Ok(ContainerInspect {

@@ -25,7 +25,10 @@ fn the_walkthrough_runs_the_seeds_steps_and_leaves_nothing_mounted() {
     assert!(stdout.contains("C /tmp\nA /tmp/newfile\n"), "{stdout}");
     let top = stdout.lines().skip_while(|l| !l.starts_with("IMAGE ")).nth(1).expect("a history row");
     assert!(top.contains(r#"sh -c echo "Hello World" > /tmp/newfile"#) && top.contains(" 12B "), "{top}");
-    assert!(stdout.contains("  diff/tmp/\n  diff/tmp/newfile (12 bytes)\n  tmp/newfile: \"Hello World\\n\""), "{stdout}");
+    assert!(
+        stdout.contains("  diff/tmp/\n  diff/tmp/newfile (12 bytes)\n  tmp/newfile: \"Hello World\\n\""),
+        "{stdout}"
+    );
 
     assert!(!dir.exists(), "the store is removed without --keep");
     assert!(overlay_mounts_under(parent.path()).is_empty());

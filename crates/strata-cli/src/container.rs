@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use strata::Store;
 use strata::archive::ChangeKind;
@@ -146,7 +146,14 @@ fn options(args: &CreateArgs, auto_remove: bool) -> CreateOptions {
         name: args.name.clone(),
         cmd: args.command.clone(),
         entrypoint: args.entrypoint.as_ref().map(|e| if e.is_empty() { Vec::new() } else { vec![e.clone()] }),
-        env: args.env.clone(),
+        // `-e NAME` passes this process's NAME on, or nothing if it has none (as docker).
+        env: args
+            .env
+            .iter()
+            .filter_map(|e| {
+                if e.contains('=') { Some(e.clone()) } else { std::env::var(e).ok().map(|v| format!("{e}={v}")) }
+            })
+            .collect(),
         workdir: args.workdir.clone(),
         user: args.user.clone(),
         network: match args.network {
@@ -199,47 +206,49 @@ pub(crate) fn run(root: &Path, args: RunArgs) -> Result<ExitCode> {
 pub(crate) fn start(root: &Path, args: StartArgs) -> Result<ExitCode> {
     match containers(root)?.start(&args.container) {
         Ok(code) => Ok(status(code)),
+        // Nothing to start: an ordinary error, as `docker start`.
+        Err(e @ (strata::Error::ContainerNotFound(_) | strata::Error::InvalidId { .. })) => Err(e.into()),
         Err(e) => Ok(failed(e)),
     }
 }
 
 pub(crate) fn ps(root: &Path, args: PsArgs) -> Result<ExitCode> {
-    let list: Vec<_> = containers(root)?.list()?.into_iter().filter(|c| args.all || c.running).collect();
+    let list: Vec<_> =
+        containers(root)?.summaries()?.into_iter().filter(|c| args.all || c.state == "running").collect();
     if args.format == Format::Json {
         let rows: Vec<serde_json::Value> = list
             .iter()
             .map(|c| {
-                let mut row = serde_json::to_value(c.summary()).expect("serializable");
-                row["Status"] = status_text(&c.summary()).into();
+                let mut row = serde_json::to_value(c).expect("serializable");
+                row["Status"] = status_text(c).into();
                 row
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let id = |c: &strata::container::Container| {
-        let id = c.id().to_string();
-        if args.no_trunc { id } else { id[..12].to_owned() }
-    };
+    let trunc =
+        |id: &str| if args.no_trunc { id.to_owned() } else { id.trim_start_matches("sha256:")[..12].to_owned() };
     if args.quiet {
         for c in &list {
-            println!("{}", id(c));
+            println!("{}", trunc(&c.id));
         }
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|c| {
-            let s = c.summary();
-            let command = if args.no_trunc { s.command.clone() } else { human::ellipsis(&s.command, 20) };
+            let command = if args.no_trunc { c.command.clone() } else { human::ellipsis(&c.command, 20) };
+            let image = if c.image.starts_with("sha256:") { trunc(&c.image) } else { c.image.clone() };
+            let name = c.names.first().map(|n| n.trim_start_matches('/').to_owned()).unwrap_or_default();
             vec![
-                id(c),
-                s.image.clone(),
+                trunc(&c.id),
+                image,
                 format!("{command:?}"),
-                human::ago(s.created),
-                status_text(&s),
+                human::ago(c.created),
+                status_text(c),
                 String::new(),
-                c.record.name().to_owned(),
+                name,
             ]
         })
         .collect();
@@ -314,19 +323,39 @@ pub(crate) fn commit(root: &Path, args: CommitArgs) -> Result<ExitCode> {
 
 pub(crate) fn export(root: &Path, args: ExportArgs) -> Result<ExitCode> {
     let store = containers(root)?;
+    let id = store.resolve(&args.container)?.to_string();
     match &args.output {
+        // A regular file (or a new one) is written beside and renamed over whole, so a failure
+        // leaves it as it was; anything else (a device, a pipe) is written in place.
+        Some(path) if std::fs::metadata(path).map_or(true, |m| m.is_file()) => {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let partial = path.with_file_name(format!(".{name}.strata-partial"));
+            let written = std::fs::File::create(&partial).map_err(anyhow::Error::from).and_then(|file| {
+                let mut out = std::io::BufWriter::new(file);
+                store.export(&id, &mut out)?;
+                Ok(out.flush()?)
+            });
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e.context(format!("cannot write {}", path.display())));
+            }
+            std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))?;
+        }
         Some(path) => {
-            let file = std::fs::File::create(path)?;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             let mut out = std::io::BufWriter::new(file);
-            store.export(&args.container, &mut out)?;
-            out.flush()?;
+            let written = store.export(&id, &mut out).map_err(anyhow::Error::from).and_then(|()| Ok(out.flush()?));
+            written.with_context(|| format!("cannot write {}", path.display()))?;
         }
         None if std::io::stdout().is_terminal() => {
             bail!("refusing to write a tar to a terminal: give -o FILE or redirect stdout")
         }
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout());
-            store.export(&args.container, &mut out)?;
+            store.export(&id, &mut out)?;
             out.flush()?;
         }
     }

@@ -210,9 +210,14 @@ pub(crate) fn inspect(root: &Path, args: InspectArgs) -> Result<ExitCode> {
         // As `docker inspect`: a container by that name or ID first, then an image.
         let result = match containers.inspect(name) {
             Ok(c) => Ok(Inspected::Container(Box::new(c))),
-            Err(strata::Error::ContainerNotFound(_) | strata::Error::InvalidId { .. }) => {
-                images.inspect(name).map(|i| Inspected::Image(Box::new(i)))
-            }
+            Err(strata::Error::ContainerNotFound(_) | strata::Error::InvalidId { .. }) => match images.inspect(name) {
+                Err(strata::Error::ImageNotFound(_) | strata::Error::InvalidReference { .. }) => {
+                    eprintln!("strata: no such container or image: {}", crate::one_line(name));
+                    code = ExitCode::FAILURE;
+                    continue;
+                }
+                other => other.map(|i| Inspected::Image(Box::new(i))),
+            },
             Err(e) => Err(e),
         };
         match result {

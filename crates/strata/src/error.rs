@@ -185,6 +185,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// An image has no command to run and none was given.
+    #[error("no command specified: image {0} has no Cmd or Entrypoint; give one after the image name")]
+    NoCommand(String),
+
+    /// A `-u USER[:GROUP]` that the image does not know, or a bad option for a container.
+    #[error("{what} {value:?}: {reason}")]
+    BadOption {
+        /// What it is (`user`, `working directory`).
+        what: &'static str,
+        /// As given.
+        value: String,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+
     /// The OCI runtime is missing or failed.
     #[error("OCI runtime {runtime}: {reason}")]
     Runtime {

@@ -66,6 +66,13 @@ impl ContainerStore {
         if let Some(name) = &options.name {
             valid_name(name)?;
         }
+        if let Some(dir) = options.workdir.as_ref().filter(|d| !d.starts_with('/')) {
+            return Err(Error::BadOption {
+                what: "working directory",
+                value: dir.clone(),
+                reason: "is not absolute: give a path starting with /".into(),
+            });
+        }
         let runtime = Runtime::find(&self.store, &options.runtime)?;
         let lock = self.store.write_lock()?;
         self.images.layerdb.ensure()?;
@@ -106,12 +113,7 @@ impl ContainerStore {
         let command: Vec<String> =
             config.entrypoint.iter().flatten().chain(config.cmd.iter().flatten()).cloned().collect();
         let Some((path, args)) = command.split_first() else {
-            return Err(Error::Container {
-                container: name,
-                reason: format!(
-                    "no command specified: image {image} has no Cmd or Entrypoint; give one after its name"
-                ),
-            });
+            return Err(Error::NoCommand(image.to_owned()));
         };
 
         // The layers: -init on the image's top layer, the writable one on -init.

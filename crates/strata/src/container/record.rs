@@ -127,9 +127,15 @@ impl Record {
         self.name.strip_prefix('/').unwrap_or(&self.name)
     }
 
-    /// The command as `docker ps` shows it: path and arguments joined by spaces.
+    /// The command as `docker commit` records it: path and arguments joined by spaces.
     pub fn command(&self) -> String {
         std::iter::once(self.path.as_str()).chain(self.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+    }
+
+    /// The command as `docker ps` shows it: arguments holding a space in single quotes.
+    pub fn command_quoted(&self) -> String {
+        let args = self.args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() });
+        std::iter::once(self.path.clone()).chain(args).collect::<Vec<_>>().join(" ")
     }
 }
 

@@ -66,6 +66,13 @@ impl ContainerStore {
             if let Some(init) = layers.init_id {
                 journal.note(&Step::Layer(init))?;
             }
+            // The image's layers go too if its image was removed and nothing else uses them.
+            if let Some(parent) = layers.parent {
+                for (chain, cache_id) in self.images.released_with(parent, id.as_str())? {
+                    journal.note(&Step::Chain(chain))?;
+                    journal.note(&Step::Layer(cache_id))?;
+                }
+            }
         }
         crate::failpoint::hit("rm.journaled");
         // Carrying out a removal's journal is what finishing it after a crash does.

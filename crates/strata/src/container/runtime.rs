@@ -25,10 +25,11 @@ impl Runtime {
         let name = if name.is_empty() { DEFAULT } else { name };
         let binary = which(name).ok_or_else(|| Error::Runtime {
             runtime: name.to_owned(),
-            reason: format!(
-                "not found in PATH; install it (apt-get install {}) or choose another with --runtime",
-                Path::new(name).file_name().map_or(name.into(), |n| n.to_string_lossy())
-            ),
+            reason: if name.contains('/') {
+                "is not an executable file; give the path of runc or crun, or a name in PATH".to_owned()
+            } else {
+                format!("not found in PATH; install it (apt-get install {name}) or choose another with --runtime")
+            },
         })?;
         let short = binary.file_name().map_or_else(|| name.to_owned(), |n| n.to_string_lossy().into_owned());
         Ok(Runtime { name: name.to_owned(), state_root: store.private_dir().join("runtime").join(short), binary })

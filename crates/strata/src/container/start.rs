@@ -69,7 +69,17 @@ impl ContainerStore {
         crate::failpoint::hit("start.recorded");
         drop(lock);
 
-        let status = run(&runtime, id, &bundle, &super::private_dir(&self.store, id).join(PID_FILE));
+        let pid_file = super::private_dir(&self.store, id).join(PID_FILE);
+        let started_before = container.record.has_been_started_before;
+        let status = run(&runtime, id, &bundle, &pid_file);
+        // The runtime writes the PID file once the container's process exists: without it, the
+        // status is the runtime's own failure, not the container's.
+        let status =
+            match status {
+                Ok(code) if !pid_file.exists() => Err(runtime
+                    .error(format!("failed before the container ran (exit status {code}); see its message above"))),
+                other => other,
+            };
 
         let lock = self.store.write_lock()?;
         runtime.delete(id);
@@ -83,6 +93,7 @@ impl ContainerStore {
             Err(e) => {
                 record.state.exit_code = 128;
                 record.state.error = e.to_string();
+                record.has_been_started_before = started_before;
             }
         }
         self.write_record(&record)?;

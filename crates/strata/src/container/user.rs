@@ -60,7 +60,7 @@ impl Rootfs {
             .lines()
             .map(|l| l.split(':').collect::<Vec<_>>())
             .find(|f| f.len() >= 7 && (f[0] == user || (user.parse::<u32>().is_ok() && f[2] == user)));
-        let bad = |reason: String| Error::Container { container: spec.to_owned(), reason };
+        let bad = |reason: String| Error::BadOption { what: "user", value: spec.to_owned(), reason };
         let (uid, mut gid, name, home) = match (&entry, user.parse::<u32>()) {
             (Some(f), _) => (
                 f[2].parse().map_err(|_| bad(format!("bad uid in /etc/passwd for {user}")))?,

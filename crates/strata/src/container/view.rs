@@ -78,28 +78,55 @@ impl Container {
     pub fn status(&self) -> &'static str {
         if self.running {
             "running"
-        } else if self.record.has_been_started_before || self.record.state.finished_at != super::record::ZERO_TIME {
+        } else if self.record.has_been_started_before || self.record.state.running {
             "exited"
         } else {
             "created"
         }
     }
 
-    /// The row `ps` shows.
-    pub fn summary(&self) -> ContainerSummary {
-        let record = &self.record;
-        let state = self.status();
-        ContainerSummary {
-            id: record.id.to_string(),
-            names: vec![record.name.clone()],
-            image: record.config.image.clone(),
-            image_id: record.image.clone(),
-            command: record.command(),
-            created: unix_seconds(Some(&record.created)),
-            state,
-            exit_code: record.state.exit_code,
-            since: if state == "running" { record.state.started_at.clone() } else { record.state.finished_at.clone() },
+    /// Whether the record says "running" but nothing runs it: its strata process was killed
+    /// (the next `start` or `rm` settles it).
+    fn is_stale(&self) -> bool {
+        self.record.state.running && !self.running
+    }
+}
+
+impl ContainerStore {
+    /// The rows `ps -a` shows, newest first. The image is shown by the name it was created
+    /// with while that name still points at it, by ID otherwise, as dockerd does.
+    pub fn summaries(&self) -> Result<Vec<ContainerSummary>> {
+        let containers = self.list()?;
+        let mut resolved = std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(containers.len());
+        for c in containers {
+            let record = &c.record;
+            let named = record.config.image.clone();
+            let same = *resolved
+                .entry(named.clone())
+                .or_insert_with(|| self.images.resolve(&named).is_ok_and(|id| id.to_string() == record.image));
+            let state = c.status();
+            let stale = c.is_stale();
+            let finished = &record.state.finished_at;
+            let since = if state == "running" || (stale && finished == super::record::ZERO_TIME) {
+                record.state.started_at.clone()
+            } else {
+                finished.clone()
+            };
+            out.push(ContainerSummary {
+                id: record.id.to_string(),
+                names: vec![record.name.clone()],
+                image: if same { named } else { record.image.clone() },
+                image_id: record.image.clone(),
+                command: record.command_quoted(),
+                created: unix_seconds(Some(&record.created)),
+                state,
+                // What `start` or `rm` will record for it.
+                exit_code: if stale { 137 } else { record.state.exit_code },
+                since,
+            });
         }
+        Ok(out)
     }
 }
 

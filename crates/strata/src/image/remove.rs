@@ -204,6 +204,39 @@ impl ImageStore {
         Ok(found.into_iter().map(|(_, c, l)| (c, l)).collect())
     }
 
+    /// The part of the stack `top` that nothing but the container `leaving` stands on (an image
+    /// removed with `rmi -f` left it to its container), top first, with the cache-ids: what
+    /// goes with that container, as dockerd releases a removed container's parent layers.
+    pub(crate) fn released_with(&self, top: ChainId, leaving: &str) -> Result<Vec<(ChainId, crate::LayerId)>> {
+        let mut kept = HashSet::new();
+        for other in self.imagedb.list()? {
+            if let Some(raw) = self.imagedb.config(other)?
+                && let Ok(config) = super::ImageConfig::parse(&raw, "image")
+            {
+                kept.extend(ChainId::chain(&config.rootfs.diff_ids));
+            }
+        }
+        for (container, mut chain) in self.layerdb.container_parents()? {
+            if container == leaving {
+                continue;
+            }
+            while kept.insert(chain) {
+                match self.layerdb.get(chain)?.and_then(|r| r.parent) {
+                    Some(parent) => chain = parent,
+                    None => break,
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut next = Some(top);
+        while let Some(chain) = next.filter(|c| !kept.contains(c)) {
+            let Some(record) = self.layerdb.get(chain)? else { break };
+            next = record.parent;
+            out.push((chain, record.cache_id));
+        }
+        Ok(out)
+    }
+
     /// Images whose recorded parent is `id`.
     fn children_of(&self, id: ImageId) -> Result<Vec<ImageId>> {
         let mut out = Vec::new();

@@ -171,7 +171,12 @@ impl ImageStore {
             repo_tags,
             repo_digests,
             parent: self.imagedb.parent(id)?.map(|p| p.to_string()).unwrap_or_default(),
-            comment: c.comment,
+            // As dockerd: a config without a comment shows its last step's (a commit message).
+            comment: if c.comment.is_empty() {
+                c.history.last().map(|h| h.comment.clone()).unwrap_or_default()
+            } else {
+                c.comment
+            },
             created: c.created.unwrap_or_else(|| GO_ZERO_TIME.into()),
             container: c.container,
             container_config: c.container_config.unwrap_or_default(),

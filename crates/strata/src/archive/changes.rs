@@ -7,7 +7,8 @@
 //! - an entry absent below is `A`; one whose type, mode, owner, device, capability, or (for
 //!   non-directories) size or mtime differs is `C`;
 //! - a 0/0 character device deletes what is below: `D`, once, at the top of the subtree;
-//! - an opaque directory deletes every child below that it does not have again;
+//! - an opaque directory deletes every child below that it does not have again, and so does
+//!   every directory below it (the lower tree is hidden there too);
 //! - a directory holding any change is `C` itself, listed before its contents;
 //! - the root is never listed.
 
@@ -70,7 +71,7 @@ pub(crate) fn changes(upper: &Path, lower: Option<&Path>) -> Result<Vec<Change>>
     let upper_fd = open(upper)?;
     let lower_fd = lower.map(open).transpose()?;
     let mut out = Vec::new();
-    walk(&upper_fd, lower_fd.as_ref(), Path::new("/"), &mut out)?;
+    walk(&upper_fd, lower_fd.as_ref(), Path::new("/"), false, &mut out)?;
     // By path component: a directory comes before its contents; the order is stable.
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
@@ -110,7 +111,9 @@ fn size_walk(
 
 /// Walk upper directory `dir` (at container path `at`); `lower` is the same path below, if it
 /// is a directory there.
-fn walk(dir: &OwnedFd, lower: Option<&OwnedFd>, at: &Path, out: &mut Vec<Change>) -> Result<()> {
+/// `hidden` says an ancestor is opaque: then what is below hides the lower tree entirely, as if
+/// opaque itself.
+fn walk(dir: &OwnedFd, lower: Option<&OwnedFd>, at: &Path, hidden: bool, out: &mut Vec<Change>) -> Result<()> {
     let upper_names = sorted_names(dir).map_err(|e| Error::io("read", at, e))?;
     for name in &upper_names {
         let path = at.join(name);
@@ -158,9 +161,10 @@ fn walk(dir: &OwnedFd, lower: Option<&OwnedFd>, at: &Path, out: &mut Vec<Change>
                 }),
                 _ => None,
             };
-            walk(&child, lower_child.as_ref(), &path, out)?;
+            let hides = hidden || is_opaque(&child);
+            walk(&child, lower_child.as_ref(), &path, hides, out)?;
             if let Some(lower_child) = &lower_child
-                && is_opaque(&child)
+                && hides
             {
                 let kept = sorted_names(&child).map_err(|e| Error::io("read", &path, e))?;
                 for gone in sorted_names(lower_child).map_err(|e| Error::io("read", &path, e))? {

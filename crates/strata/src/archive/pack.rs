@@ -75,11 +75,14 @@ impl Packer {
                     h.xattrs = xattrs(fd, &name).map_err(|e| sys_err(&path, e))?;
                     h.write(b, &path, io::empty())?;
                     if is_opaque(&child) {
-                        // The marker takes the directory's permissions and owner, as dockerd's.
+                        // The marker takes the directory's permission bits (not setuid, setgid
+                        // or sticky) and owner, and no time, as dockerd's.
                         let mut marker = path.clone();
                         marker.extend_from_slice(OPAQUE.as_bytes());
                         let mut m = Header::new(&st);
                         m.kind = tar::EntryType::Regular;
+                        m.mode &= 0o777;
+                        m.mtime = 0;
                         m.write(b, &marker, io::empty())?;
                     }
                     self.dir(b, &child, &path)?;

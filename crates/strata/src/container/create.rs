@@ -211,6 +211,8 @@ fn apply(config: &mut ContainerConfig, options: &CreateOptions) {
     if let Some(user) = &options.user {
         config.user = user.clone();
     }
+    // dockerd's create gives a container's config labels, empty if the image has none.
+    config.labels.get_or_insert_with(Default::default);
     config.attach_stdout = true;
     config.attach_stderr = true;
 }

@@ -1,9 +1,12 @@
 //! A layer's own changes as a tar, read from its `diff/` alone (dockerd's "native diff").
 //!
 //! Entries come in the order Go's `filepath.WalkDir` visits them (names sorted bytewise, a
-//! directory before its contents), with headers made the way dockerd makes them: ustar with
-//! PAX records only where needed, mtime in whole seconds, no atime/ctime, no user or group
-//! names. The same `diff/` always gives the same bytes, so the same digest.
+//! directory before its contents), with headers close to dockerd's: ustar with PAX records
+//! only where needed, mtime in whole seconds, no atime/ctime. Unlike dockerd 20.10, which adds
+//! the file-type bits to the mode field and user and group names looked up on the host, strata
+//! writes permission bits and numeric IDs only: the same `diff/` gives the same bytes on every
+//! machine, so the same digest. (The content is dockerd's; digests differ from dockerd's anyway,
+//! as the mtimes do.)
 //!
 //! Unlike dockerd, which keeps only `security.capability`, every xattr is carried (sorted by
 //! name) except OverlayFS's private ones and `security.selinux` (a host's label, not the

@@ -126,6 +126,18 @@ impl ImageStore {
                 }
             }
         }
+        let private = self.store.private_dir().join("containers");
+        for id in parsed_names::<ContainerId>(&private)? {
+            if !records.contains(&id) {
+                out.push(Problem {
+                    kind: "container-leftover",
+                    damage: false,
+                    path: private.join(id.as_str()),
+                    detail: format!("strata's files of container {}, removed by another tool", id.short()),
+                    fix: Some(Fix::RemoveTree(private.join(id.as_str()))),
+                });
+            }
+        }
         for id in parsed_names::<ContainerId>(&self.layerdb.mounts_dir())? {
             if !records.contains(&id) {
                 out.push(Problem {

@@ -170,12 +170,17 @@ impl ContainerStore {
         Ok(id)
     }
 
-    /// `wanted` if no container has it, or a fresh random name.
+    /// `wanted` if no container has it, or a fresh random name. Every record is read once.
     fn free_name(&self, wanted: Option<&str>) -> Result<String> {
-        let taken = |name: &str| self.resolve_unlocked(&format!("/{name}")).ok();
+        let mut taken = std::collections::HashMap::new();
+        for id in self.ids()? {
+            if let Some(record) = self.read_record(id)? {
+                taken.insert(record.name().to_owned(), id);
+            }
+        }
         if let Some(wanted) = wanted {
             let name = valid_name(wanted)?.to_owned();
-            if let Some(other) = taken(&name) {
+            if let Some(other) = taken.get(&name) {
                 return Err(Error::Container {
                     container: name,
                     reason: format!(
@@ -186,7 +191,7 @@ impl ContainerStore {
             }
             return Ok(name);
         }
-        Ok((0..).map(random_name).find(|n| taken(n).is_none()).expect("some name is free"))
+        Ok((0..).map(random_name).find(|n| !taken.contains_key(n)).expect("some name is free"))
     }
 }
 

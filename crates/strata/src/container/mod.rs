@@ -199,11 +199,11 @@ impl ContainerStore {
         self.store.containers_dir().join(id.as_str())
     }
 
-    fn ids(&self) -> Result<Vec<ContainerId>> {
+    pub(crate) fn ids(&self) -> Result<Vec<ContainerId>> {
         crate::fsutil::parsed_names(&self.store.containers_dir())
     }
 
-    fn read_record(&self, id: ContainerId) -> Result<Option<Record>> {
+    pub(crate) fn read_record(&self, id: ContainerId) -> Result<Option<Record>> {
         let path = self.dir(id).join(CONFIG);
         match read_bytes_optional(&path)? {
             None => Ok(None),

@@ -705,11 +705,17 @@ fn dockerd_uses_containers_strata_made() {
         said.iter().copied().filter(|l| l.contains("level=error")).collect(),
     );
 
-    // strata's own directories of the two (bundle, monitor lock) are not dockerd's to remove.
+    // strata's own directories of the two (bundle, monitor lock) are not dockerd's to remove:
+    // `check` calls what is left a leftover, and `--repair` removes it.
     let private: Vec<PathBuf> =
         [&s1, &s2].iter().map(|id| root.path().join("strata/containers").join(id)).filter(|p| p.exists()).collect();
     if !private.is_empty() {
-        eprintln!("NOTE: left after docker rm: {private:?}");
+        let report = root.strata(&["check"]);
+        let report = String::from_utf8_lossy(&report.stdout).into_owned();
+        let leftovers = report.lines().filter(|l| l.contains("container-leftover")).count();
+        findings.same("container leftovers check finds", private.len(), leftovers);
+        root.ok(&["check", "--repair"]);
+        findings.same("left after check --repair", 0, private.iter().filter(|p| p.exists()).count());
     }
 
     // strata sees the result: no containers, the committed image, runnable; the store sound.

@@ -672,14 +672,14 @@ fn an_rmi_killed_after_untagging_is_finished_by_the_next_writer() {
     // Before the sweep, a reader sees the image without its name, and its layers.
     let images = listed(&root);
     assert!(!images.iter().any(|(_, tags)| tags.to_string().contains("a:1")), "{images:?}");
-    assert_eq!(root.fails(&["inspect", "a:1"]), "strata: no such image: a:1 (see `strata images`)");
+    assert_eq!(root.fails(&["inspect", "a:1"]), "strata: no such container or image: a:1");
 
     repair(&root);
     assert_same(&root, &only_b, "rmi killed after untagging, then swept");
     assert_eq!(listed(&root), [(b.id(), serde_json::json!(["b:1"]))]);
     assert_eq!(root.ok(&["layer", "ls", "-q"]).lines().count(), 2);
     let err = root.fails(&["inspect", &a.id()]);
-    assert!(err.contains("no such image"), "{err}");
+    assert!(err.contains("no such container or image"), "{err}");
 
     // b:1 still works, down to its shared base layer.
     let upper = upper_dir(&root, "b:1");
@@ -730,28 +730,34 @@ fn an_image_named_in_two_repositories_is_not_removed_by_id_without_force() {
 #[test]
 fn an_image_a_container_uses_is_not_removed() {
     let (root, keep) = root_with_kept_image();
-    let container = "c0ffee".repeat(10) + "abcd";
-    let dir = root.path().join("containers").join(&container);
-    std::fs::create_dir_all(&dir).unwrap();
+    // A real container of it; its record is then edited to say it runs (rmi reads the record,
+    // as dockerd's files would say it).
+    let container = root.ok(&["create", "--name", "user", "keep:1", "true"]);
+    let short = &container[..12];
+    let path = root.path().join("containers").join(&container).join("config.v2.json");
     let write = |running: bool| {
-        let config = serde_json::json!({"Image": keep.id(), "State": {"Running": running}});
-        std::fs::write(dir.join("config.v2.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        config["State"]["Running"] = running.into();
+        std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
     };
 
     write(false);
-    let err = refused(&root, &keep, &["rmi", "keep:1"], "container c0ffeec0ffee uses it");
+    let err = refused(&root, &keep, &["rmi", "keep:1"], &format!("container {short} uses it"));
     assert!(err.contains("-f"), "{err}");
-    refused(&root, &keep, &["rmi", &keep.id()], "stopped container c0ffeec0ffee uses it");
+    refused(&root, &keep, &["rmi", &keep.id()], &format!("stopped container {short} uses it"));
 
     write(true);
-    refused(&root, &keep, &["rmi", "keep:1"], "container c0ffeec0ffee");
-    refused(&root, &keep, &["rmi", "-f", "keep:1"], "running container c0ffeec0ffee uses it");
-    refused(&root, &keep, &["rmi", "-f", &keep.id()], "running container c0ffeec0ffee uses it");
+    refused(&root, &keep, &["rmi", "keep:1"], &format!("container {short}"));
+    refused(&root, &keep, &["rmi", "-f", "keep:1"], &format!("running container {short} uses it"));
+    refused(&root, &keep, &["rmi", "-f", &keep.id()], &format!("running container {short} uses it"));
 
-    // Stopped, -f removes it.
+    // Stopped, -f removes the image; the container keeps its layers until it goes.
     write(false);
     root.ok(&["rmi", "-f", "keep:1"]);
     assert!(listed(&root).is_empty());
+    assert_spotless(&root);
+    root.ok(&["rm", "user"]);
+    assert_eq!(root.ok(&["layer", "ls", "-q"]), "");
     assert_spotless(&root);
 }
 

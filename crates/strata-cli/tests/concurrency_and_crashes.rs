@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Root, kill_at, strata_cmd};
+use common::{Root, kill_after, kill_at, strata_cmd};
 
 /// Every layer `ls` lists is whole: it inspects, and its mount shows its ancestors' files.
 fn assert_whole(root: &Root) {
@@ -163,14 +163,7 @@ fn creates_killed_at_random_moments_never_corrupt_the_store() {
         }
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let delay = Duration::from_micros((seed >> 33) % 4000);
-        let mut child = strata_cmd(root.path(), &["layer", "create", "--parent", &base])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        let _ = child.kill();
-        child.wait().unwrap();
+        kill_after(&root, &["layer", "create", "--parent", &base], delay);
         assert_whole(&root);
         if round % 10 == 0 {
             assert_clean(&root);

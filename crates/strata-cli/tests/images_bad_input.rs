@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::images::{Layers, TestImage, docker_archive, oci_layout, sha256, tar_of};
 use common::tarball::gzip;
-use common::{Root, kill_at, snapshot, strata_cmd};
+use common::{Root, kill_after, kill_at, snapshot, strata_cmd};
 
 type Tree = BTreeMap<PathBuf, String>;
 
@@ -621,14 +621,7 @@ fn loads_killed_at_random_moments_leave_nothing_or_a_whole_image() {
         }
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let delay = whole.mul_f64(((seed >> 33) % 1000) as f64 / 900.0);
-        let mut child = strata_cmd(root.path(), &["load", "-q", "-i", &path])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        let _ = child.kill();
-        child.wait().unwrap();
+        kill_after(&root, &["load", "-q", "-i", &path], delay);
 
         repair(&root);
         let images = listed(&root);

@@ -95,6 +95,14 @@ pub fn kill_at(root: &Root, failpoint: &str, args: &[&str]) {
     child.wait().unwrap();
 }
 
+/// Run strata and SIGKILL it after `delay`, wherever it is by then.
+pub fn kill_after(root: &Root, args: &[&str], delay: std::time::Duration) {
+    let mut child = strata_cmd(root.path(), args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    child.wait().unwrap();
+}
+
 /// Overlay mount points (from /proc/self/mountinfo) under `dir`.
 pub fn overlay_mounts_under(dir: &Path) -> Vec<PathBuf> {
     strata::mount::overlay_mounts_under(dir).unwrap()

@@ -47,8 +47,8 @@ struct CommittedConfig<'a> {
 impl ContainerStore {
     /// Commit the container's changes as a new image on its image; returns the image ID.
     pub fn commit(&self, name: &str, options: &CommitOptions) -> Result<ImageId> {
-        let id = self.resolve(name)?;
-        let container = self.get(id)?;
+        let container = self.find(name)?;
+        let id = container.id();
         let image_id: ImageId = container.record.image.parse()?;
         let image = self.images.get(image_id).map_err(|_| Error::Container {
             container: name.to_owned(),

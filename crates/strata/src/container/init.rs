@@ -42,10 +42,10 @@ fn exists_in(diffs: &[PathBuf], rel: &str) -> bool {
     for diff in diffs {
         let mut dir = diff.clone();
         for (i, part) in parts.iter().enumerate() {
-            if dir.join(format!(".wh.{part}")).exists() || is_whiteout(&dir.join(part)) {
+            let here = dir.join(part);
+            if is_whiteout(&here) {
                 return false;
             }
-            let here = dir.join(part);
             match std::fs::symlink_metadata(&here) {
                 Ok(_) if i + 1 == parts.len() => return true,
                 Ok(m) if m.is_dir() => {

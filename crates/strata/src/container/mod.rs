@@ -131,6 +131,12 @@ impl ContainerStore {
         self.get_unlocked(id)
     }
 
+    /// The container `name` (an ID, a name or a unique prefix), read under one lock.
+    pub(crate) fn find(&self, name: &str) -> Result<Container> {
+        let _lock = self.store.read_lock()?;
+        self.get_unlocked(self.resolve_unlocked(name)?)
+    }
+
     pub(crate) fn get_unlocked(&self, id: ContainerId) -> Result<Container> {
         let dir = self.dir(id);
         let record = self.read_record(id)?.ok_or_else(|| Error::ContainerNotFound(id.to_string()))?;
@@ -165,31 +171,29 @@ impl ContainerStore {
 
     /// What the container changed in its image, as `docker diff` lists it.
     pub fn diff(&self, name: &str) -> Result<Vec<crate::archive::Change>> {
-        let id = self.resolve(name)?;
-        let container = self.get(id)?;
+        let container = self.find(name)?;
         self.layers.changes(&container.layers.mount_id)
     }
 
     /// Mount the container's tree (another reference if it is mounted) and return the merged
     /// directory, as `docker`'s graph driver does for `docker cp` and `podman mount`.
     pub fn mount(&self, name: &str) -> Result<PathBuf> {
-        let id = self.resolve(name)?;
-        let container = self.get(id)?;
+        let container = self.find(name)?;
         self.layers.mount(&container.layers.mount_id)
     }
 
     /// Drop a mount reference taken by [`mount`](Self::mount).
     pub fn unmount(&self, name: &str) -> Result<()> {
-        let id = self.resolve(name)?;
-        let container = self.get(id)?;
+        let container = self.find(name)?;
         self.layers.unmount(&container.layers.mount_id)
     }
 
     /// The merged tree as one tar (what `docker export` writes), with no whiteouts.
     pub fn export(&self, name: &str, out: impl std::io::Write + Send) -> Result<()> {
-        let merged = self.mount(name)?;
+        let mount_id = self.find(name)?.layers.mount_id;
+        let merged = self.layers.mount(&mount_id)?;
         let packed = crate::archive::pack::pack(&merged, out, crate::archive::Compression::None);
-        let unmounted = self.unmount(name);
+        let unmounted = self.layers.unmount(&mount_id);
         packed?;
         unmounted
     }

@@ -18,9 +18,9 @@ impl ContainerStore {
     /// Remove a container and its layers. A running container (or one mounted with
     /// [`mount`](Self::mount)) is refused unless `force`, which kills and unmounts it first.
     pub fn remove(&self, name: &str, force: bool) -> Result<ContainerId> {
-        let id = self.resolve(name)?;
+        let container = self.find(name)?;
+        let id = container.id();
         let refuse = |reason: &str| Error::Container { container: name.to_owned(), reason: reason.to_owned() };
-        let container = self.get(id)?;
         let runtime = Runtime::find(&self.store, &container.host.runtime).ok();
         if container.running {
             if !force {

@@ -58,6 +58,7 @@ impl ContainerStore {
             }
             return Err(e);
         }
+        let started_before = container.record.has_been_started_before;
         let state = &mut container.record.state;
         state.running = true;
         state.pid = i64::from(std::process::id());
@@ -70,7 +71,6 @@ impl ContainerStore {
         drop(lock);
 
         let pid_file = super::private_dir(&self.store, id).join(PID_FILE);
-        let started_before = container.record.has_been_started_before;
         let status = run(&runtime, id, &bundle, &pid_file);
         // The runtime writes the PID file once the container's process exists: without it, the
         // status is the runtime's own failure, not the container's.

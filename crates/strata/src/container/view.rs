@@ -133,8 +133,8 @@ impl ContainerStore {
 impl ContainerStore {
     /// What `docker inspect` shows of a container, with its layers' directories.
     pub fn inspect(&self, name: &str) -> Result<ContainerInspect> {
-        let id = self.resolve(name)?;
-        let container = self.get(id)?;
+        let container = self.find(name)?;
+        let id = container.id();
         let graph_driver = self.layers.graph_driver(&container.layers.mount_id)?;
         let status = container.status();
         let mut state = container.record.state.clone();

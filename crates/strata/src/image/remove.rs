@@ -166,25 +166,7 @@ impl ImageStore {
 
     /// The chains of `images` that nothing else stands on, top first, with their cache-ids.
     fn unreferenced_chains(&self, images: &[ImageId]) -> Result<Vec<(ChainId, crate::LayerId)>> {
-        let mut kept = HashSet::new();
-        for other in self.imagedb.list()? {
-            if images.contains(&other) {
-                continue;
-            }
-            if let Some(raw) = self.imagedb.config(other)?
-                && let Ok(config) = super::ImageConfig::parse(&raw, "image")
-            {
-                kept.extend(ChainId::chain(&config.rootfs.diff_ids));
-            }
-        }
-        for (_, mut chain) in self.layerdb.container_parents()? {
-            while kept.insert(chain) {
-                match self.layerdb.get(chain)?.and_then(|r| r.parent) {
-                    Some(parent) => chain = parent,
-                    None => break,
-                }
-            }
-        }
+        let kept = self.chains_in_use(images, None)?;
         let mut found: Vec<(usize, ChainId, crate::LayerId)> = Vec::new();
         let mut seen = HashSet::new();
         for image in images {
@@ -208,8 +190,25 @@ impl ImageStore {
     /// removed with `rmi -f` left it to its container), top first, with the cache-ids: what
     /// goes with that container, as dockerd releases a removed container's parent layers.
     pub(crate) fn released_with(&self, top: ChainId, leaving: &str) -> Result<Vec<(ChainId, crate::LayerId)>> {
+        let kept = self.chains_in_use(&[], Some(leaving))?;
+        let mut out = Vec::new();
+        let mut next = Some(top);
+        while let Some(chain) = next.filter(|c| !kept.contains(c)) {
+            let Some(record) = self.layerdb.get(chain)? else { break };
+            next = record.parent;
+            out.push((chain, record.cache_id));
+        }
+        Ok(out)
+    }
+
+    /// Every chain some image (other than `except_images`) or container (other than
+    /// `except_container`) stands on.
+    fn chains_in_use(&self, except_images: &[ImageId], except_container: Option<&str>) -> Result<HashSet<ChainId>> {
         let mut kept = HashSet::new();
         for other in self.imagedb.list()? {
+            if except_images.contains(&other) {
+                continue;
+            }
             if let Some(raw) = self.imagedb.config(other)?
                 && let Ok(config) = super::ImageConfig::parse(&raw, "image")
             {
@@ -217,7 +216,7 @@ impl ImageStore {
             }
         }
         for (container, mut chain) in self.layerdb.container_parents()? {
-            if container == leaving {
+            if Some(container.as_str()) == except_container {
                 continue;
             }
             while kept.insert(chain) {
@@ -227,14 +226,7 @@ impl ImageStore {
                 }
             }
         }
-        let mut out = Vec::new();
-        let mut next = Some(top);
-        while let Some(chain) = next.filter(|c| !kept.contains(c)) {
-            let Some(record) = self.layerdb.get(chain)? else { break };
-            next = record.parent;
-            out.push((chain, record.cache_id));
-        }
-        Ok(out)
+        Ok(kept)
     }
 
     /// Images whose recorded parent is `id`.

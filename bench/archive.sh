@@ -19,8 +19,7 @@ cd "$(dirname "$0")/.."
 require_root
 need_packages debootstrap umoci hyperfine docker.io
 RUNS=${RUNS:-5}
-cargo build --release -q -p strata-cli
-S=$PWD/target/release/strata
+build_release
 W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/strata-archive-bench-XXXXXX")
 trap bench_cleanup EXIT
 

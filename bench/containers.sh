@@ -37,8 +37,7 @@ RUNS=${RUNS:-50}
 COMMIT_RUNS=${COMMIT_RUNS:-10}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/strata-bench}
 ROOTFS_TAR=${ROOTFS_TAR:-/var/tmp/strata-debian-rootfs.tar}
-cargo build --release -q -p strata-cli
-S=$PWD/target/release/strata
+build_release
 mkdir -p "$BENCH_DIR"
 chattr +T "$BENCH_DIR" 2>/dev/null || true # ext4: scratch directories in fresh block groups
 W=$(mktemp -d "$BENCH_DIR/ctr.XXXXXX") # short: podman wants a run root under 50 characters

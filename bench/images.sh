@@ -36,8 +36,7 @@ LIST_RUNS=${LIST_RUNS:-20}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/strata-bench}
 LOAD_DIRS=${LOAD_DIRS:-"$BENCH_DIR /dev/shm"}
 ROOTFS_TAR=${ROOTFS_TAR:-/var/tmp/rootfs.tar}
-cargo build --release -q -p strata-cli
-S=$PWD/target/release/strata
+build_release
 mkdir -p "$BENCH_DIR"
 chattr +T "$BENCH_DIR" 2>/dev/null || true # ext2/3/4 only: see above
 IMAGE=$BENCH_DIR/debian6.tar

@@ -15,8 +15,7 @@ require_root
 need_packages hyperfine docker.io
 RUNS=${RUNS:-100}
 
-cargo build --release -q -p strata-cli -p strata-bench
-S=$PWD/target/release/strata
+build_release -p strata-bench
 W=$(mktemp -d /tmp/strata-bench-XXXXXX)
 R=$W/root
 trap bench_cleanup EXIT
@@ -61,7 +60,7 @@ hyperfine --warmup 5 --runs "$RUNS" --export-json "$W/cycle.json" --style basic 
   >&2
 
 # The same cycle in process: the engines alone, no process start-up on either side.
-"$PWD/target/release/layer-cycle" "$R" "$P" "$DSOCK" bench:10 "$RUNS" > "$W/inproc.txt"
+"$BIN/layer-cycle" "$R" "$P" "$DSOCK" bench:10 "$RUNS" > "$W/inproc.txt"
 
 python3 - "$W/cycle.json" "$W/inproc.txt" <<'PY'
 import json, sys

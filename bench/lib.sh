@@ -34,3 +34,11 @@ start_dockerd() {
   echo "dockerd did not start: see $W/dockerd.log" >&2
   return 1
 }
+
+# Build the release binaries as users get them (.cargo/config.toml: static, for this machine's
+# triple); sets BIN to their directory and S to the strata command.
+build_release() {
+  cargo build --release -q -p strata-cli "$@"
+  BIN=$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release
+  S=$BIN/strata
+}

@@ -13,6 +13,7 @@ use strata::{Digest, LayerId, Store};
 use crate::Format;
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub(crate) enum LayerCommand {
     /// Create an empty layer and print its ID.
     Create {

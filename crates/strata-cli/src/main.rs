@@ -32,6 +32,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 enum Command {
     /// Create, mount, inspect and remove layers.
     #[command(subcommand)]

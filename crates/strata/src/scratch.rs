@@ -1,10 +1,15 @@
 //! Work aside: a layer is built (or taken apart) in `<root>/overlay2/.strata-tmp-<n>/` and
 //! published or discarded with one `rename(2)`, so no reader ever sees half a layer.
 //!
-//! Each operation in flight has a record `<root>/strata/tmp/<n>` that its process holds
-//! `flock`ed and that says what it is doing (`create <id> <link>` or `remove <id> <link>`). A
-//! record whose lock can be taken belongs to a dead process: [`sweep`] then removes its scratch
-//! directory and the `l/` link it may have left dangling.
+//! Each operation in flight has a record `<root>/strata/tmp/<n>_<what>` that its process holds
+//! `flock`ed and whose name says what it is doing (`create_<id>_<link>`, `remove_<id>_<link>`,
+//! `image_add`); an image operation appends its steps to the record's content. A record whose
+//! lock can be taken belongs to a dead process: [`sweep`] then removes its scratch directory
+//! and the `l/` link it may have left dangling.
+//!
+//! The description lives in the name so that a layer's create or remove writes no data block
+//! for its record: an empty file costs an inode, and on a filesystem mounted with `discard`
+//! freeing a block is a synchronous trim.
 
 use std::fs::{File, TryLockError};
 use std::io::ErrorKind;
@@ -25,29 +30,29 @@ pub(crate) const SCRATCH_PREFIX: &str = ".strata-tmp-";
 /// An operation in flight and its scratch directory.
 #[derive(Debug)]
 pub(crate) struct Scratch {
+    name: String,
     dir: PathBuf,
     record: PathBuf,
     file: File,
+    finished: bool,
 }
 
 impl Scratch {
-    /// Start an operation described by `what` (`create <id> <link>`, …).
+    /// Start an operation described by `what`: one line of words (`create <id> <link>`, …).
     pub(crate) fn new(store: &Store, what: &str) -> Result<Scratch> {
         let name = hex(&random_bytes::<8>());
-        let record = store.tmp_dir().join(&name);
-        // The record must never be seen unlocked, or a sweeping process would take it for an
-        // abandoned one: make it as an unnamed file, lock and fill it, then give it its name.
         let tmp = store.tmp_dir();
+        let record = tmp.join(record_name(&name, what));
+        // The record must never be seen unlocked, or a sweeping process would take it for an
+        // abandoned one: make it as an unnamed file, lock it, then give it its name.
         let fd = rustix::fs::open(&tmp, OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from(0o600))
             .ctx("create a temporary file in", &tmp)?;
         let file = File::from(fd);
         file.lock().ctx("lock", &record)?;
-        let mut scratch = Scratch { dir: store.home().join(format!("{SCRATCH_PREFIX}{name}")), record, file };
-        scratch.describe(what)?;
-        let proc_path = format!("/proc/self/fd/{}", scratch.file.as_raw_fd());
-        rustix::fs::linkat(CWD, proc_path.as_str(), CWD, &scratch.record, AtFlags::SYMLINK_FOLLOW)
-            .ctx("link", &scratch.record)?;
-        Ok(scratch)
+        let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        rustix::fs::linkat(CWD, proc_path.as_str(), CWD, &record, AtFlags::SYMLINK_FOLLOW).ctx("link", &record)?;
+        let dir = store.home().join(format!("{SCRATCH_PREFIX}{name}"));
+        Ok(Scratch { name, dir, record, file, finished: false })
     }
 
     /// The scratch directory (not created: the caller makes it, or renames something to it).
@@ -57,13 +62,15 @@ impl Scratch {
 
     /// The operation's name: unique among those in flight.
     pub(crate) fn name(&self) -> String {
-        self.record.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        self.name.clone()
     }
 
-    /// Rewrite what this operation says it is doing.
+    /// Say that this operation now does `what` instead (its record is renamed, still locked).
     pub(crate) fn describe(&mut self, what: &str) -> Result<()> {
-        self.file.set_len(0).ctx("truncate", &self.record)?;
-        self.file.write_all_at(what.as_bytes(), 0).ctx("write", &self.record)
+        let record = self.record.with_file_name(record_name(&self.name, what));
+        std::fs::rename(&self.record, &record).ctx("rename", &self.record)?;
+        self.record = record;
+        Ok(())
     }
 
     /// Add a line to what this operation says it is doing: one `write(2)`, so a kill leaves
@@ -74,9 +81,11 @@ impl Scratch {
     }
 
     /// The operation is over: remove what is left of the scratch directory, then the record.
-    pub(crate) fn finish(self) -> Result<()> {
+    pub(crate) fn finish(mut self) -> Result<()> {
         remove_tree(&self.dir)?;
-        remove_if_exists(&self.record)
+        remove_if_exists(&self.record)?;
+        self.finished = true;
+        Ok(())
     }
 }
 
@@ -84,8 +93,10 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         // An operation that failed with an error cleans up after itself; `finish` has already
         // done this on success, and a killed process leaves it to `sweep`.
-        let _ = remove_tree(&self.dir);
-        let _ = remove_if_exists(&self.record);
+        if !self.finished {
+            let _ = remove_tree(&self.dir);
+            let _ = remove_if_exists(&self.record);
+        }
     }
 }
 
@@ -109,13 +120,14 @@ pub(crate) fn abandoned(store: &Store) -> Result<Vec<Abandoned>> {
     let mut found = Vec::new();
     for entry in entries {
         let record = entry.ctx("read directory", &tmp)?.path();
+        let Some((_, first)) = split_record_name(&record) else { continue };
         let Ok(file) = File::open(&record) else { continue };
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => continue,
             Err(TryLockError::Error(e)) => return Err(e).ctx("lock", &record),
         }
-        let what = std::fs::read_to_string(&record).unwrap_or_default();
+        let what = first + &std::fs::read_to_string(&record).unwrap_or_default();
         found.push(Abandoned { record, what });
     }
     found.sort_by(|a, b| a.record.cmp(&b.record));
@@ -132,8 +144,8 @@ pub(crate) fn sweep(store: &Store, lock: &crate::lock::StoreLock) -> Result<Vec<
 }
 
 fn clean(store: &Store, lock: &crate::lock::StoreLock, op: &Abandoned) -> Result<()> {
+    let name = split_record_name(&op.record).map(|(name, _)| name).unwrap_or_default();
     if op.what.starts_with(crate::image::journal::PREFIX) {
-        let name = op.record.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         crate::image::journal::recover(store, lock, &name, &op.what)?;
     }
     // A create or remove may have left `l/<link>` pointing at a layer that is not there.
@@ -143,8 +155,8 @@ fn clean(store: &Store, lock: &crate::lock::StoreLock, op: &Abandoned) -> Result
             remove_if_exists(&path)?;
         }
     }
-    if let Some(name) = op.record.file_name() {
-        remove_tree(&store.home().join(format!("{SCRATCH_PREFIX}{}", name.to_string_lossy())))?;
+    if !name.is_empty() {
+        remove_tree(&store.home().join(format!("{SCRATCH_PREFIX}{name}")))?;
     }
     tracing::info!(what = %op.what, "cleaned up an operation abandoned by a dead process");
     remove_if_exists(&op.record)
@@ -155,11 +167,17 @@ pub(crate) fn orphan_dirs(store: &Store) -> Result<Vec<PathBuf>> {
     let home = store.home();
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(home) else { return Ok(found) };
+    let in_flight: std::collections::HashSet<String> = std::fs::read_dir(store.tmp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| split_record_name(&e.path()).map(|(name, _)| name))
+        .collect();
     for entry in entries {
         let entry = entry.ctx("read directory", home)?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(n) = name.strip_prefix(SCRATCH_PREFIX)
-            && !store.tmp_dir().join(n).exists()
+            && !in_flight.contains(n)
         {
             found.push(entry.path());
         }
@@ -167,10 +185,115 @@ pub(crate) fn orphan_dirs(store: &Store) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// `<n>_<what, words joined by _>`: a record's file name.
+fn record_name(name: &str, what: &str) -> String {
+    debug_assert!(!what.contains(['_', '\n', '/']), "a record's description is one line of words: {what:?}");
+    format!("{name}_{}", what.replace(' ', "_"))
+}
+
+/// A record's name and the first line of its description, from its file name; `None` for a
+/// file that is not a record (16 hex digits, then `_` and words).
+fn split_record_name(record: &Path) -> Option<(String, String)> {
+    let file_name = record.file_name()?.to_str()?;
+    // Records of earlier versions are named `<n>` and say everything in their content.
+    let (name, what) = file_name.split_once('_').unwrap_or((file_name, ""));
+    (name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit())).then(|| (name.to_owned(), what.replace('_', " ")))
+}
+
 /// `rm -rf`, where "not found" is success.
+///
+/// What a scratch directory holds is usually a layer whose `diff/` is empty, or nothing (it
+/// was published): the known entries of a layer go with one `unlinkat` or `rmdir` each, and
+/// only what is left after that (a `diff/` with files, anything else) takes the walk of
+/// `remove_dir_all`, which opens and lists every directory.
 pub(crate) fn remove_tree(path: &Path) -> Result<()> {
+    use crate::layer::layout::{COMMITTED, DIFF, LINK, LOWER, MERGED, WORK};
+    match std::fs::remove_dir(path) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => {
+            for file in [LINK, LOWER, COMMITTED] {
+                let _ = std::fs::remove_file(path.join(file));
+            }
+            let work = path.join(WORK);
+            for dir in [work.join(WORK), work, path.join(MERGED), path.join(DIFF)] {
+                let _ = std::fs::remove_dir(dir);
+            }
+            if std::fs::remove_dir(path).is_ok() {
+                return Ok(());
+            }
+        }
+        Err(_) => {}
+    }
     match std::fs::remove_dir_all(path) {
         Err(e) if e.kind() != ErrorKind::NotFound => Err(e).ctx("remove", path),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::LayerId;
+
+    /// A store with its layout made, in a fresh temporary directory.
+    fn store() -> (tempfile::TempDir, Store) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        drop(store.write_lock().unwrap());
+        (tmp, store)
+    }
+
+    /// What a process killed during a layer create leaves: its record, its scratch directory and
+    /// a dangling `l/` link.
+    fn abandon(store: &Store, record_name: &str, content: &str, link: &ShortLink) {
+        std::fs::write(store.tmp_dir().join(record_name), content).unwrap();
+        let n = &record_name[..16];
+        std::fs::create_dir_all(store.home().join(format!("{SCRATCH_PREFIX}{n}/diff"))).unwrap();
+        std::os::unix::fs::symlink(format!("../{}/diff", LayerId::random()), store.link_dir().join(link.as_str()))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_record_says_what_it_does_in_its_name_and_a_dead_ones_work_is_undone() {
+        let (_tmp, store) = store();
+        let link = ShortLink::random();
+        let id = LayerId::random();
+        abandon(&store, &format!("0123456789abcdef_create_{id}_{link}"), "", &link);
+        let found = abandoned(&store).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].what, format!("create {id} {link}"));
+
+        drop(store.write_lock().unwrap());
+        assert!(std::fs::read_dir(store.tmp_dir()).unwrap().next().is_none(), "the record is gone");
+        assert!(store.link_dir().join(link.as_str()).symlink_metadata().is_err(), "the dangling link is gone");
+        assert!(
+            orphan_dirs(&store).unwrap().is_empty()
+                && !store.home().join(format!("{SCRATCH_PREFIX}0123456789abcdef")).exists()
+        );
+    }
+
+    #[test]
+    fn a_record_of_an_earlier_version_says_it_in_its_content_and_is_undone_too() {
+        let (_tmp, store) = store();
+        let link = ShortLink::random();
+        abandon(&store, "fedcba9876543210", &format!("create {} {link}", LayerId::random()), &link);
+        drop(store.write_lock().unwrap());
+        assert!(std::fs::read_dir(store.tmp_dir()).unwrap().next().is_none());
+        assert!(store.link_dir().join(link.as_str()).symlink_metadata().is_err());
+        assert!(!store.home().join(format!("{SCRATCH_PREFIX}fedcba9876543210")).exists());
+    }
+
+    #[test]
+    fn a_live_record_is_left_alone_and_its_description_can_change() {
+        let (_tmp, store) = store();
+        let mut op = Scratch::new(&store, "create a b").unwrap();
+        assert!(abandoned(&store).unwrap().is_empty(), "its owner holds the lock");
+        op.describe("create a c").unwrap();
+        let names: Vec<_> = std::fs::read_dir(store.tmp_dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [std::ffi::OsString::from(format!("{}_create_a_c", op.name()))]);
+        assert_eq!(std::fs::metadata(store.tmp_dir().join(&names[0])).unwrap().len(), 0, "no data block");
+        op.finish().unwrap();
+        assert!(std::fs::read_dir(store.tmp_dir()).unwrap().next().is_none());
     }
 }

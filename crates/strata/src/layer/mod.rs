@@ -66,7 +66,6 @@ impl LayerStore {
     /// Create an empty layer, on `options.parent` if given. It is built aside and appears
     /// whole, or not at all.
     pub fn create(&self, options: &CreateOptions) -> Result<LayerId> {
-        self.store.ensure_layout()?;
         let lock = self.store.write_lock()?;
         self.create_locked(&lock, options, None)
     }

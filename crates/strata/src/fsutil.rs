@@ -46,17 +46,18 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).ctx("read", path),
     };
-    let mut buf = vec![0u8; SMALL_FILE];
-    let n = file.read(&mut buf).ctx("read", path)?;
-    buf.truncate(n);
+    let mut first = [0u8; SMALL_FILE];
+    let n = file.read(&mut first).ctx("read", path)?;
+    let mut buf = first[..n].to_vec();
     if n == SMALL_FILE {
         file.read_to_end(&mut buf).ctx("read", path)?;
     }
     String::from_utf8(buf).map(Some).map_err(|e| io::Error::new(ErrorKind::InvalidData, e)).ctx("read", path)
 }
 
-/// The first read of [`read_optional`]: a `lower` file of 500 layers (14.5 KiB) fits.
-const SMALL_FILE: usize = 16 * 1024;
+/// The first read of [`read_optional`], on the stack: a `link`, a count, the `lower` file of
+/// up to 140 layers.
+const SMALL_FILE: usize = 4096;
 
 /// Read a file's bytes; `None` if it does not exist.
 pub(crate) fn read_bytes_optional(path: &Path) -> Result<Option<Vec<u8>>> {

@@ -74,6 +74,7 @@ print(f'| floor: mkdir + `mount -t overlay` + umount + rm, 10 lowers | {ms(floor
 print(f'| strata: layer create + mount + umount + rm, 10-layer parent | {ms(ours)} | {ours["mean"]/floor["mean"]:.2f}× the floor (target ≤ 2×) |')
 print(f'| docker 20.10: create + rm, 10-layer image | {ms(peer)} | strata is {peer["mean"]/ours["mean"]:.1f}× faster (target ≥ 10×) |')
 print(f'| strata: layer mount + umount, 500 lower layers | {ms(deep)} | {deep["mean"]/floor["mean"]:.2f}× the 10-layer floor; dockerd refuses > 128 |')
+print(f'| bound: the floor against docker | | the floor is {peer["mean"]/floor["mean"]:.1f}× faster than docker |')
 print()
 print("In process (library calls and raw syscalls; dockerd through its API socket, no client start-up):")
 print()
@@ -83,4 +84,5 @@ f, o, d = inproc["floor"], inproc["strata"], inproc["dockerd-api"]
 print(f'| floor: mkdir + mount(2) + umount(2) + rm, 10 lowers | {f[0]:.2f} ± {f[1]:.2f} ms | 1.00× (floor) |')
 print(f'| strata library: create + mount + unmount + remove | {o[0]:.2f} ± {o[1]:.2f} ms | {o[0]/f[0]:.2f}× the floor (target ≤ 2×) |')
 print(f'| dockerd API: POST /containers/create + DELETE | {d[0]:.2f} ± {d[1]:.2f} ms | strata is {d[0]/o[0]:.1f}× faster (target ≥ 10×) |')
+print(f'| bound: the floor against dockerd | | the floor is {d[0]/f[0]:.1f}× faster than dockerd |')
 PY

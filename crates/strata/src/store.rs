@@ -8,8 +8,8 @@
 //! │   └── .strata-tmp-<n>/            a layer being built or removed (never a layer)
 //! └── strata/                   0700  strata's own state; dockerd ignores it
 //!     ├── lock                        the store lock (flock)
-//!     ├── mounts/<id>                 mount reference counts
-//!     └── tmp/<n>                     one record per operation in flight (flocked by its owner)
+//!     ├── mounts/<id>                 mount reference counts (empty: one)
+//!     └── tmp/<n>_<what>              one record per operation in flight (flocked by its owner)
 //! ```
 //!
 //! Opening a store changes nothing on disk; the first write makes the directories above, after

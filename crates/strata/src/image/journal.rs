@@ -1,7 +1,7 @@
 //! Image operations touch several files (overlay2 layers, layerdb entries, configs,
 //! `repositories.json`); each is written whole, but a kill between two of them must not leave
-//! half an image. So an operation keeps a journal in its record (`<root>/strata/tmp/<n>`),
-//! adding a line *before* each step:
+//! half an image. So an operation keeps a journal in its record
+//! (`<root>/strata/tmp/<n>_image_add`), adding a line *before* each step:
 //!
 //! - an **add** (load, import, commit) lists what it creates: `layer <cache-id>`,
 //!   `chain <chainID>`, `image <imageID>`, `tag <name> <previous image or ->`, then `done`.

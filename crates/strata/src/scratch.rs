@@ -82,7 +82,7 @@ impl Scratch {
 
     /// The operation is over: remove what is left of the scratch directory, then the record.
     pub(crate) fn finish(mut self) -> Result<()> {
-        remove_tree(&self.dir)?;
+        remove_scratch(&self.dir)?;
         remove_if_exists(&self.record)?;
         self.finished = true;
         Ok(())
@@ -94,7 +94,7 @@ impl Drop for Scratch {
         // An operation that failed with an error cleans up after itself; `finish` has already
         // done this on success, and a killed process leaves it to `sweep`.
         if !self.finished {
-            let _ = remove_tree(&self.dir);
+            let _ = remove_scratch(&self.dir);
             let _ = remove_if_exists(&self.record);
         }
     }
@@ -156,7 +156,7 @@ fn clean(store: &Store, lock: &crate::lock::StoreLock, op: &Abandoned) -> Result
         }
     }
     if !name.is_empty() {
-        remove_tree(&store.home().join(format!("{SCRATCH_PREFIX}{name}")))?;
+        remove_scratch(&store.home().join(format!("{SCRATCH_PREFIX}{name}")))?;
     }
     tracing::info!(what = %op.what, "cleaned up an operation abandoned by a dead process");
     remove_if_exists(&op.record)
@@ -200,31 +200,24 @@ fn split_record_name(record: &Path) -> Option<(String, String)> {
     (name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit())).then(|| (name.to_owned(), what.replace('_', " ")))
 }
 
-/// `rm -rf`, where "not found" is success.
-///
-/// What a scratch directory holds is usually a layer whose `diff/` is empty, or nothing (it
-/// was published): the known entries of a layer go with one `unlinkat` or `rmdir` each, and
-/// only what is left after that (a `diff/` with files, anything else) takes the walk of
-/// `remove_dir_all`, which opens and lists every directory.
-pub(crate) fn remove_tree(path: &Path) -> Result<()> {
-    use crate::layer::layout::{COMMITTED, DIFF, LINK, LOWER, MERGED, WORK};
-    match std::fs::remove_dir(path) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+/// Remove a scratch directory. What it holds is usually a layer whose `diff/` is empty, or
+/// nothing (it was published): the layer's own entries go with one `unlinkat` or `rmdir` each,
+/// and only what is left after that (a `diff/` with files, anything else) takes the walk of
+/// [`remove_tree`], which opens and lists every directory.
+fn remove_scratch(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => {
-            for file in [LINK, LOWER, COMMITTED] {
-                let _ = std::fs::remove_file(path.join(file));
-            }
-            let work = path.join(WORK);
-            for dir in [work.join(WORK), work, path.join(MERGED), path.join(DIFF)] {
-                let _ = std::fs::remove_dir(dir);
-            }
-            if std::fs::remove_dir(path).is_ok() {
-                return Ok(());
-            }
+            crate::layer::layout::take_apart(dir);
+            if std::fs::remove_dir(dir).is_ok() { Ok(()) } else { remove_tree(dir) }
         }
-        Err(_) => {}
+        Err(_) => remove_tree(dir),
     }
+}
+
+/// `rm -rf`, where "not found" is success.
+pub(crate) fn remove_tree(path: &Path) -> Result<()> {
     match std::fs::remove_dir_all(path) {
         Err(e) if e.kind() != ErrorKind::NotFound => Err(e).ctx("remove", path),
         _ => Ok(()),

@@ -103,6 +103,18 @@ pub(crate) fn layer_of_link_target(target: &Path) -> Option<LayerId> {
     s.strip_prefix("../")?.strip_suffix("/diff")?.parse().ok()
 }
 
+/// Remove what a layer directory holds besides a non-empty `diff/`, one entry at a time, as
+/// far as it goes (best effort: whatever is left is for a recursive removal).
+pub(crate) fn take_apart(dir: &Path) {
+    for file in [LINK, LOWER, COMMITTED] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+    let work = dir.join(WORK);
+    for sub in [work.join(WORK), work, dir.join(MERGED), dir.join(DIFF)] {
+        let _ = std::fs::remove_dir(sub);
+    }
+}
+
 /// The target of a layer's short link, relative to `l/`.
 pub(crate) fn link_target(id: &LayerId) -> PathBuf {
     PathBuf::from(format!("../{id}/{DIFF}"))

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use strata::Store;
 use strata::archive::ChangeKind;
-use strata::container::{CommitOptions, ContainerStore, CreateOptions, Network};
+use strata::container::{CommitOptions, ContainerStore, CreateOptions, Network, SecurityOptions};
 use strata::image::Reference;
 
 use crate::Format;
@@ -48,6 +48,9 @@ pub(crate) struct CreateArgs {
     /// The OCI runtime to run it with (runc, crun, or a path).
     #[arg(long, default_value = "runc")]
     runtime: String,
+    /// Security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges.
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    security_opt: Vec<String>,
     /// The image (name or ID).
     image: String,
     /// The command and its arguments (default: the image's).
@@ -141,8 +144,20 @@ fn containers(root: &Path) -> Result<ContainerStore> {
     Ok(Store::open(root)?.containers())
 }
 
-fn options(args: &CreateArgs, auto_remove: bool) -> CreateOptions {
-    CreateOptions {
+/// The create options, reading a seccomp profile named by file as docker's CLI does.
+fn options(args: &CreateArgs, auto_remove: bool) -> Result<CreateOptions> {
+    let mut security = Vec::new();
+    for option in &args.security_opt {
+        match option.split_once(['=', ':']) {
+            Some(("seccomp", file)) if !matches!(file, "unconfined" | "builtin") => {
+                let profile =
+                    std::fs::read_to_string(file).with_context(|| format!("cannot read the seccomp profile {file}"))?;
+                security.push(format!("seccomp={profile}"));
+            }
+            _ => security.push(option.clone()),
+        }
+    }
+    Ok(CreateOptions {
         name: args.name.clone(),
         cmd: args.command.clone(),
         entrypoint: args.entrypoint.as_ref().map(|e| if e.is_empty() { Vec::new() } else { vec![e.clone()] }),
@@ -162,7 +177,8 @@ fn options(args: &CreateArgs, auto_remove: bool) -> CreateOptions {
         },
         runtime: args.runtime.clone(),
         auto_remove,
-    }
+        security: SecurityOptions::parse(&security)?,
+    })
 }
 
 /// An error of `run` or `start` as docker reports it: the command's own status (126, 127) if
@@ -180,14 +196,21 @@ fn status(code: i32) -> ExitCode {
 }
 
 pub(crate) fn create(root: &Path, args: CreateArgs) -> Result<ExitCode> {
-    let container = containers(root)?.create(&args.image, &options(&args, false))?;
+    let container = containers(root)?.create(&args.image, &options(&args, false)?)?;
     println!("{}", container.id());
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn run(root: &Path, args: RunArgs) -> Result<ExitCode> {
     let store = containers(root)?;
-    let container = match store.create(&args.create.image, &options(&args.create, args.rm)) {
+    let options = match options(&args.create, args.rm) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("strata: {}", crate::one_line(&format!("{e:#}")));
+            return Ok(ExitCode::from(125));
+        }
+    };
+    let container = match store.create(&args.create.image, &options) {
         Ok(c) => c,
         Err(e) => return Ok(failed(e)),
     };

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::id::{ContainerId, random_name, valid_name};
 use super::record::{HostConfig, Record, State, dockerd_extras};
 use super::runtime::Runtime;
+use super::seccomp::{Seccomp, SecurityOptions};
 use super::{CONFIG, Container, ContainerStore, HOST_CONFIG, init};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{mkdir, write_new};
@@ -58,6 +59,8 @@ pub struct CreateOptions {
     pub runtime: String,
     /// Remove the container when it exits.
     pub auto_remove: bool,
+    /// `--security-opt`: the seccomp profile, `no-new-privileges`.
+    pub security: SecurityOptions,
 }
 
 impl ContainerStore {
@@ -139,7 +142,15 @@ impl ContainerStore {
         journal.note(&Step::Container(id))?;
         let layers = MountRecord { mount_id, init_id: Some(init_id), parent: stack.last().map(|r| r.chain_id) };
         self.images.layerdb.put_mount(id.as_str(), &layers, &journal.name())?;
-        let extra = dockerd_extras(options.network.mode());
+        let mut extra = dockerd_extras(options.network.mode());
+        // What dockerd records of the security options at create, and uses when it starts it.
+        let profile = match &options.security.seccomp {
+            Seccomp::Default => "",
+            Seccomp::Unconfined => "unconfined",
+            Seccomp::Profile(json) => json,
+        };
+        extra.insert("SeccompProfile".into(), profile.into());
+        extra.insert("NoNewPrivileges".into(), options.security.no_new_privileges.into());
         let record = Record {
             state: State::default(),
             id,
@@ -157,7 +168,9 @@ impl ContainerStore {
             has_been_started_before: false,
             extra,
         };
-        let host = HostConfig::new(options.network.mode(), options.auto_remove, runtime.name());
+        let mut host = HostConfig::new(options.network.mode(), options.auto_remove, runtime.name());
+        let security = options.security.to_stored();
+        host.security_opt = (!security.is_empty()).then_some(security);
         let aside = journal.dir().join("container");
         mkdir(&aside, 0o710)?;
         write_new(&aside.join(CONFIG), &json_line(&record), 0o600)?;

@@ -24,6 +24,7 @@ mod monitor;
 mod record;
 mod remove;
 mod runtime;
+mod seccomp;
 mod spec;
 mod start;
 mod user;
@@ -36,6 +37,7 @@ pub use create::{CreateOptions, Network};
 pub use id::{ContainerId, valid_name};
 pub use record::{HostConfig, Record, State};
 pub use runtime::Runtime;
+pub use seccomp::{Seccomp, SecurityOptions};
 pub use view::{ContainerInspect, ContainerSummary};
 
 use crate::error::{Error, IoContext, Result};

@@ -152,6 +152,10 @@ pub struct HostConfig {
     /// The OCI runtime (`runc`, `crun`).
     #[serde(default)]
     pub runtime: String,
+    /// `--security-opt`, in dockerd's form (`seccomp=unconfined`, `seccomp=<JSON>`,
+    /// `no-new-privileges`); see [`super::SecurityOptions`].
+    #[serde(default)]
+    pub security_opt: Option<Vec<String>>,
     /// Everything else dockerd keeps, as read.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -161,7 +165,13 @@ impl HostConfig {
     /// A host config as dockerd writes one for `docker create` with these choices.
     pub(crate) fn new(network_mode: &str, auto_remove: bool, runtime: &str) -> HostConfig {
         let extra: Map<String, Value> = serde_json::from_str(HOST_CONFIG_REST).expect("valid JSON");
-        HostConfig { network_mode: network_mode.to_owned(), auto_remove, runtime: runtime.to_owned(), extra }
+        HostConfig {
+            network_mode: network_mode.to_owned(),
+            auto_remove,
+            runtime: runtime.to_owned(),
+            security_opt: None,
+            extra,
+        }
     }
 }
 
@@ -190,7 +200,6 @@ const HOST_CONFIG_REST: &str = r#"{
             "Privileged": false,
             "PublishAllPorts": false,
             "ReadonlyRootfs": false,
-            "SecurityOpt": null,
             "UTSMode": "",
             "UsernsMode": "",
             "ShmSize": 67108864,

@@ -8,6 +8,7 @@ use std::path::Path;
 use oci_spec::runtime::Spec;
 use serde_json::json;
 
+use super::seccomp::SecurityOptions;
 use super::user::User;
 use crate::error::{Error, Result};
 
@@ -35,6 +36,8 @@ pub(crate) struct Process<'a> {
     pub env: &'a [String],
     pub cwd: &'a str,
     pub user: &'a User,
+    /// `--security-opt`.
+    pub security: &'a SecurityOptions,
 }
 
 /// Where things are.
@@ -62,7 +65,7 @@ pub(crate) fn build(
         json!({"destination": target, "type": "bind", "source": paths.container_dir.join(name),
                "options": ["rbind", "rprivate"]})
     };
-    let value = json!({
+    let mut value = json!({
         "ociVersion": "1.0.2-dev",
         "process": {
             "terminal": false,
@@ -101,6 +104,12 @@ pub(crate) fn build(
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
         }
     });
+    if let Some(filter) = process.security.filter(CAPABILITIES)? {
+        value["linux"]["seccomp"] = filter;
+    }
+    if process.security.no_new_privileges {
+        value["process"]["noNewPrivileges"] = true.into();
+    }
     serde_json::from_value(value).map_err(|e| Error::Runtime { runtime: "spec".into(), reason: e.to_string() })
 }
 
@@ -149,13 +158,16 @@ mod tests {
     fn spec_is_a_valid_oci_config() {
         let user = User { uid: 1, gid: 2, groups: vec![2], home: "/".into() };
         let args = vec!["sh".to_owned()];
-        let process = Process { args: &args, env: &[], cwd: "/", user: &user };
+        let security = SecurityOptions::default();
+        let process = Process { args: &args, env: &[], cwd: "/", user: &user, security: &security };
         let paths = Paths { rootfs: Path::new("/r/merged"), container_dir: Path::new("/r/c") };
         let spec = build(&process, &paths, "h", false, "/strata/x").unwrap();
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["process"]["terminal"], false);
         assert_eq!(v["linux"]["namespaces"][1]["type"], "network");
         assert_eq!(v["mounts"][8]["source"], "/r/c/hostname");
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert!(v["process"].get("noNewPrivileges").is_none());
         let host = build(&process, &paths, "h", true, "/strata/x").unwrap();
         assert_eq!(serde_json::to_value(&host).unwrap()["linux"]["namespaces"].as_array().unwrap().len(), 4);
     }

@@ -9,6 +9,7 @@ use std::process::Stdio;
 use super::id::ContainerId;
 use super::monitor;
 use super::runtime::Runtime;
+use super::seccomp::SecurityOptions;
 use super::spec::{self, Paths, Process};
 use super::user::Rootfs;
 use super::{Container, ContainerStore};
@@ -161,7 +162,8 @@ impl ContainerStore {
         rootfs.check_program(&record.path, spec::get_var(&env, "PATH").unwrap_or_default())?;
         let args: Vec<String> = std::iter::once(record.path.clone()).chain(record.args.iter().cloned()).collect();
         let cwd = if record.config.working_dir.is_empty() { "/" } else { record.config.working_dir.as_str() };
-        let process = Process { args: &args, env: &env, cwd, user: &user };
+        let security = SecurityOptions::parse(container.host.security_opt.as_deref().unwrap_or_default())?;
+        let process = Process { args: &args, env: &env, cwd, user: &user, security: &security };
         let paths = Paths { rootfs: merged, container_dir: &dir };
         let host_network = container.host.network_mode == "host";
         let spec = spec::build(&process, &paths, &record.config.hostname, host_network, &format!("/strata/{id}"))?;

@@ -29,18 +29,26 @@ pub(crate) enum LayerCommand {
         /// The layer.
         id: LayerId,
     },
-    /// Drop a mount reference; the last one unmounts.
+    /// Drop a mount reference; the last one unmounts. A container's layer is refused (use
+    /// `strata umount CONTAINER`).
     #[command(alias = "unmount")]
     Umount {
         /// The layer.
         id: LayerId,
+        /// Unmount even a container's layer, breaking a container that runs on it.
+        #[arg(long)]
+        force: bool,
     },
-    /// Remove layers that have no children and are not mounted.
+    /// Remove layers that have no children, are not mounted and that no image or container
+    /// stands on.
     #[command(alias = "remove")]
     Rm {
         /// The layers.
         #[arg(required = true)]
         ids: Vec<LayerId>,
+        /// Remove even a layer an image or a container stands on, breaking them.
+        #[arg(long)]
+        force: bool,
     },
     /// List the layers of the store.
     #[command(alias = "list")]
@@ -81,6 +89,9 @@ pub(crate) struct ApplyArgs {
     /// Fail unless the input, as given, hashes to this digest.
     #[arg(long)]
     digest: Option<Digest>,
+    /// Write even into a layer an image or a container stands on, changing them.
+    #[arg(long)]
+    force: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -115,18 +126,19 @@ pub(crate) struct LsArgs {
 }
 
 pub(crate) fn run(root: &Path, cmd: LayerCommand) -> Result<ExitCode> {
-    let layers = Store::open(root)?.layers();
+    let store = Store::open(root)?;
+    let layers = store.layers();
     match cmd {
         LayerCommand::Create { parent, id } => println!("{}", layers.create(&CreateOptions { id, parent })?),
         LayerCommand::Mount { id } => println!("{}", layers.mount(&id)?.display()),
-        LayerCommand::Umount { id } => layers.unmount(&id)?,
-        LayerCommand::Rm { ids } => {
+        LayerCommand::Umount { id, force } => store.unmount_layer(&id, force).map_err(in_use_hint)?,
+        LayerCommand::Rm { ids, force } => {
             let mut failed = false;
             for id in ids {
-                match layers.remove(&id) {
+                match store.remove_layer(&id, force) {
                     Ok(()) => println!("{id}"),
                     Err(e) => {
-                        eprintln!("strata: {e}");
+                        eprintln!("strata: {}", in_use_hint(e));
                         failed = true;
                     }
                 }
@@ -136,7 +148,7 @@ pub(crate) fn run(root: &Path, cmd: LayerCommand) -> Result<ExitCode> {
             }
         }
         LayerCommand::Ls(args) => print_list(&layers.list()?, &args)?,
-        LayerCommand::Apply(args) => apply(&layers, args)?,
+        LayerCommand::Apply(args) => apply(&store, args)?,
         LayerCommand::Diff(args) => diff(&layers, args)?,
         LayerCommand::Changes { id, format } => {
             let changes = layers.changes(&id)?;
@@ -170,14 +182,24 @@ fn print_list(layers: &[LayerInfo], args: &LsArgs) -> Result<()> {
     Ok(())
 }
 
-fn apply(layers: &LayerStore, args: ApplyArgs) -> Result<()> {
+/// What to do about a layer in use: the commands that remove its users, or `--force`.
+fn in_use_hint(e: strata::Error) -> anyhow::Error {
+    match e {
+        strata::Error::LayerInUse { .. } => {
+            anyhow::anyhow!("{e}; remove them first (`strata rm`, `strata rmi`), or pass --force")
+        }
+        e => e.into(),
+    }
+}
+
+fn apply(store: &Store, args: ApplyArgs) -> Result<()> {
     let input: Box<dyn Read + Send> = match &args.file {
         None => Box::new(std::io::stdin()),
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin()),
         Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?),
     };
     let options = ApplyOptions { diff_id: args.diff_id, digest: args.digest, ..Default::default() };
-    let applied = layers.apply(&args.id, input, &options)?;
+    let applied = store.apply_layer(&args.id, input, &options, args.force).map_err(in_use_hint)?;
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&applied)?);
     } else {

@@ -52,6 +52,15 @@ pub enum Error {
         mounts: u32,
     },
 
+    /// Something stands on the layer: changing it would break an image or a container.
+    #[error("layer {id} is in use by {}: removing, unmounting or writing it would break them", users.join(", "))]
+    LayerInUse {
+        /// The layer.
+        id: LayerId,
+        /// What uses it, in words.
+        users: Vec<String>,
+    },
+
     /// An unmount was asked for a layer that is not mounted.
     #[error("layer {0} is not mounted")]
     NotMounted(LayerId),

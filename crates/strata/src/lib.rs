@@ -31,9 +31,11 @@ pub mod mount;
 mod scratch;
 mod store;
 mod sys;
+mod users;
 
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use id::{LayerId, ShortLink};
 pub use scratch::Abandoned;
 pub use store::{DEFAULT_ROOT, DRIVER_NAME, Store};
+pub use users::LayerUser;

@@ -74,11 +74,23 @@ impl LayerStore {
     /// checked, and only then does it become the layer's `diff`: on any error the layer is
     /// left empty.
     pub fn apply(&self, id: &LayerId, input: impl Read + Send, options: &ApplyOptions) -> Result<Applied> {
+        self.apply_checked(id, input, options, |_| Ok(()))
+    }
+
+    /// [`apply`](Self::apply), with `check` called under the store lock before the swap.
+    pub(crate) fn apply_checked(
+        &self,
+        id: &LayerId,
+        input: impl Read + Send,
+        options: &ApplyOptions,
+        check: impl FnOnce(&crate::lock::StoreLock) -> Result<()>,
+    ) -> Result<Applied> {
         self.check_applicable(id)?;
         let staged = self.stage(input, options)?;
         crate::failpoint::hit("apply.extracted");
-        let _lock = self.store().write_lock()?;
+        let lock = self.store().write_lock()?;
         self.check_applicable(id)?;
+        check(&lock)?;
         let diff = self.diff_dir(id);
         rustix::fs::renameat_with(CWD, staged.dir(), CWD, &diff, RenameFlags::EXCHANGE).ctx("rename", &diff)?;
         crate::failpoint::hit("apply.swapped");

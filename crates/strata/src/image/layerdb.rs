@@ -181,6 +181,46 @@ impl LayerDb {
         Ok(found)
     }
 
+    /// The stacks whose files are in overlay2 layer `id` (normally one, or none). A stack
+    /// whose `cache-id` cannot be read is an error: it might be `id`.
+    pub(crate) fn chains_with_cache_id(&self, id: &LayerId) -> Result<Vec<ChainId>> {
+        let mut out = Vec::new();
+        for chain in self.list()? {
+            let path = self.entry(chain).join(CACHE_ID);
+            match read_optional(&path)? {
+                Some(cache_id) if cache_id.trim() == id.as_str() => out.push(chain),
+                Some(_) => {}
+                // Removed while we looked (no lock), or a stack without files: dockerd's
+                // store never has one, and `check` reports it.
+                None if !self.entry(chain).exists() => {}
+                None => return Err(Error::corrupt(path, "is missing: run `strata check`")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every container's layers (`mounts/<id>/`), by container ID. A record that cannot be
+    /// read is an error, never skipped.
+    pub(crate) fn mounts(&self) -> Result<Vec<(String, MountRecord)>> {
+        let dir = self.mounts_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("read directory", dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let name = entry.ctx("read directory", &dir)?.file_name().to_string_lossy().into_owned();
+            match self.mount(&name)? {
+                Some(record) => out.push((name, record)),
+                None => {
+                    return Err(Error::corrupt(dir.join(&name).join(MOUNT_ID), "is missing: run `strata check`"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The layers of `container`, if it has a record.
     pub(crate) fn mount(&self, container: &str) -> Result<Option<MountRecord>> {
         let dir = self.mounts_dir().join(container);

@@ -1,0 +1,150 @@
+//! Who stands on a layer: the image database (a `layerdb` stack whose `cache-id` is the layer)
+//! and containers (their writable and `-init` layers). The layer commands of a store refuse to
+//! remove, unmount or write into a layer that something stands on, unless forced: done behind
+//! their backs, the image or container breaks.
+
+use std::io::Read;
+
+use crate::archive::{Applied, ApplyOptions};
+use crate::container::ContainerId;
+use crate::error::{Error, Result};
+use crate::id::LayerId;
+use crate::image::ChainId;
+use crate::store::Store;
+
+/// Something that stands on a layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerUser {
+    /// A stack of the image database, and the images built on it (by name, or short ID).
+    Image {
+        /// The stack whose top layer it is.
+        chain: ChainId,
+        /// The images that use the stack.
+        images: Vec<String>,
+    },
+    /// A container.
+    Container {
+        /// Its ID.
+        id: ContainerId,
+        /// Its name, if its record can be read.
+        name: Option<String>,
+        /// Whether it is the container's `-init` layer (else its writable layer).
+        init: bool,
+    },
+}
+
+impl std::fmt::Display for LayerUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LayerUser::Image { chain, images } if images.is_empty() => {
+                write!(f, "the image database (stack {})", &chain.hex()[..12])
+            }
+            LayerUser::Image { images, .. } => write!(f, "image {}", images.join(", image ")),
+            LayerUser::Container { id, name, init } => {
+                let which = if *init { "-init" } else { "writable" };
+                match name {
+                    Some(name) => write!(f, "container {name} ({which} layer)"),
+                    None => write!(f, "container {} ({which} layer)", id.short()),
+                }
+            }
+        }
+    }
+}
+
+impl Store {
+    /// What stands on layer `id`; empty if nothing does.
+    pub fn layer_users(&self, id: &LayerId) -> Result<Vec<LayerUser>> {
+        let _lock = self.read_lock()?;
+        self.layer_users_unlocked(id)
+    }
+
+    /// [`layer_users`](Self::layer_users), the caller holding the store lock. An entry that
+    /// cannot be read is an error, never taken for "no user".
+    pub(crate) fn layer_users_unlocked(&self, id: &LayerId) -> Result<Vec<LayerUser>> {
+        let images = self.images();
+        let mut users = Vec::new();
+        for chain in images.layerdb.chains_with_cache_id(id)? {
+            users.push(LayerUser::Image { chain, images: images.names_using(chain)? });
+        }
+        let containers = self.containers();
+        for (container, record) in images.layerdb.mounts()? {
+            let init = record.init_id.as_ref() == Some(id);
+            if record.mount_id != *id && !init {
+                continue;
+            }
+            let id: ContainerId = container.parse().map_err(|_| {
+                Error::corrupt(images.layerdb.mounts_dir().join(&container), "is not named by a container ID")
+            })?;
+            let name = containers.read_record(id).ok().flatten().map(|r| r.name().to_owned());
+            users.push(LayerUser::Container { id, name, init });
+        }
+        Ok(users)
+    }
+
+    /// Refuse unless nothing stands on `id`, or `force`.
+    fn refuse_used(&self, id: &LayerId, force: bool) -> Result<()> {
+        if force {
+            return Ok(());
+        }
+        let users = self.layer_users_unlocked(id)?;
+        if users.is_empty() {
+            return Ok(());
+        }
+        Err(Error::LayerInUse { id: id.clone(), users: users.iter().map(ToString::to_string).collect() })
+    }
+
+    /// Remove a layer as [`LayerStore::remove`](crate::layer::LayerStore::remove) does, but
+    /// refuse one an image or a container stands on, unless `force`.
+    pub fn remove_layer(&self, id: &LayerId, force: bool) -> Result<()> {
+        let lock = self.write_lock()?;
+        self.refuse_used(id, force)?;
+        let scratch = self.layers().remove_locked(&lock, id)?;
+        drop(lock);
+        scratch.finish()
+    }
+
+    /// Drop a mount reference as [`LayerStore::unmount`](crate::layer::LayerStore::unmount)
+    /// does, but refuse a container's layer (its mount is the container's), unless `force`.
+    pub fn unmount_layer(&self, id: &LayerId, force: bool) -> Result<()> {
+        let lock = self.write_lock()?;
+        self.refuse_used(id, force)?;
+        self.layers().unmount_locked(&lock, id, false)
+    }
+
+    /// Apply a tarball as [`LayerStore::apply`](crate::layer::LayerStore::apply) does, but
+    /// refuse a layer an image or a container stands on, unless `force`. Checked before the
+    /// tarball is read and again when it is put in place.
+    pub fn apply_layer(
+        &self,
+        id: &LayerId,
+        input: impl Read + Send,
+        options: &ApplyOptions,
+        force: bool,
+    ) -> Result<Applied> {
+        {
+            let _lock = self.read_lock()?;
+            self.refuse_used(id, force)?;
+        }
+        self.layers().apply_checked(id, input, options, |_lock| self.refuse_used(id, force))
+    }
+}
+
+impl crate::image::ImageStore {
+    /// Names (or short IDs) of the images that stand on `chain`.
+    fn names_using(&self, chain: ChainId) -> Result<Vec<String>> {
+        let repos = self.repositories()?;
+        let mut out = Vec::new();
+        for image in self.imagedb.list()? {
+            let Some(raw) = self.imagedb.config(image)? else { continue };
+            let config = crate::image::ImageConfig::parse(&raw, &format!("image {image}"))?;
+            if ChainId::chain(&config.rootfs.diff_ids).contains(&chain) {
+                let names = repos.names_of(image);
+                match names.first() {
+                    Some(name) => out.push(name.to_string()),
+                    None => out.push(image.short()),
+                }
+            }
+        }
+        Ok(out)
+    }
+}

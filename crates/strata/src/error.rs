@@ -101,6 +101,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The store root, or one of its top-level entries, is one another user could change.
+    #[error("refusing the store at {path}: {reason}")]
+    Unsafe {
+        /// The root or entry.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+
     /// Something on disk is not as the overlay2 layout says it must be.
     #[error("{path}: {reason} (run `strata check` for details, `strata check --repair` to mend)")]
     Corrupt {

@@ -3,6 +3,7 @@
 //! lock; the lock is held only to check and publish.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::error::{IoContext, Result};
@@ -30,5 +31,5 @@ impl StoreLock {
 }
 
 fn open(path: &Path) -> Result<File> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).ctx("open", path)
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).ctx("open", path)
 }

@@ -100,6 +100,7 @@ impl Store {
     /// Make the root ready for writing (checking the filesystem the first time) and take the
     /// store lock. Operations abandoned by dead processes are cleaned up under the lock.
     pub(crate) fn write_lock(&self) -> Result<StoreLock> {
+        self.check_owner()?;
         self.ensure_layout()?;
         let lock = StoreLock::exclusive(&self.lock_path())?;
         crate::scratch::sweep(self, &lock)?;
@@ -135,13 +136,58 @@ impl Store {
         }
         if !self.home.is_dir() {
             check_filesystem(&self.home)?;
-            std::fs::create_dir_all(&self.root).ctx("mkdir", &self.root)?;
+            if let Some(parent) = self.root.parent() {
+                std::fs::create_dir_all(parent).ctx("mkdir", parent)?;
+            }
+            // dockerd's mode for its data root: others may traverse nothing.
+            mkdir(&self.root, 0o710)?;
             mkdir(&self.home, 0o710)?;
         }
         mkdir(&self.link_dir(), 0o700)?;
         mkdir(&self.private_dir(), 0o700)?;
         mkdir(&self.mounts_dir(), 0o700)?;
         mkdir(&self.tmp_dir(), 0o700)?;
+        Ok(())
+    }
+}
+
+/// The entries of a root that dockerd and strata write through.
+const TOP_LEVEL: &[&str] = &[DRIVER_NAME, "image", "containers", "strata"];
+
+impl Store {
+    /// Refuse a root, or a top-level entry of it, that another user owns or can write, or an
+    /// entry that is not a directory of its own: through it, that user could make strata (often
+    /// root) write where they choose. Entries not made yet are left for `ensure_layout`.
+    pub(crate) fn check_owner(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::geteuid().as_raw();
+        let entries = TOP_LEVEL.iter().map(|name| self.root.join(name));
+        for path in std::iter::once(self.root.clone()).chain(entries) {
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("stat", path, e)),
+            };
+            let unsafe_because = |reason: String| Err(Error::Unsafe { path: path.clone(), reason });
+            if meta.file_type().is_symlink() {
+                return unsafe_because("it is a symbolic link; a store's entries are directories of its own".into());
+            }
+            if !meta.is_dir() {
+                return unsafe_because("it is not a directory".into());
+            }
+            if meta.uid() != me {
+                return unsafe_because(format!(
+                    "it is owned by uid {}, not by this user (uid {me}), who would write through it",
+                    meta.uid()
+                ));
+            }
+            if meta.mode() & 0o022 != 0 {
+                return unsafe_because(format!(
+                    "other users can write it (mode {:04o}); `chmod go-w` it, or use another root",
+                    meta.mode() & 0o7777
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! truth about a live monitor, and a record that says "running" without one is stale.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use super::id::ContainerId;
@@ -31,7 +32,14 @@ pub(crate) fn acquire(store: &Store, id: ContainerId) -> Result<Option<Monitor>>
     }
     mkdir(&dir, 0o700)?;
     let path = path(store, id);
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).ctx("open", &path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .ctx("open", &path)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(Monitor { _file: file })),
         Err(TryLockError::WouldBlock) => Ok(None),

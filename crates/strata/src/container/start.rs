@@ -73,6 +73,12 @@ impl ContainerStore {
 
         let pid_file = super::private_dir(&self.store, id).join(PID_FILE);
         let status = run(&runtime, id, &bundle, &pid_file);
+        // The runtime wrote it under the caller's umask; strata's files have fixed modes.
+        if let Err(e) = std::fs::set_permissions(&pid_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::debug!("chmod {}: {e}", pid_file.display());
+        }
         // The runtime writes the PID file once the container's process exists: without it, the
         // status is the runtime's own failure, not the container's.
         let status =

@@ -34,8 +34,19 @@ pub(crate) fn set(store: &Store, id: &LayerId, count: u32) -> Result<()> {
     let path = path(store, id);
     match count {
         0 => remove_if_exists(&path),
-        1 => std::fs::File::create(&path).map(drop).ctx("write", &path),
-        n => std::fs::write(&path, n.to_string()).ctx("write", &path),
+        n => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let text = if n == 1 { String::new() } else { n.to_string() };
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .ctx("write", &path)
+        }
     }
 }
 

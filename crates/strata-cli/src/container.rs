@@ -68,6 +68,15 @@ pub(crate) struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct MonitorArgs {
+    /// The container (name or ID).
+    container: String,
+    /// Remove the container if it cannot be run.
+    #[arg(long)]
+    remove_on_failure: bool,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct StartArgs {
     /// The container (name or ID).
     container: String,
@@ -214,24 +223,28 @@ pub(crate) fn run(root: &Path, args: RunArgs) -> Result<ExitCode> {
         Ok(c) => c,
         Err(e) => return Ok(failed(e)),
     };
-    let id = container.id().to_string();
-    match store.start(&id) {
-        Ok(code) => Ok(status(code)),
-        Err(e) => {
-            if args.rm {
-                let _ = store.remove(&id, true);
-            }
-            Ok(failed(e))
-        }
-    }
+    crate::monitor::run_monitored(root, &container.id().to_string(), args.rm)
 }
 
 pub(crate) fn start(root: &Path, args: StartArgs) -> Result<ExitCode> {
-    match containers(root)?.start(&args.container) {
+    crate::monitor::run_monitored(root, &args.container, false)
+}
+
+/// The monitor process's work: run the container in the foreground until it ends, unmount it
+/// and record how it ended; with `remove_on_failure`, a container that could not be run is
+/// removed (`run --rm`).
+pub(crate) fn monitor(root: &Path, args: MonitorArgs) -> Result<ExitCode> {
+    let store = containers(root)?;
+    match store.start(&args.container) {
         Ok(code) => Ok(status(code)),
         // Nothing to start: an ordinary error, as `docker start`.
         Err(e @ (strata::Error::ContainerNotFound(_) | strata::Error::InvalidId { .. })) => Err(e.into()),
-        Err(e) => Ok(failed(e)),
+        Err(e) => {
+            if args.remove_on_failure {
+                let _ = store.remove(&args.container, true);
+            }
+            Ok(failed(e))
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod container;
 mod human;
 mod image;
 mod layer;
+mod monitor;
 mod walkthrough;
 
 use std::path::PathBuf;
@@ -75,9 +76,16 @@ enum Command {
     Export(container::ExportArgs),
     /// Find and mend what a crash or a hand edit left in the store.
     Check(check::CheckArgs),
+    /// Run a container in the foreground as `run` and `start` do, from a process of its own
+    /// that outlives theirs (internal).
+    #[command(hide = true, name = "container-monitor")]
+    ContainerMonitor(container::MonitorArgs),
     /// Build the seeds' overlay experiment in a fresh store and show every step (needs root).
     Walkthrough(walkthrough::WalkthroughArgs),
 }
+
+/// The log filter in force, for the processes strata starts.
+static LOG_LEVEL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Output formats for commands that list or describe things.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -110,6 +118,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let filter = std::env::var("STRATA_LOG").unwrap_or_else(|_| cli.log_level.clone());
+    let _ = LOG_LEVEL.set(cli.log_level.clone());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
@@ -130,6 +139,7 @@ fn main() -> ExitCode {
         Command::Create(args) => container::create(&cli.root, args),
         Command::Run(args) => container::run(&cli.root, args),
         Command::Start(args) => container::start(&cli.root, args),
+        Command::ContainerMonitor(args) => container::monitor(&cli.root, args),
         Command::Ps(args) => container::ps(&cli.root, args),
         Command::Mount(args) => container::mount(&cli.root, args),
         Command::Umount(args) => container::umount(&cli.root, args),

@@ -866,6 +866,67 @@ fn a_run_killed_from_outside_leaves_a_container_rm_f_removes_whole() {
     assert_nothing_left(&root, &before, "rm -f of a container whose strata process was killed");
 }
 
+/// The strata process of `run` killed with SIGKILL while its container runs `script`: the
+/// monitor process it started sees the container to its end.
+fn run_and_kill_the_front(root: &Root, name: &str, script: &str) -> (Child, u32) {
+    let mut front = strata_cmd(root.path(), &["run", "--name", name, "img:1", "sh", "-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&format!("`ps` to show {name} up"), Duration::from_secs(20), || {
+        ps_row(root, name).is_some_and(|row| row["State"] == "running")
+    });
+    let monitor = common::descendants(front.id())
+        .into_iter()
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("container-monitor"))
+        })
+        .expect("run has a monitor process");
+    front.kill().unwrap();
+    front.wait().unwrap();
+    (front, monitor)
+}
+
+#[test]
+fn a_killed_run_leaves_its_container_to_end_unmounted_with_its_own_exit_status() {
+    let root = root_with_image();
+    let before = state(&root);
+    run_and_kill_the_front(&root, "k9", "sleep 1; exit 3");
+    wait_for("k9 to end", Duration::from_secs(20), || ps_row(&root, "k9").is_some_and(|row| row["State"] == "exited"));
+    let state = &inspect(&root, "k9")["State"];
+    assert_eq!(state["ExitCode"], 3, "{state}");
+    assert_eq!(state["Error"], "", "{state}");
+    assert_eq!(root.mounts(), Vec::<PathBuf>::new(), "the killed run's container is still mounted");
+    assert_spotless(&root);
+    root.ok(&["rm", "k9"]);
+    assert_nothing_left(&root, &before, "a run whose strata process was killed");
+}
+
+#[test]
+fn a_killed_monitor_leaves_a_mount_that_check_finds_and_repair_drops() {
+    let root = root_with_image();
+    let before = state(&root);
+    let (_, monitor) = run_and_kill_the_front(&root, "km", "sleep 1");
+    Command::new("kill").args(["-KILL", &monitor.to_string()]).status().unwrap();
+    let id = ps_row(&root, "km").unwrap()["Id"].as_str().unwrap().to_owned();
+    wait_for("km's processes to end", Duration::from_secs(20), || processes(&root, &id).is_empty());
+    assert_eq!(root.mounts().len(), 1);
+
+    let out = root.strata(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("dead-container-monitor") && text.contains("its tree is still mounted"), "{text}");
+    let out = root.ok(&["check", "--repair"]);
+    assert!(out.contains("dead-container-monitor"), "{out}");
+    assert_eq!(root.mounts(), Vec::<PathBuf>::new(), "check --repair left the mount");
+    assert_spotless(&root);
+    let state = &inspect(&root, "km")["State"];
+    assert_eq!((state["Running"].as_bool(), state["ExitCode"].as_i64()), (Some(false), Some(137)), "{state}");
+    root.ok(&["rm", "km"]);
+    assert_nothing_left(&root, &before, "a run whose monitor was killed, after check --repair");
+}
+
 // 10. Several at once.
 
 #[test]

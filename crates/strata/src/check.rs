@@ -99,6 +99,7 @@ pub fn check(store: &Store, repair: bool) -> Result<Report> {
     checker.mounts(&ids)?;
     checker.unknown_entries()?;
     checker.images()?;
+    checker.containers(exclusive.as_ref())?;
     Ok(checker.report)
 }
 
@@ -356,6 +357,29 @@ impl Checker<'_> {
             });
             let mend = mend.as_mut().map(|m| m as &mut dyn FnMut() -> Result<()>);
             self.found(problem.kind, severity, &problem.path, problem.detail, mend)?;
+        }
+        Ok(())
+    }
+
+    /// Containers left "running" by a strata process that was killed: their mount is still
+    /// there. Repaired as the next `start` or `rm` would: the runtime's state deleted, the
+    /// mount dropped, the end recorded.
+    fn containers(&mut self, lock: Option<&crate::lock::StoreLock>) -> Result<()> {
+        let containers = self.store.containers();
+        for container in containers.dead_runs()? {
+            let path = self.store.containers_dir().join(container.id().as_str());
+            let merged = self.store.layer_dir(&container.layers.mount_id).join(MERGED);
+            let mounted = sys::is_overlay_mount(&merged);
+            let detail = format!(
+                "container {} is recorded as running, but the strata process that ran it is gone{}",
+                container.record.name(),
+                if mounted { "; its tree is still mounted" } else { "" }
+            );
+            let mut mend = || match lock {
+                Some(lock) => containers.settle_dead(lock, container.clone()),
+                None => Ok(()),
+            };
+            self.found("dead-container-monitor", Severity::Leftover, &path, detail, Some(&mut mend))?;
         }
         Ok(())
     }

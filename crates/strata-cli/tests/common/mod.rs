@@ -91,8 +91,35 @@ pub fn kill_at(root: &Root, failpoint: &str, args: &[&str]) {
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), format!("failpoint {failpoint}"), "strata {args:?} did not reach {failpoint}");
+    // `run` and `start` do their work in a monitor process of their own: kill that too.
+    for pid in descendants(child.id()) {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// The processes below `pid` (children first), from /proc.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        // The fields after the command's closing parenthesis: state, ppid, …
+        let Some(ppid) = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(1)?.parse().ok()) else {
+            continue;
+        };
+        parents.push((p, ppid));
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(next) = frontier.pop() {
+        for (child, _) in parents.iter().filter(|(_, ppid)| *ppid == next) {
+            out.push(*child);
+            frontier.push(*child);
+        }
+    }
+    out
 }
 
 /// Run strata and SIGKILL it after `delay`, wherever it is by then.

@@ -112,6 +112,27 @@ impl ContainerStore {
         status
     }
 
+    /// Containers whose record says they run though nothing runs them: the strata process
+    /// that ran them was killed (with SIGKILL, or the machine stopped), leaving their mount.
+    pub(crate) fn dead_runs(&self) -> Result<Vec<Container>> {
+        let mut out = Vec::new();
+        for id in self.ids()? {
+            match self.get_unlocked(id) {
+                Ok(c) if c.record.state.running && !c.running => out.push(c),
+                Ok(_) => {}
+                // A container that cannot be read is reported by the image database's check.
+                Err(e) => tracing::debug!(%id, "not read: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`settle`](Self::settle) with the container's own runtime, if it can be found.
+    pub(crate) fn settle_dead(&self, lock: &StoreLock, container: Container) -> Result<()> {
+        let runtime = Runtime::find(&self.store, &container.host.runtime).ok();
+        self.settle(lock, container, runtime.as_ref()).map(drop)
+    }
+
     /// A container whose monitor died while it ran: stop what the runtime still has of it,
     /// drop the mount it left, and record that it ended.
     pub(crate) fn settle(

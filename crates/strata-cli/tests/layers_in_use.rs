@@ -5,7 +5,7 @@
 mod common;
 
 use common::Root;
-use common::images::{host_rootfs, tar_of};
+use common::images::{copy_with_libs, host_rootfs, tar_of};
 
 /// A root with `img:1` (a shell) and a container `c1` of it.
 fn root_with_container() -> Root {
@@ -13,6 +13,7 @@ fn root_with_container() -> Root {
     let fs = root.path().join("inputs/rootfs");
     std::fs::create_dir_all(&fs).unwrap();
     host_rootfs(&fs);
+    copy_with_libs(&fs, std::path::Path::new("/usr/bin/sleep"));
     root.ok(&["import", fs.to_str().unwrap(), "img:1", "-c", r#"CMD ["/bin/sh"]"#]);
     root.ok(&["create", "--name", "c1", "img:1", "cat", "/hello"]);
     root
@@ -78,15 +79,29 @@ fn layer_apply_refuses_a_containers_writable_layer() {
 }
 
 #[test]
-fn layer_umount_refuses_a_containers_mount_and_force_breaks_it() {
+fn layer_umount_refuses_a_running_containers_mount_and_force_breaks_it() {
     let root = root_with_container();
-    let (image_top, writable, _) = layers(&root);
-    let merged = root.ok(&["mount", "c1"]);
+    let (image_top, _, _) = layers(&root);
+    let mut run = common::strata_cmd(root.path(), &["run", "--name", "c2", "img:1", "sleep", "30"]).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while !root.ok(&["ps", "-q"]).lines().any(|l| !l.is_empty()) {
+        assert!(start.elapsed().as_secs() < 20, "c2 did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let upper = inspect(&root, &["c2"])[0]["GraphDriver"]["Data"]["UpperDir"].as_str().unwrap().to_owned();
+    let writable = upper.trim_end_matches("/diff").rsplit('/').next().unwrap().to_owned();
     let err = root.fails(&["layer", "umount", &writable]);
-    assert!(err.contains("in use by container c1"), "{err}");
-    assert_eq!(root.mounts().len(), 1, "the container's mount was dropped");
-    assert!(std::path::Path::new(&merged).join("bin/sh").exists());
-    root.ok(&["umount", "c1"]);
+    assert!(err.contains("in use by running container c2 (writable layer)"), "{err}");
+    assert_eq!(root.mounts().len(), 1, "the running container's mount was dropped");
+    assert_eq!(root.ok(&["ps", "-q"]).lines().count(), 1);
+    root.ok(&["rm", "-f", "c2"]);
+    run.wait().unwrap();
+
+    // A stopped container's mount is only a mount: `layer mount` and `layer umount` work.
+    let (_, writable, _) = layers(&root);
+    root.ok(&["layer", "mount", &writable]);
+    root.ok(&["layer", "umount", &writable]);
+    assert_eq!(root.mounts().len(), 0);
 
     // With --force: the layer goes, the image is broken, and check says so.
     root.ok(&["rm", "c1"]);

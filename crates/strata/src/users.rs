@@ -30,6 +30,8 @@ pub enum LayerUser {
         name: Option<String>,
         /// Whether it is the container's `-init` layer (else its writable layer).
         init: bool,
+        /// Whether the container runs now.
+        running: bool,
     },
 }
 
@@ -40,11 +42,12 @@ impl std::fmt::Display for LayerUser {
                 write!(f, "the image database (stack {})", &chain.hex()[..12])
             }
             LayerUser::Image { images, .. } => write!(f, "image {}", images.join(", image ")),
-            LayerUser::Container { id, name, init } => {
+            LayerUser::Container { id, name, init, running } => {
                 let which = if *init { "-init" } else { "writable" };
+                let state = if *running { "running " } else { "" };
                 match name {
-                    Some(name) => write!(f, "container {name} ({which} layer)"),
-                    None => write!(f, "container {} ({which} layer)", id.short()),
+                    Some(name) => write!(f, "{state}container {name} ({which} layer)"),
+                    None => write!(f, "{state}container {} ({which} layer)", id.short()),
                 }
             }
         }
@@ -75,18 +78,22 @@ impl Store {
             let id: ContainerId = container.parse().map_err(|_| {
                 Error::corrupt(images.layerdb.mounts_dir().join(&container), "is not named by a container ID")
             })?;
-            let name = containers.read_record(id).ok().flatten().map(|r| r.name().to_owned());
-            users.push(LayerUser::Container { id, name, init });
+            let (name, running) = match containers.get_unlocked(id) {
+                Ok(c) => (Some(c.record.name().to_owned()), c.running),
+                Err(_) => (None, false),
+            };
+            users.push(LayerUser::Container { id, name, init, running });
         }
         Ok(users)
     }
 
-    /// Refuse unless nothing stands on `id`, or `force`.
-    fn refuse_used(&self, id: &LayerId, force: bool) -> Result<()> {
+    /// Refuse unless nothing that `matters` stands on `id`, or `force`.
+    fn refuse_used(&self, id: &LayerId, force: bool, matters: impl Fn(&LayerUser) -> bool) -> Result<()> {
         if force {
             return Ok(());
         }
-        let users = self.layer_users_unlocked(id)?;
+        let mut users = self.layer_users_unlocked(id)?;
+        users.retain(matters);
         if users.is_empty() {
             return Ok(());
         }
@@ -97,17 +104,18 @@ impl Store {
     /// refuse one an image or a container stands on, unless `force`.
     pub fn remove_layer(&self, id: &LayerId, force: bool) -> Result<()> {
         let lock = self.write_lock()?;
-        self.refuse_used(id, force)?;
+        self.refuse_used(id, force, |_| true)?;
         let scratch = self.layers().remove_locked(&lock, id)?;
         drop(lock);
         scratch.finish()
     }
 
     /// Drop a mount reference as [`LayerStore::unmount`](crate::layer::LayerStore::unmount)
-    /// does, but refuse a container's layer (its mount is the container's), unless `force`.
+    /// does, but refuse a running container's layer (the container runs in that mount),
+    /// unless `force`.
     pub fn unmount_layer(&self, id: &LayerId, force: bool) -> Result<()> {
         let lock = self.write_lock()?;
-        self.refuse_used(id, force)?;
+        self.refuse_used(id, force, |u| matches!(u, LayerUser::Container { running: true, .. }))?;
         self.layers().unmount_locked(&lock, id, false)
     }
 
@@ -123,9 +131,9 @@ impl Store {
     ) -> Result<Applied> {
         {
             let _lock = self.read_lock()?;
-            self.refuse_used(id, force)?;
+            self.refuse_used(id, force, |_| true)?;
         }
-        self.layers().apply_checked(id, input, options, |_lock| self.refuse_used(id, force))
+        self.layers().apply_checked(id, input, options, |_lock| self.refuse_used(id, force, |_| true))
     }
 }
 

@@ -167,7 +167,8 @@ pub fn host_rootfs(dir: &Path) {
     std::fs::write(dir.join("etc/os-release"), "PRETTY_NAME=\"strata test\"\nID=strata\n").unwrap();
 }
 
-fn copy_with_libs(root: &Path, bin: &Path) {
+/// Copy `bin` and the libraries `ldd` names for it into the root filesystem `root`.
+pub fn copy_with_libs(root: &Path, bin: &Path) {
     let mut files = vec![bin.to_owned()];
     let ldd = std::process::Command::new("ldd").arg(bin).output().unwrap();
     for word in String::from_utf8_lossy(&ldd.stdout).split_whitespace() {

@@ -419,6 +419,40 @@ fn invalid_references_are_refused() {
     let hex = "0123456789abcdef".repeat(4);
     refused(&root, &keep, &["tag", "keep:1", &hex], "invalid reference");
     refused(&root, &keep, &["tag", "nothing:1", "fine:1"], "no such image");
+
+    // A digest where docker's load wants NAME:TAG: docker says "invalid tag", and so do we.
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let archive = docker_archive(&[(&image, &[&format!("new@{digest}")])]);
+    load_refused(&root, &keep, "digest-tag.tar", &archive, "invalid tag");
+    let archive = docker_archive(&[(&image, &["new"])]);
+    load_refused(&root, &keep, "no-tag.tar", &archive, "invalid tag");
+}
+
+#[test]
+fn a_descriptor_whose_size_is_wrong_is_refused() {
+    let (root, keep) = root_with_kept_image();
+    let image = new_image();
+    let cases: [(&str, fn(&mut serde_json::Value)); 4] = [
+        ("layer says 10 bytes", |m| m["layers"][1]["size"] = 10.into()),
+        ("layer says 2^40 bytes", |m| m["layers"][2]["size"] = (1u64 << 40).into()),
+        ("base layer (already stored) says 10 bytes", |m| m["layers"][0]["size"] = 10.into()),
+        ("config says 10 bytes", |m| m["config"]["size"] = 10.into()),
+    ];
+    for (what, edit) in cases {
+        let dir = input_dir(&root, &format!("oci-size-{}", what.len()));
+        oci_layout(&dir, &[(&image, Some("new:1"))], Layers::Gzip);
+        edit_oci_manifest(&dir, edit);
+        let err = refused(&root, &keep, &["load", "-q", "-i", dir.to_str().unwrap()], "its descriptor says");
+        assert!(err.contains("bytes"), "{what}: {err}");
+    }
+    // The manifest's own descriptor in index.json.
+    let dir = input_dir(&root, "oci-size-index");
+    oci_layout(&dir, &[(&image, Some("new:1"))], Layers::Gzip);
+    let path = dir.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    index["manifests"][0]["size"] = (1u64 << 40).into();
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+    refused(&root, &keep, &["load", "-q", "-i", dir.to_str().unwrap()], "its descriptor says 1099511627776 bytes");
 }
 
 // 6. Manifests and configs that disagree.
@@ -473,7 +507,7 @@ fn a_manifest_that_disagrees_with_its_config_is_refused() {
         let size = m["layers"][2]["size"].as_u64().unwrap();
         m["layers"][2]["size"] = (size + 1).into();
     });
-    refused(&root, &keep, &["load", "-q", "-i", dir.to_str().unwrap()], "the manifest says");
+    refused(&root, &keep, &["load", "-q", "-i", dir.to_str().unwrap()], "its descriptor says");
 }
 
 // 7. The same image loaded by several processes at once.

@@ -63,6 +63,19 @@ pub(crate) fn is_running(store: &Store, record: &Record, host: &HostConfig) -> b
         && Runtime::find(store, &host.runtime).is_ok_and(|rt| rt.state(record.id).is_some_and(|s| s == "running"))
 }
 
+/// Whether a strata process ran `record` and died without recording its end: the record
+/// says it runs, strata's monitor lock is there but free, and the process the record names
+/// is gone. (A container dockerd runs has no monitor lock, and its process lives.)
+pub(crate) fn died_running(store: &Store, record: &Record) -> bool {
+    record.state.running && path(store, record.id).exists() && !is_held(store, record.id) && !alive(record.state.pid)
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn alive(pid: i64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    pid > 0 && stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'))
+}
+
 /// Wait up to `timeout` for the monitor of `id` to let go.
 pub(crate) fn wait_released(store: &Store, id: ContainerId, timeout: std::time::Duration) -> bool {
     let start = std::time::Instant::now();

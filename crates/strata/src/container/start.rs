@@ -118,7 +118,7 @@ impl ContainerStore {
         let mut out = Vec::new();
         for id in self.ids()? {
             match self.get_unlocked(id) {
-                Ok(c) if c.record.state.running && !c.running => out.push(c),
+                Ok(c) if !c.running && monitor::died_running(&self.store, &c.record) => out.push(c),
                 Ok(_) => {}
                 // A container that cannot be read is reported by the image database's check.
                 Err(e) => tracing::debug!(%id, "not read: {e}"),

@@ -267,7 +267,7 @@ fn plan(source: &Source) -> Result<Vec<Planned>> {
                 if let Some(named) = digest_in_name(&m.config).filter(|d| *d != id.digest()) {
                     return Err(bad(format!("config {} has digest {id}, not {named}", m.config)));
                 }
-                let names = m.repo_tags.unwrap_or_default().iter().map(|t| t.parse()).collect::<Result<_>>()?;
+                let names = m.repo_tags.unwrap_or_default().iter().map(|t| repo_tag(t)).collect::<Result<_>>()?;
                 let blobs = m.layers.into_iter().map(|l| (digest_in_name(&l), None, l)).collect();
                 planned(source, id, config, blobs, names)
             })
@@ -291,7 +291,7 @@ fn plan(source: &Source) -> Result<Vec<Planned>> {
             };
             let manifest = resolve_manifest(source, descriptor)?;
             let config_digest = oci_digest(source, manifest.config().digest())?;
-            let config = read_blob(source, config_digest, MAX_CONFIG)?;
+            let config = read_blob(source, config_digest, manifest.config().size(), MAX_CONFIG)?;
             let id = ImageId::of_config(&config);
             let mut blobs = Vec::new();
             for layer in manifest.layers() {
@@ -332,6 +332,19 @@ fn planned(
             reason: format!("the manifest lists {} layers but the config {}", blobs.len(), diff_ids.len()),
         });
     }
+    // A descriptor's size is part of it: checked here, whether the layer is extracted or reused.
+    for (digest, size, blob) in &blobs {
+        if let Some(expected) = size {
+            let (_, actual) = source.reader(blob)?;
+            if actual != *expected {
+                let digest = digest.map(|d| d.to_string()).unwrap_or_else(|| blob.clone());
+                return Err(Error::BadImage {
+                    what: format!("{}: image {id}", source.path().display()),
+                    reason: format!("layer {digest}: its descriptor says {expected} bytes, the blob has {actual}"),
+                });
+            }
+        }
+    }
     let chains = ChainId::chain(diff_ids);
     let layers = blobs
         .into_iter()
@@ -347,7 +360,7 @@ fn resolve_manifest(source: &Source, descriptor: &oci_spec::image::Descriptor) -
     let mut descriptor = descriptor.clone();
     for _ in 0..4 {
         let digest = oci_digest(source, descriptor.digest())?;
-        let bytes = read_blob(source, digest, MAX_CONFIG)?;
+        let bytes = read_blob(source, digest, descriptor.size(), MAX_CONFIG)?;
         let is_index = matches!(descriptor.media_type(), MediaType::ImageIndex)
             || descriptor.media_type().to_string() == "application/vnd.docker.distribution.manifest.list.v2+json";
         if !is_index {
@@ -376,9 +389,18 @@ fn parse_json<T: serde::de::DeserializeOwned>(source: &Source, name: &str, bytes
     })
 }
 
-/// Read a blob of an OCI layout and check its digest.
-fn read_blob(source: &Source, digest: Digest, limit: u64) -> Result<Vec<u8>> {
+/// Read a blob of an OCI layout and check its size (the descriptor's) and digest.
+fn read_blob(source: &Source, digest: Digest, size: u64, limit: u64) -> Result<Vec<u8>> {
+    let bad = |reason: String| Error::BadImage { what: source.path().display().to_string(), reason };
+    if size > limit {
+        return Err(bad(format!(
+            "blob {digest}: its descriptor says {size} bytes, more than a manifest or config may hold"
+        )));
+    }
     let bytes = source.read(&blob_path(digest), limit)?;
+    if bytes.len() as u64 != size {
+        return Err(bad(format!("blob {digest}: its descriptor says {size} bytes, the blob has {}", bytes.len())));
+    }
     let actual = Digest::of(&bytes);
     if actual != digest {
         return Err(Error::BadImage {
@@ -398,6 +420,19 @@ fn oci_digest(source: &Source, digest: &oci_spec::image::Digest) -> Result<Diges
         what: source.path().display().to_string(),
         reason: format!("digest {digest} is not sha256, the only algorithm strata reads"),
     })
+}
+
+/// A name of `manifest.json`'s `RepoTags`: `NAME:TAG`, as docker's load requires (a digest
+/// or a bare name is an invalid tag there too).
+fn repo_tag(text: &str) -> Result<Reference> {
+    let reference: Reference = text.parse()?;
+    if reference.digest().is_some() || reference.tag().is_none() {
+        return Err(Error::InvalidReference {
+            input: text.to_owned(),
+            reason: "invalid tag: a RepoTags entry is NAME:TAG, without a digest".into(),
+        });
+    }
+    Ok(reference)
 }
 
 /// The digest a file's name claims: `<hex>.json`, `blobs/sha256/<hex>`.

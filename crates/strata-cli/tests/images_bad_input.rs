@@ -432,7 +432,8 @@ fn invalid_references_are_refused() {
 fn a_descriptor_whose_size_is_wrong_is_refused() {
     let (root, keep) = root_with_kept_image();
     let image = new_image();
-    let cases: [(&str, fn(&mut serde_json::Value)); 4] = [
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 4] = [
         ("layer says 10 bytes", |m| m["layers"][1]["size"] = 10.into()),
         ("layer says 2^40 bytes", |m| m["layers"][2]["size"] = (1u64 << 40).into()),
         ("base layer (already stored) says 10 bytes", |m| m["layers"][0]["size"] = 10.into()),

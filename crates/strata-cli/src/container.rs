@@ -166,6 +166,9 @@ fn options(args: &CreateArgs, auto_remove: bool) -> Result<CreateOptions> {
             _ => security.push(option.clone()),
         }
     }
+    if let Some(bad) = args.env.iter().find(|e| e.is_empty() || e.starts_with('=')) {
+        bail!("invalid environment variable {bad:?}: give NAME=VALUE, or NAME to pass this process's value");
+    }
     Ok(CreateOptions {
         name: args.name.clone(),
         cmd: args.command.clone(),

@@ -84,6 +84,20 @@ enum Command {
     Walkthrough(walkthrough::WalkthroughArgs),
 }
 
+impl Command {
+    /// Whether the command works on things already stored, so that a root that does not
+    /// exist is a mistake (a mistyped --root) rather than an empty store to make.
+    fn needs_a_store(&self) -> bool {
+        !matches!(
+            self,
+            Command::Import(_)
+                | Command::Load(_)
+                | Command::Layer(layer::LayerCommand::Create { .. })
+                | Command::Walkthrough(_)
+        )
+    }
+}
+
 /// The log filter in force, for the processes strata starts.
 static LOG_LEVEL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -109,14 +123,22 @@ fn main() -> ExitCode {
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        // A bad value (an ID that is not one, say) is one line, like every other error.
-        Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => {
+        Err(e) if e.use_stderr() => {
+            // A usage error is one line, like every other error: clap's first paragraph.
             let text = e.to_string();
-            eprintln!("strata: {}", text.lines().next().unwrap_or_default().trim_start_matches("error: "));
+            let first: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            eprintln!("strata: {}", one_line(first.join(" ").trim_start_matches("error: ")));
             return ExitCode::from(2);
         }
         Err(e) => e.exit(),
     };
+    if cli.command.needs_a_store() && !cli.root.is_dir() {
+        eprintln!(
+            "strata: there is no store at {}: give the root of one (--root or STRATA_ROOT); `strata import`, `load` or `layer create` make a new one",
+            cli.root.display()
+        );
+        return ExitCode::FAILURE;
+    }
     let filter = std::env::var("STRATA_LOG").unwrap_or_else(|_| cli.log_level.clone());
     let _ = LOG_LEVEL.set(cli.log_level.clone());
     tracing_subscriber::fmt()

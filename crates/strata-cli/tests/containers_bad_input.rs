@@ -927,6 +927,60 @@ fn a_killed_monitor_leaves_a_mount_that_check_finds_and_repair_drops() {
     assert_nothing_left(&root, &before, "a run whose monitor was killed, after check --repair");
 }
 
+#[test]
+fn a_working_directory_through_symlinks_is_resolved_and_made_inside_the_root() {
+    let root = root_with_image();
+    let fs = root.path().join("inputs/evil");
+    std::fs::create_dir_all(fs.join("some/dir")).unwrap();
+    host_rootfs(&fs);
+    let host_target = root.path().join("inputs/host-only");
+    std::os::unix::fs::symlink("/some/dir", fs.join("evil")).unwrap();
+    std::os::unix::fs::symlink("/nowhere/x", fs.join("dangling")).unwrap();
+    std::os::unix::fs::symlink(&host_target, fs.join("escape")).unwrap();
+    std::os::unix::fs::symlink("/etc/os-release", fs.join("file")).unwrap();
+    root.ok(&["import", fs.to_str().unwrap(), "evil:1"]);
+
+    let pwd = |dir: &str| root.ok(&["run", "--rm", "-w", dir, "evil:1", "sh", "-c", "pwd"]);
+    assert_eq!(pwd("/evil/new"), "/some/dir/new");
+    assert_eq!(pwd("/dangling/y"), "/nowhere/x/y");
+    assert_eq!(pwd("/evil/../x"), "/x");
+    // An absolute symlink to a host path leads to that path inside the container, never out.
+    assert_eq!(pwd("/escape/made"), format!("{}/made", host_target.display()));
+    assert!(!host_target.exists(), "a working directory was made on the host");
+    let err = fails_with(&root, &["run", "--rm", "-w", "/file", "evil:1", "true"], 125);
+    assert!(err.contains("working directory \"/file\": leads to something that is not a directory"), "{err}");
+}
+
+#[test]
+fn cli_edges_are_one_line_and_refused_before_anything_is_made() {
+    let root = root_with_image();
+    let before = state(&root);
+    let err = one_line(root.strata(&["--root", "", "images"]), 2, "--root \"\"");
+    assert!(err.contains("--root"), "{err}");
+    let err = fails_with(&root, &["create", "--network", "bogus", "img:1"], 2);
+    assert!(err.contains("possible values: none, host"), "{err}");
+    let err = fails_with(&root, &["create", "-e", "", "img:1"], 1);
+    assert!(err.contains("invalid environment variable \"\""), "{err}");
+    let err = fails_with(&root, &["run", "-e", "=x", "img:1", "true"], 125);
+    assert!(err.contains("invalid environment variable \"=x\""), "{err}");
+    let err = fails_with(&root, &["run", "-u", "0:0:0", "img:1", "true"], 125);
+    assert!(err.contains("user \"0:0:0\": is invalid"), "{err}");
+    let err = fails_with(&root, &["run", "--security-opt", "seccomp=/no/such/profile.json", "img:1", "true"], 125);
+    assert!(err.contains("/no/such/profile.json"), "{err}");
+    let err = fails_with(&root, &["run", "--security-opt", "apparmor=x", "img:1", "true"], 125);
+    assert!(err.contains("security option"), "{err}");
+    assert_nothing_left(&root, &before, "refused create and run options");
+
+    // A root that does not exist: commands that read say so, and make nothing.
+    let missing = root.path().join("no-such-store");
+    for args in [&["images"][..], &["ps", "-a"], &["layer", "ls"], &["check"], &["inspect", "x"], &["rmi", "x"]] {
+        let out = strata_cmd(&missing, args).output().unwrap();
+        let err = one_line(out, 1, &format!("{args:?} on a missing root"));
+        assert!(err.contains("there is no store at"), "{err}");
+    }
+    assert!(!missing.exists(), "a command made the missing root");
+}
+
 // 10. Several at once.
 
 #[test]

@@ -76,6 +76,25 @@ impl ContainerStore {
                 reason: "is not absolute: give a path starting with /".into(),
             });
         }
+        for var in &options.env {
+            if var.is_empty() || var.starts_with('=') {
+                return Err(Error::BadOption {
+                    what: "environment variable",
+                    value: var.clone(),
+                    reason: "is invalid: give NAME=VALUE, or NAME to pass this process's value".into(),
+                });
+            }
+        }
+        if let Some(user) = &options.user {
+            let parts: Vec<&str> = user.split(':').collect();
+            if parts.len() > 2 || parts.iter().any(|p| p.is_empty()) {
+                return Err(Error::BadOption {
+                    what: "user",
+                    value: user.clone(),
+                    reason: "is invalid: give USER, USER:GROUP, UID or UID:GID".into(),
+                });
+            }
+        }
         let runtime = Runtime::find(&self.store, &options.runtime)?;
         let lock = self.store.write_lock()?;
         self.images.layerdb.ensure()?;

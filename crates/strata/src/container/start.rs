@@ -188,9 +188,12 @@ impl ContainerStore {
             spec::environment(&record.config.hostname, record.config.env.as_deref().unwrap_or_default(), &user.home);
         rootfs.check_program(&record.path, spec::get_var(&env, "PATH").unwrap_or_default())?;
         let args: Vec<String> = std::iter::once(record.path.clone()).chain(record.args.iter().cloned()).collect();
-        let cwd = if record.config.working_dir.is_empty() { "/" } else { record.config.working_dir.as_str() };
+        let cwd = match record.config.working_dir.as_str() {
+            "" => "/".to_owned(),
+            dir => rootfs.working_dir(dir)?,
+        };
         let security = SecurityOptions::parse(container.host.security_opt.as_deref().unwrap_or_default())?;
-        let process = Process { args: &args, env: &env, cwd, user: &user, security: &security };
+        let process = Process { args: &args, env: &env, cwd: &cwd, user: &user, security: &security };
         let paths = Paths { rootfs: merged, container_dir: &dir };
         let host_network = container.host.network_mode == "host";
         let spec = spec::build(&process, &paths, &record.config.hostname, host_network, &format!("/strata/{id}"))?;

@@ -25,13 +25,62 @@ pub(crate) struct User {
 /// The container's root directory, opened once.
 pub(crate) struct Rootfs {
     fd: OwnedFd,
+    /// Where it is on the host, as the kernel names it.
+    path: std::path::PathBuf,
 }
 
 impl Rootfs {
     pub(crate) fn open(path: &Path) -> Result<Rootfs> {
         let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::io("open", path, e))?;
-        Ok(Rootfs { fd })
+        let path = fd_path(&fd).map_err(|e| Error::io("resolve", path, e))?;
+        Ok(Rootfs { fd, path })
+    }
+
+    /// The working directory `dir` (absolute) as dockerd prepares it: symlinks followed inside
+    /// the container's root, missing directories made (root's, 0755), and the path they lead
+    /// to returned, for the runtime to `chdir` into.
+    pub(crate) fn working_dir(&self, dir: &str) -> Result<String> {
+        let bad = |reason: String| Error::BadOption { what: "working directory", value: dir.to_owned(), reason };
+        let mut todo: Vec<String> = clean(dir);
+        todo.reverse();
+        let mut current = rustix::io::dup(&self.fd).map_err(|e| Error::io("dup", &self.path, e))?;
+        let mut links = 0;
+        while let Some(part) = todo.pop() {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            match rustix::fs::openat2(&current, &part, flags, Mode::empty(), ResolveFlags::IN_ROOT) {
+                Ok(fd) => current = fd,
+                Err(rustix::io::Errno::NOENT) => match rustix::fs::mkdirat(&current, &part, Mode::from_raw_mode(0o755))
+                {
+                    Ok(()) => {
+                        let fd = rustix::fs::openat(&current, &part, flags | OFlags::NOFOLLOW, Mode::empty())
+                            .map_err(|e| bad(e.to_string()))?;
+                        rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755)).map_err(|e| bad(e.to_string()))?;
+                        current = fd;
+                    }
+                    // A symlink to nowhere: follow it (inside the root) and make its target.
+                    Err(rustix::io::Errno::EXIST) => {
+                        links += 1;
+                        let target =
+                            rustix::fs::readlinkat(&current, &part, Vec::new()).map_err(|e| bad(e.to_string()))?;
+                        let target = target.to_string_lossy().into_owned();
+                        if links > 40 {
+                            return Err(bad("has too many levels of symbolic links".into()));
+                        }
+                        if target.starts_with('/') {
+                            current = rustix::io::dup(&self.fd).map_err(|e| Error::io("dup", &self.path, e))?;
+                        }
+                        todo.extend(clean(&target).into_iter().rev());
+                    }
+                    Err(e) => return Err(bad(e.to_string())),
+                },
+                Err(rustix::io::Errno::NOTDIR) => return Err(bad("leads to something that is not a directory".into())),
+                Err(e) => return Err(bad(e.to_string())),
+            }
+        }
+        let host = fd_path(&current).map_err(|e| bad(e.to_string()))?;
+        let inside = host.strip_prefix(&self.path).map_err(|_| bad("leads out of the container's root".into()))?;
+        Ok(format!("/{}", inside.display()))
     }
 
     fn resolve(&self, path: &str, flags: OFlags) -> Option<OwnedFd> {
@@ -125,4 +174,25 @@ impl Rootfs {
         };
         Err(Error::Command { command: program.to_owned(), reason, status })
     }
+}
+
+/// The path the kernel gives an open directory.
+fn fd_path(fd: &OwnedFd) -> std::io::Result<std::path::PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// The parts of a path, `.` dropped and `..` taken back lexically (never above the root).
+fn clean(path: &str) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p.to_owned()),
+        }
+    }
+    parts
 }

@@ -514,6 +514,35 @@ fn a_manifest_that_disagrees_with_its_config_is_refused() {
 // 7. The same image loaded by several processes at once.
 
 #[test]
+fn a_load_racing_an_rmi_of_the_same_image_always_succeeds() {
+    let root = Root::new();
+    let image = TestImage::new(vec![base_layer(), layer(&[("n1", "one\n")])], &["/bin/true"]);
+    let archive = put(&root, "race.tar", &docker_archive(&[(&image, &["race:1"])]));
+    root.ok(&["load", "-q", "-i", &archive]);
+    let rounds = 40;
+    let loads = {
+        let (path, archive) = (root.path().to_owned(), archive.clone());
+        std::thread::spawn(move || {
+            (0..rounds)
+                .filter_map(|_| {
+                    let out = strata_cmd(&path, &["load", "-q", "-i", &archive]).output().unwrap();
+                    (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    for _ in 0..rounds {
+        // It may already be gone: only a load's failure counts.
+        let _ = root.strata(&["rmi", "race:1"]);
+    }
+    let failed = loads.join().unwrap();
+    assert!(failed.is_empty(), "{} of {rounds} loads failed beside an rmi: {:?}", failed.len(), failed.first());
+    root.ok(&["load", "-q", "-i", &archive]);
+    assert_eq!(listed(&root).len(), 1);
+    assert_spotless(&root);
+}
+
+#[test]
 fn the_same_image_loaded_twice_at_once_is_stored_once() {
     let image = TestImage::new(
         vec![

@@ -138,9 +138,37 @@ impl ImageStore {
                 jobs.push(layer.clone());
             }
         }
-        let mut staged = self.extract_all(&source, &jobs, progress)?;
+        let mut staged = self.extract_all(&source, &jobs, 0, progress)?;
+        let mut extracted = jobs.len();
 
-        let mut registration = Registration::begin(self)?;
+        // Stacks found stored may have been removed since (an `rmi` beside this load): under
+        // the lock, extract what is now missing, and look again.
+        let mut registration = loop {
+            let registration = Registration::begin(self)?;
+            let mut missing: Vec<PlannedLayer> = Vec::new();
+            for layer in planned.iter().flat_map(|p| &p.layers) {
+                if !staged.contains_key(&layer.chain)
+                    && !self.layerdb.contains(layer.chain)
+                    && !missing.iter().any(|m| m.chain == layer.chain)
+                {
+                    missing.push(layer.clone());
+                }
+            }
+            if missing.is_empty() {
+                break registration;
+            }
+            drop(registration);
+            if extracted > jobs.len() + 8 * seen.len() {
+                return Err(Error::BadImage {
+                    what: source.path().display().to_string(),
+                    reason: "its layers keep being removed while it loads; try again".into(),
+                });
+            }
+            tracing::info!(layers = missing.len(), "stored layers were removed while loading; extracting them");
+            staged.extend(self.extract_all(&source, &missing, extracted, progress)?);
+            extracted += missing.len();
+            reused -= missing.len().min(reused);
+        };
         let mut loaded = Vec::new();
         for image in &planned {
             let mut parent = None;
@@ -156,7 +184,7 @@ impl ImageStore {
             loaded.push(LoadedImage { id: image.id, names: image.names.iter().map(|n| n.to_string()).collect() });
         }
         registration.commit()?;
-        Ok(Loaded { images: loaded, layers_extracted: jobs.len(), layers_reused: reused })
+        Ok(Loaded { images: loaded, layers_extracted: extracted, layers_reused: reused })
     }
 
     /// Extract `jobs` on as many threads as there are CPUs; the first error stops the rest.
@@ -164,6 +192,7 @@ impl ImageStore {
         &self,
         source: &Source,
         jobs: &[PlannedLayer],
+        first_index: usize,
         progress: &dyn Progress,
     ) -> Result<HashMap<ChainId, Staged>> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(jobs.len());
@@ -179,7 +208,7 @@ impl ImageStore {
                         if index >= jobs.len() || cancel.load(Ordering::Relaxed) {
                             return;
                         }
-                        match self.extract_one(source, &jobs[index], index, progress, &cancel) {
+                        match self.extract_one(source, &jobs[index], first_index + index, progress, &cancel) {
                             Ok(staged) => results.lock().expect("not poisoned").push((jobs[index].chain, staged)),
                             Err(e) => {
                                 cancel.store(true, Ordering::Relaxed);

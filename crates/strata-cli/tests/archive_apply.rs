@@ -166,6 +166,54 @@ fn later_entries_replace_earlier_ones_and_hard_links_keep_their_inode() {
     assert_eq!(fs::read_to_string(d.join("z")).unwrap(), "z is back");
 }
 
+/// dockerd's rules for malformed archives (its load refuses both, checked by hand against
+/// dockerd 20.10): a path twice is refused where the exact tarball must be rebuilt (images),
+/// while a plain `layer apply` keeps tar's "the last one wins" (see above); a zero block
+/// followed by more entries is refused everywhere, since what follows would be dropped.
+#[test]
+fn duplicate_paths_and_lone_zero_blocks_follow_dockerd() {
+    let root = Root::new();
+    let layers = layers(&root);
+    let dup = Tarball::new().with(dir("etc/")).with(file("etc/a", "1")).with(file("etc//a", "2")).bytes();
+    let id = layers.create(&CreateOptions::default()).unwrap();
+    let with_split = ApplyOptions { tar_split: true, ..Default::default() };
+    let err = layers.apply(&id, Cursor::new(dup.clone()), &with_split).unwrap_err();
+    assert!(err.to_string().contains("etc//a appears twice"), "{err}");
+    assert_eq!(fs::read_dir(layers.diff_dir(&id)).unwrap().count(), 0);
+    let (id, applied) = apply(&layers, dup);
+    applied.unwrap();
+    assert_eq!(fs::read_to_string(layers.diff_dir(&id).join("etc/a")).unwrap(), "2");
+
+    // One zero block between entries: refused. One zero block at the very end: an end.
+    let one = Tarball::new().with(file("a", "1")).bytes();
+    let header_and_content = &one[..1024];
+    let mut lone = header_and_content.to_vec();
+    lone.extend_from_slice(&[0u8; 512]);
+    lone.extend_from_slice(&Tarball::new().with(file("b", "2")).bytes());
+    let (id, applied) = apply(&layers, lone);
+    let err = applied.unwrap_err();
+    assert!(err.to_string().contains("a zero block is followed by more entries"), "{err}");
+    assert_eq!(fs::read_dir(layers.diff_dir(&id)).unwrap().count(), 0);
+    let mut short_end = header_and_content.to_vec();
+    short_end.extend_from_slice(&[0u8; 512]);
+    let (id, applied) = apply(&layers, short_end);
+    applied.unwrap();
+    assert_eq!(fs::read_to_string(layers.diff_dir(&id).join("a")).unwrap(), "1");
+}
+
+#[test]
+fn more_xattrs_than_the_filesystem_holds_say_so() {
+    let root = Root::new();
+    let layers = layers(&root);
+    let mut many = file("many", "x");
+    many.xattrs = (0..2000).map(|i| (format!("user.attribute-number-{i}"), vec![b'v'; 16])).collect();
+    let (id, applied) = apply(&layers, Tarball::new().with(many).bytes());
+    let err = applied.unwrap_err().to_string();
+    assert!(err.contains("no room for this file's extended attributes"), "{err}");
+    assert!(!err.contains("No space left on device\n"), "{err}");
+    assert_eq!(fs::read_dir(layers.diff_dir(&id)).unwrap().count(), 0);
+}
+
 #[test]
 fn a_10000_entry_tree_applies() {
     let root = Root::new();
@@ -295,7 +343,15 @@ fn digests_and_compression() {
     let diff_id = Digest::of(&tar);
     let gz = gzip(&tar);
     let zst = zstd::encode_all(&tar[..], 3).unwrap();
-    for (name, bytes) in [("tar", tar.clone()), ("gzip", gz.clone()), ("zstd", zst.clone())] {
+    // xz and bzip2 layers load in dockerd: strata reads them too.
+    let mut xz = Vec::new();
+    std::io::Read::read_to_end(&mut liblzma::read::XzEncoder::new(&tar[..], 6), &mut xz).unwrap();
+    let mut bz = Vec::new();
+    std::io::Read::read_to_end(&mut bzip2::read::BzEncoder::new(&tar[..], bzip2::Compression::default()), &mut bz)
+        .unwrap();
+    for (name, bytes) in
+        [("tar", tar.clone()), ("gzip", gz.clone()), ("zstd", zst.clone()), ("xz", xz.clone()), ("bzip2", bz.clone())]
+    {
         let id = layers.create(&CreateOptions::default()).unwrap();
         let opts = ApplyOptions { diff_id: Some(diff_id), digest: Some(Digest::of(&bytes)), ..Default::default() };
         let applied = layers.apply(&id, Cursor::new(bytes.clone()), &opts).unwrap();
@@ -303,6 +359,11 @@ fn digests_and_compression() {
         assert_eq!(applied.stream.compressed, Digest::of(&bytes), "{name}");
         assert_eq!(applied.stream.compressed_size, bytes.len() as u64, "{name}");
         assert_eq!(applied.stream.size, tar.len() as u64, "{name}");
+        assert_eq!(
+            serde_json::to_value(applied.stream.compression).unwrap(),
+            if name == "tar" { "none" } else { name }
+        );
+        assert_eq!(fs::read_to_string(layers.diff_dir(&id).join("etc/os-release")).unwrap(), "ID=strata\n", "{name}");
     }
     // Trailing bytes after the archive count for the diffID, as in dockerd.
     let mut padded = tar.clone();

@@ -1,4 +1,6 @@
-//! Layer compression, told apart by magic bytes: gzip (`1f 8b`), zstd (`28 b5 2f fd`), or none.
+//! Layer compression, told apart by magic bytes: gzip (`1f 8b`), zstd (`28 b5 2f fd`), xz
+//! (`fd 37 7a 58 5a 00`), bzip2 (`42 5a 68`), or none. As in dockerd, xz and bzip2 layers are
+//! read but never written.
 
 use std::io::{self, BufRead, Read, Write};
 
@@ -14,6 +16,10 @@ pub enum Compression {
     Gzip,
     /// Zstandard.
     Zstd,
+    /// xz (read only).
+    Xz,
+    /// bzip2 (read only).
+    Bzip2,
 }
 
 impl Compression {
@@ -23,6 +29,10 @@ impl Compression {
             Compression::Gzip
         } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             Compression::Zstd
+        } else if head.starts_with(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) {
+            Compression::Xz
+        } else if head.starts_with(b"BZh") {
+            Compression::Bzip2
         } else {
             Compression::None
         }
@@ -35,6 +45,8 @@ impl Compression {
             Compression::None => Box::new(input),
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+            Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(input)),
+            Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
         };
         Ok((kind, reader))
     }
@@ -45,6 +57,12 @@ impl Compression {
             Compression::None => Encoder::None(output),
             Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(output, flate2::Compression::default())),
             Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(output, 3)?),
+            Compression::Xz | Compression::Bzip2 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("strata reads {self:?} layers but writes only gzip, zstd or plain tars"),
+                ));
+            }
         })
     }
 }

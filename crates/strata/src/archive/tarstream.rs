@@ -40,6 +40,9 @@ pub(crate) struct TarStream<R> {
     pending_content: u64,
     /// Records tar-split entries, when asked for.
     recorder: Option<Recorder>,
+    /// The (normalized) paths seen, while recording tar-split: a tarball is rebuilt from the
+    /// files by name, so each name may come once (dockerd's tar-split refuses duplicates too).
+    seen: std::collections::HashSet<std::path::PathBuf>,
 }
 
 impl<R: Read> TarStream<R> {
@@ -55,6 +58,7 @@ impl<R: Read> TarStream<R> {
             pending: 0,
             pending_content: 0,
             recorder: None,
+            seen: std::collections::HashSet::new(),
         }
     }
 
@@ -90,6 +94,9 @@ impl<R: Read> TarStream<R> {
     pub(crate) fn next_entry(&mut self) -> Result<Option<Entry>> {
         self.skip_content()?;
         loop {
+            if self.lone_zero_block_ends()? {
+                return Ok(None);
+            }
             let event = self.parser.parse(&self.buf[self.start..self.end]).map_err(|e| bad(e.to_string()))?;
             match event {
                 ParseEvent::NeedData { min_bytes } => {
@@ -116,6 +123,14 @@ impl<R: Read> TarStream<R> {
                         xattrs: entry.xattrs.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
                     };
                     if let Some(r) = &mut self.recorder {
+                        if let Some(name) = super::path::normalize(&owned.path)
+                            && !self.seen.insert(name)
+                        {
+                            return Err(bad(format!(
+                                "{} appears twice: an image layer holds each path once, so that its exact tarball can be rebuilt (dockerd refuses it too)",
+                                String::from_utf8_lossy(&owned.path)
+                            )));
+                        }
                         r.raw(&self.buf[self.start..self.start + consumed]);
                         r.start_file(&owned.path, owned.size);
                     }
@@ -194,6 +209,37 @@ impl<R: Read> TarStream<R> {
         Ok(())
     }
 
+    /// At a zero block: a second one (the parser's end of archive) is left to the parser; the
+    /// stream's end right after it ends the archive (`true`), as Go's archive/tar reads it; any
+    /// other block after it is refused, as dockerd refuses it, since what follows would be
+    /// silently dropped.
+    fn lone_zero_block_ends(&mut self) -> Result<bool> {
+        if self.end - self.start < BLOCK_BYTES {
+            self.fill(BLOCK_BYTES)?;
+        }
+        let zero = |b: &[u8]| b.iter().all(|x| *x == 0);
+        if self.end - self.start < BLOCK_BYTES || !zero(&self.buf[self.start..self.start + BLOCK_BYTES]) {
+            return Ok(false);
+        }
+        if self.end - self.start < 2 * BLOCK_BYTES {
+            self.fill(2 * BLOCK_BYTES)?;
+        }
+        let available = (self.end - self.start).min(2 * BLOCK_BYTES);
+        if !zero(&self.buf[self.start + BLOCK_BYTES..self.start + available]) {
+            return Err(bad(
+                "a zero block is followed by more entries: the archive is damaged (dockerd refuses it too)".into(),
+            ));
+        }
+        if available == 2 * BLOCK_BYTES {
+            return Ok(false);
+        }
+        if let Some(r) = &mut self.recorder {
+            r.raw(&self.buf[self.start..self.end]);
+        }
+        self.start = self.end;
+        Ok(true)
+    }
+
     /// Make at least `min` unconsumed bytes available; `false` at end of stream.
     fn fill(&mut self, min: usize) -> Result<bool> {
         if self.start > 0 {
@@ -215,6 +261,9 @@ impl<R: Read> TarStream<R> {
         Ok(self.end >= min)
     }
 }
+
+/// A tar block.
+const BLOCK_BYTES: usize = BLOCK as usize;
 
 fn bad(reason: String) -> Error {
     Error::Archive { reason }

@@ -214,7 +214,7 @@ impl Extractor {
         rustix::fs::fchown(fd, Some(uid(entry.uid)), Some(gid(entry.gid))).map_err(sys(path))?;
         rustix::fs::fchmod(fd, Mode::from_raw_mode(entry.mode & 0o7777)).map_err(sys(path))?;
         for (name, value) in wanted_xattrs(entry) {
-            rustix::fs::fsetxattr(fd, name, value, rustix::fs::XattrFlags::empty()).map_err(sys(path))?;
+            rustix::fs::fsetxattr(fd, name, value, rustix::fs::XattrFlags::empty()).map_err(xattr_error(path))?;
         }
         Ok(())
     }
@@ -223,7 +223,7 @@ impl Extractor {
     fn xattrs_at(&self, dir: &OwnedFd, base: &OsStr, entry: &Entry, path: &Path) -> Result<()> {
         let at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(base);
         for (name, value) in wanted_xattrs(entry) {
-            rustix::fs::lsetxattr(&at, name, value, rustix::fs::XattrFlags::empty()).map_err(sys(path))?;
+            rustix::fs::lsetxattr(&at, name, value, rustix::fs::XattrFlags::empty()).map_err(xattr_error(path))?;
         }
         Ok(())
     }
@@ -368,6 +368,21 @@ fn refuse(reason: &str) -> Error {
 
 /// Map a syscall error on `path` to an archive error that names it; `ENOSPC` and friends keep
 /// their meaning.
+/// A failed `setxattr`: ENOSPC there means the file's room for extended attributes is full
+/// (ext4 keeps them in one block per file), not the disk; E2BIG, one value too large.
+fn xattr_error(path: &Path) -> impl Fn(Errno) -> Error + '_ {
+    move |e| match e {
+        Errno::NOSPC | Errno::TOOBIG => Error::Archive {
+            reason: format!(
+                "{}: the filesystem has no room for this file's extended attributes ({}); the layer's xattrs exceed what it holds per file (ext4: one block), so use a filesystem with more (xfs, btrfs)",
+                path.display(),
+                std::io::Error::from(e)
+            ),
+        },
+        e => sys(path)(e),
+    }
+}
+
 fn sys(path: &Path) -> impl Fn(Errno) -> Error + '_ {
     move |e| {
         let io = std::io::Error::from(e);

@@ -150,13 +150,13 @@ fn layers_already_stored_are_reused() {
     let layers = three_layers();
     let first = TestImage::new(layers[..2].to_vec(), &["a"]);
     let second = TestImage::new(layers.clone(), &["b"]);
-    root.ok(&["load", "-i", &write(work.path(), "1.tar", &docker_archive(&[(&first, &["first"])]))]);
+    root.ok(&["load", "-i", &write(work.path(), "1.tar", &docker_archive(&[(&first, &["first:1"])]))]);
     let loaded = json(&root.ok(&[
         "load",
         "--format",
         "json",
         "-i",
-        &write(work.path(), "2.tar", &docker_archive(&[(&second, &["second"])])),
+        &write(work.path(), "2.tar", &docker_archive(&[(&second, &["second:1"])])),
     ]));
     assert_eq!((loaded["layers_reused"].as_u64(), loaded["layers_extracted"].as_u64()), (Some(2), Some(1)));
     assert_eq!(root.ok(&["layer", "ls", "-q"]).lines().count(), 3, "one overlay2 layer per distinct stack");

@@ -238,7 +238,11 @@ pub(crate) fn start(root: &Path, args: StartArgs) -> Result<ExitCode> {
 /// removed (`run --rm`).
 pub(crate) fn monitor(root: &Path, args: MonitorArgs) -> Result<ExitCode> {
     let store = containers(root)?;
-    match store.start(&args.container) {
+    let forwarder = crate::monitor::Forwarder::start()?;
+    let target = std::sync::Arc::clone(&forwarder.target);
+    let started = store.start_with(&args.container, |pid| target.store(pid, std::sync::atomic::Ordering::SeqCst));
+    drop(forwarder);
+    match started {
         Ok(code) => Ok(status(code)),
         // Nothing to start: an ordinary error, as `docker start`.
         Err(e @ (strata::Error::ContainerNotFound(_) | strata::Error::InvalidId { .. })) => Err(e.into()),

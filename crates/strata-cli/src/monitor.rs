@@ -1,16 +1,19 @@
-//! The foreground half of `run` and `start`. The container is run by a monitor process of its
-//! own (`strata container-monitor`, in a process group of its own), and this process waits for
-//! it, passing on the signals it gets. Killed, even with SIGKILL, this process leaves the
-//! monitor to see the container to its end: unmount it and record its real exit status, as
-//! dockerd's shim outlives a killed `docker run`.
+//! The foreground half of `run` and `start`, and the monitor process. The container is run by
+//! a monitor process of its own (`strata container-monitor`, in a process group of its own),
+//! and the foreground process waits for it, passing on the signals it gets. Killed, even with
+//! SIGKILL, the foreground process leaves the monitor to see the container to its end: unmount
+//! it and record its real exit status, as dockerd's shim outlives a killed `docker run`. The
+//! monitor passes the signals it gets on to the runtime, which passes them to the container.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result};
 
-/// Signals passed on to the monitor instead of ending this process.
+/// Signals passed on instead of ending the process.
 const FORWARDED: &[i32] = &[
     signal_hook::consts::SIGINT,
     signal_hook::consts::SIGTERM,
@@ -19,6 +22,41 @@ const FORWARDED: &[i32] = &[
     signal_hook::consts::SIGUSR1,
     signal_hook::consts::SIGUSR2,
 ];
+
+/// Passes [`FORWARDED`] signals on to the process in `target` (none while it is 0), until
+/// dropped.
+pub(crate) struct Forwarder {
+    pub(crate) target: Arc<AtomicU32>,
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Forwarder {
+    pub(crate) fn start() -> Result<Forwarder> {
+        let mut signals = signal_hook::iterator::Signals::new(FORWARDED).context("cannot set up signal forwarding")?;
+        let handle = signals.handle();
+        let target = Arc::new(AtomicU32::new(0));
+        let to = Arc::clone(&target);
+        let thread = std::thread::spawn(move || {
+            for signal in signals.forever() {
+                let pid = rustix::process::Pid::from_raw(to.load(Ordering::SeqCst) as i32);
+                if let (Some(pid), Some(signal)) = (pid, rustix::process::Signal::from_named_raw(signal)) {
+                    let _ = rustix::process::kill_process(pid, signal);
+                }
+            }
+        });
+        Ok(Forwarder { target, handle, thread: Some(thread) })
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 /// Run `container` through a monitor process and return its exit status, which is the
 /// container's (or 125, 126, 127 for a container that could not be run, as docker's).
@@ -29,25 +67,16 @@ pub(crate) fn run_monitored(root: &Path, container: &str, remove_on_failure: boo
     if remove_on_failure {
         command.arg("--remove-on-failure");
     }
-    // Its own process group: a terminal's signals reach it once, through this process.
-    command.stdin(Stdio::null()).process_group(0);
     if let Some(level) = crate::LOG_LEVEL.get() {
         command.arg("--log-level").arg(level);
     }
-    let mut signals = signal_hook::iterator::Signals::new(FORWARDED).context("cannot set up signal forwarding")?;
-    let handle = signals.handle();
+    // Its own process group: a terminal's signals reach it once, through this process.
+    command.stdin(Stdio::null()).process_group(0);
+    let forwarder = Forwarder::start()?;
     let mut child = command.spawn().context("cannot start the container's monitor process")?;
-    let pid = rustix::process::Pid::from_raw(child.id() as i32);
-    let forwarder = std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if let (Some(pid), Some(signal)) = (pid, rustix::process::Signal::from_named_raw(signal)) {
-                let _ = rustix::process::kill_process(pid, signal);
-            }
-        }
-    });
+    forwarder.target.store(child.id(), Ordering::SeqCst);
     let status = child.wait().context("waiting for the container's monitor process");
-    handle.close();
-    let _ = forwarder.join();
+    drop(forwarder);
     use std::os::unix::process::ExitStatusExt;
     let status = status?;
     let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));

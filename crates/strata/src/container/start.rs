@@ -1,5 +1,5 @@
 //! `start`: mount the container's tree, write the runtime bundle, run the runtime in the
-//! foreground with the caller's stdout and stderr, pass signals on to it, and afterwards
+//! foreground with the caller's stdout and stderr (the caller may pass signals on to it), and afterwards
 //! unmount and record how the container ended. The store lock is held only while preparing
 //! and while cleaning up; the monitor lock (see `monitor`) for the whole run.
 
@@ -18,16 +18,6 @@ use crate::fsutil::{mkdir, replace};
 use crate::image::now_rfc3339;
 use crate::lock::StoreLock;
 
-/// Signals a foreground `start` passes on to the container instead of dying of them.
-const FORWARDED: &[i32] = &[
-    signal_hook::consts::SIGINT,
-    signal_hook::consts::SIGTERM,
-    signal_hook::consts::SIGHUP,
-    signal_hook::consts::SIGQUIT,
-    signal_hook::consts::SIGUSR1,
-    signal_hook::consts::SIGUSR2,
-];
-
 /// Where the runtime writes the container's first process ID (in strata's directory for it).
 pub(crate) const PID_FILE: &str = "pid";
 
@@ -36,7 +26,14 @@ const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loop
 impl ContainerStore {
     /// Run the container in the foreground and return its exit status (128 + the signal if a
     /// signal ended it). The container's stdout and stderr are the caller's; stdin is empty.
+    /// No signal handler is installed: see [`start_with`](Self::start_with).
     pub fn start(&self, name: &str) -> Result<i32> {
+        self.start_with(name, |_| {})
+    }
+
+    /// [`start`](Self::start), calling `spawned` with the runtime process's ID once it runs, so
+    /// that the caller can pass signals on to it (the runtime passes them to the container).
+    pub fn start_with(&self, name: &str, spawned: impl FnOnce(u32)) -> Result<i32> {
         let id = self.resolve(name)?;
         let lock = self.store.write_lock()?;
         let container = self.get_unlocked(id)?;
@@ -72,7 +69,7 @@ impl ContainerStore {
         drop(lock);
 
         let pid_file = super::private_dir(&self.store, id).join(PID_FILE);
-        let status = run(&runtime, id, &bundle, &pid_file);
+        let status = run(&runtime, id, &bundle, &pid_file, spawned);
         // The runtime wrote it under the caller's umask; strata's files have fixed modes.
         if let Err(e) = std::fs::set_permissions(&pid_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             && e.kind() != std::io::ErrorKind::NotFound
@@ -217,11 +214,9 @@ fn resolv_conf() -> String {
     format!("{}\n", out.trim())
 }
 
-/// Run the runtime in the foreground and wait for it, passing signals on.
-fn run(runtime: &Runtime, id: ContainerId, bundle: &Path, pid_file: &Path) -> Result<i32> {
+/// Run the runtime in the foreground and wait for it.
+fn run(runtime: &Runtime, id: ContainerId, bundle: &Path, pid_file: &Path, spawned: impl FnOnce(u32)) -> Result<i32> {
     let _ = std::fs::remove_file(pid_file);
-    let mut signals = signal_hook::iterator::Signals::new(FORWARDED).map_err(|e| runtime.error(e.to_string()))?;
-    let handle = signals.handle();
     let mut child = runtime
         .command()
         .args(["run", "--bundle"])
@@ -232,20 +227,8 @@ fn run(runtime: &Runtime, id: ContainerId, bundle: &Path, pid_file: &Path) -> Re
         .stdin(Stdio::null())
         .spawn()
         .map_err(|e| runtime.error(format!("cannot start it: {e}")))?;
-    let pid = child.id();
-    let forwarder = std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if let (Some(pid), Some(sig)) =
-                (rustix::process::Pid::from_raw(pid as i32), rustix::process::Signal::from_named_raw(signal))
-            {
-                let _ = rustix::process::kill_process(pid, sig);
-            }
-        }
-    });
-    let status = child.wait().map_err(|e| runtime.error(format!("waiting for it: {e}")));
-    handle.close();
-    let _ = forwarder.join();
-    let status = status?;
+    spawned(child.id());
+    let status = child.wait().map_err(|e| runtime.error(format!("waiting for it: {e}")))?;
     use std::os::unix::process::ExitStatusExt;
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }

@@ -785,6 +785,32 @@ fn an_image_named_in_two_repositories_is_not_removed_by_id_without_force() {
 }
 
 #[test]
+fn a_container_record_that_cannot_be_read_stops_rmi_from_removing_layers() {
+    let (root, keep) = root_with_kept_image();
+    let container = root.ok(&["create", "--name", "user", "keep:1", "true"]);
+    let record = root.path().join("containers").join(&container).join("config.v2.json");
+    let good = std::fs::read(&record).unwrap();
+    std::fs::write(&record, b"{ not json").unwrap();
+    let err = refused(&root, &keep, &["rmi", "-f", "keep:1"], "config.v2.json");
+    assert!(err.contains("no image is removed"), "{err}");
+    std::fs::write(&record, &good).unwrap();
+
+    // Its layer record, likewise: the stack it stands on is unknown, so nothing goes.
+    let parent = root.path().join("image/overlay2/layerdb/mounts").join(&container).join("parent");
+    let good = std::fs::read(&parent).unwrap();
+    std::fs::write(&parent, b"sha256:not-a-chain").unwrap();
+    root.ok(&["tag", "keep:1", "other:1"]);
+    let before = state(&root);
+    let err = root.fails(&["rmi", "-f", &keep.id()]);
+    assert!(err.contains("parent"), "{err}");
+    assert_same(&root, &before, "rmi with an unreadable layers record");
+    std::fs::write(&parent, &good).unwrap();
+    root.ok(&["rm", "user"]);
+    root.ok(&["rmi", "other:1"]);
+    assert_kept(&root, &keep);
+}
+
+#[test]
 fn an_image_a_container_uses_is_not_removed() {
     let (root, keep) = root_with_kept_image();
     // A real container of it; its record is then edited to say it runs (rmi reads the record,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{remove_if_exists, replace};
 use crate::id::{LayerId, ShortLink};
 use crate::layer::layout::{self, DIFF, LINK, MERGED, mode};
@@ -101,6 +101,13 @@ pub fn check(store: &Store, repair: bool) -> Result<Report> {
     checker.images()?;
     checker.containers(exclusive.as_ref())?;
     Ok(checker.report)
+}
+
+/// Whether a failure to read a store file says its content is wrong (mended by rewriting it),
+/// rather than that it could not be read at all (EIO, EACCES: its content may be fine, and is
+/// left alone).
+fn content_is_wrong(e: &Error) -> bool {
+    !matches!(e, Error::Io { source, .. } if source.kind() != std::io::ErrorKind::InvalidData)
 }
 
 struct Checker<'a> {
@@ -210,6 +217,14 @@ impl Checker<'_> {
             }
             let link = match layout::read_link(&dir) {
                 Ok(link) => link,
+                // It could not be read (EIO, EACCES): its content may be fine, so nothing is
+                // rewritten; it is reported for a person to look at.
+                Err(e) if !content_is_wrong(&e) => {
+                    let path = dir.join(LINK);
+                    let detail = format!("layer {id}'s link file cannot be read: {e}");
+                    self.found("unreadable-link-file", Severity::Damage, &path, detail, None)?;
+                    continue;
+                }
                 Err(_) => {
                     let detail = "link file is not 26 base32 characters".to_owned();
                     let path = dir.join(LINK);
@@ -404,5 +419,20 @@ impl Checker<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_wrong_content_is_mended_not_a_failed_read() {
+        let io = |errno: i32| Error::io("read", "/x/link", std::io::Error::from_raw_os_error(errno));
+        assert!(!content_is_wrong(&io(5)), "EIO");
+        assert!(!content_is_wrong(&io(13)), "EACCES");
+        let not_utf8 = Error::io("read", "/x/link", std::io::Error::new(std::io::ErrorKind::InvalidData, "utf-8"));
+        assert!(content_is_wrong(&not_utf8));
+        assert!(content_is_wrong(&Error::corrupt("/x/link", "not 26 base32 characters")));
     }
 }

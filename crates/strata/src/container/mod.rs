@@ -104,10 +104,11 @@ impl ContainerStore {
         }
         let bare = name.strip_prefix('/').unwrap_or(name);
         for id in &ids {
-            if let Some(record) = self.read_record(*id)?
-                && record.name() == bare
-            {
-                return Ok(*id);
+            match self.read_record(*id) {
+                Ok(Some(record)) if record.name() == bare => return Ok(*id),
+                Ok(_) => {}
+                // A record that cannot be read has no name to match; `check` reports it.
+                Err(e) => tracing::debug!(%id, "not read while resolving {name:?}: {e}"),
             }
         }
         let hex = !name.is_empty() && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));

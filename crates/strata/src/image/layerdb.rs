@@ -166,21 +166,6 @@ impl LayerDb {
         crate::scratch::remove_tree(&trash)
     }
 
-    /// The chainIDs that containers' layers stand on (`mounts/<id>/parent`).
-    pub(crate) fn container_parents(&self) -> Result<Vec<(String, ChainId)>> {
-        let dir = self.mounts_dir();
-        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
-        let mut found = Vec::new();
-        for entry in entries {
-            let entry = entry.ctx("read directory", &dir)?;
-            let Some(parent) = read_optional(&entry.path().join(PARENT))? else { continue };
-            if let Ok(chain) = parent.trim().parse::<ChainId>() {
-                found.push((entry.file_name().to_string_lossy().into_owned(), chain));
-            }
-        }
-        Ok(found)
-    }
-
     /// The stacks whose files are in overlay2 layer `id` (normally one, or none). A stack
     /// whose `cache-id` cannot be read is an error: it might be `id`.
     pub(crate) fn chains_with_cache_id(&self, id: &LayerId) -> Result<Vec<ChainId>> {

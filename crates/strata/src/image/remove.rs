@@ -11,7 +11,7 @@ use super::ids::{ChainId, ImageId};
 use super::journal::{Journal, Step};
 use super::reference::Reference;
 use super::register::Registration;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// One thing `rmi` did, as `docker rmi` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -209,13 +209,14 @@ impl ImageStore {
             if except_images.contains(&other) {
                 continue;
             }
-            if let Some(raw) = self.imagedb.config(other)?
-                && let Ok(config) = super::ImageConfig::parse(&raw, "image")
-            {
+            // A config that cannot be read might name any layer: refuse rather than guess.
+            if let Some(raw) = self.imagedb.config(other)? {
+                let config = super::ImageConfig::parse(&raw, &format!("image {other}"))?;
                 kept.extend(ChainId::chain(&config.rootfs.diff_ids));
             }
         }
-        for (container, mut chain) in self.layerdb.container_parents()? {
+        for (container, record) in self.layerdb.mounts()? {
+            let Some(mut chain) = record.parent else { continue };
             if Some(container.as_str()) == except_container {
                 continue;
             }
@@ -245,11 +246,25 @@ impl ImageStore {
     fn containers_using(&self) -> Result<HashMap<ImageId, Vec<ContainerUse>>> {
         let dir = self.store.root().join("containers");
         let mut out: HashMap<ImageId, Vec<ContainerUse>> = HashMap::new();
-        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(out) };
-        for entry in entries.flatten() {
-            let Ok(text) = std::fs::read(entry.path().join("config.v2.json")) else { continue };
-            let Ok(value) = serde_json::from_slice::<serde_json::Value>(&text) else { continue };
-            let Some(image) = value["Image"].as_str().and_then(|s| s.parse::<ImageId>().ok()) else { continue };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("read directory", dir, e)),
+        };
+        // A record that cannot be read might name any image: refuse rather than guess.
+        for entry in entries {
+            let entry = entry.ctx("read directory", &dir)?;
+            let path = entry.path().join("config.v2.json");
+            let text = std::fs::read(&path).ctx("read", &path)?;
+            let unreadable = |why: String| {
+                Error::corrupt(
+                    &path,
+                    format!("{why}: which image this container uses is unknown, so no image is removed"),
+                )
+            };
+            let value = serde_json::from_slice::<serde_json::Value>(&text).map_err(|e| unreadable(e.to_string()))?;
+            let image = value["Image"].as_str().and_then(|s| s.parse::<ImageId>().ok());
+            let image = image.ok_or_else(|| unreadable("its Image is not an image ID".into()))?;
             let running = value["State"]["Running"].as_bool().unwrap_or(false);
             out.entry(image)
                 .or_default()

@@ -17,6 +17,9 @@ use crate::fsutil::{read_optional, write_new};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Repositories {
     refs: BTreeMap<Reference, ImageId>,
+    /// Entries strata cannot read (repository, name, value), written back as they were read:
+    /// they are dockerd's, or a later tool's.
+    unknown: Vec<(String, String, String)>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -31,19 +34,28 @@ impl Repositories {
         let Some(text) = read_optional(path)? else { return Ok(Repositories::default()) };
         let disk: OnDisk = serde_json::from_str(&text).map_err(|e| Error::corrupt(path, e.to_string()))?;
         let mut refs = BTreeMap::new();
-        for (key, id) in disk.repositories.into_values().flatten() {
-            // A name dockerd wrote that strata cannot read is skipped, not fatal.
-            match (key.parse::<Reference>(), id.parse::<ImageId>()) {
-                (Ok(r), Ok(id)) => drop(refs.insert(r, id)),
-                _ => tracing::warn!(%key, %id, path = %path.display(), "skipping an unreadable image name"),
+        let mut unknown = Vec::new();
+        for (repository, names) in disk.repositories {
+            for (key, id) in names {
+                // A name strata cannot read is kept as it is, never dropped.
+                match (key.parse::<Reference>(), id.parse::<ImageId>()) {
+                    (Ok(r), Ok(id)) => drop(refs.insert(r, id)),
+                    _ => {
+                        tracing::debug!(%key, %id, path = %path.display(), "keeping an image name strata cannot read");
+                        unknown.push((repository.clone(), key, id));
+                    }
+                }
             }
         }
-        Ok(Repositories { refs })
+        Ok(Repositories { refs, unknown })
     }
 
     /// Write the map to `path` atomically, through a file in `scratch`.
     pub(crate) fn save(&self, path: &Path, scratch: &Path) -> Result<()> {
         let mut disk = OnDisk::default();
+        for (repository, key, id) in &self.unknown {
+            disk.repositories.entry(repository.clone()).or_default().insert(key.clone(), id.clone());
+        }
         for (r, id) in &self.refs {
             disk.repositories.entry(r.name()).or_default().insert(r.to_string(), id.to_string());
         }
@@ -82,4 +94,29 @@ impl Repositories {
 /// `<root>/image/overlay2/repositories.json` of a root.
 pub(crate) fn path(root: &Path) -> PathBuf {
     root.join("image").join(crate::store::DRIVER_NAME).join("repositories.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_strata_cannot_read_are_written_back_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("repositories.json");
+        let id = format!("sha256:{}", "a".repeat(64));
+        let text = format!(
+            r#"{{"Repositories":{{"ok":{{"ok:1":"{id}"}},"Weird":{{"Weird:Name":"{id}","Weird@md5:x":"not-an-id"}}}}}}"#
+        );
+        std::fs::write(&path, &text).unwrap();
+        let mut repos = Repositories::load(&path).unwrap();
+        assert_eq!(repos.iter().count(), 1);
+        repos.set("new:2".parse().unwrap(), id.parse().unwrap());
+        repos.save(&path, dir.path()).unwrap();
+        let back: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(back["Repositories"]["Weird"]["Weird:Name"], id.as_str());
+        assert_eq!(back["Repositories"]["Weird"]["Weird@md5:x"], "not-an-id");
+        assert_eq!(back["Repositories"]["new"]["new:2"], id.as_str());
+        assert_eq!(back["Repositories"]["ok"]["ok:1"], id.as_str());
+    }
 }

@@ -108,7 +108,9 @@ impl LayerStore {
 
         // The reader thread lives in a scope, so `input` may borrow.
         let (unpacked, stream) = std::thread::scope(|scope| -> Result<_> {
-            let mut tar = TarStream::new(Pipeline::start(scope, input));
+            let pipeline = Pipeline::start(scope, input)
+                .map_err(|e| Error::Archive { reason: format!("cannot start the reader thread: {e}") })?;
+            let mut tar = TarStream::new(pipeline);
             if options.tar_split {
                 tar.record_tar_split();
             }

@@ -41,7 +41,7 @@ pub(crate) fn pack(diff: &Path, out: impl Write + Send, compression: Compression
     let root = rustix::fs::open(diff, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| Error::io("open", diff, e))?;
     std::thread::scope(|scope| {
-        let sink = Sink::start(scope, out, compression);
+        let sink = Sink::start(scope, out, compression).map_err(|e| Error::io("start a thread for", diff, e))?;
         let mut builder = tar::Builder::new(sink);
         let mut packer = Packer { links: HashMap::new() };
         packer.dir(&mut builder, &root, b"")?;
@@ -286,25 +286,22 @@ impl<'scope> Sink<'scope> {
         scope: &'scope Scope<'scope, 'env>,
         out: impl Write + Send + 'scope,
         compression: Compression,
-    ) -> Self {
+    ) -> io::Result<Self> {
         let (tx, rx) = sync_channel::<Vec<u8>>(8);
-        let worker = std::thread::Builder::new()
-            .name("strata-layer-writer".into())
-            .spawn_scoped(scope, move || {
-                let mut tar_hash = Hasher::new();
-                let mut out = HashingWriter::new(out);
-                let mut enc = compression.encoder(&mut out)?;
-                for chunk in rx {
-                    tar_hash.update(&chunk);
-                    enc.write_all(&chunk)?;
-                }
-                enc.finish()?.flush()?;
-                let size = tar_hash.len();
-                let (compressed, compressed_size) = out.finish();
-                Ok(StreamDigests { compression, compressed, compressed_size, diff_id: tar_hash.finish(), size })
-            })
-            .expect("spawning a thread");
-        Sink { tx: Some(tx), buf: Vec::with_capacity(SINK_CHUNK), worker: Some(worker) }
+        let worker = std::thread::Builder::new().name("strata-layer-writer".into()).spawn_scoped(scope, move || {
+            let mut tar_hash = Hasher::new();
+            let mut out = HashingWriter::new(out);
+            let mut enc = compression.encoder(&mut out)?;
+            for chunk in rx {
+                tar_hash.update(&chunk);
+                enc.write_all(&chunk)?;
+            }
+            enc.finish()?.flush()?;
+            let size = tar_hash.len();
+            let (compressed, compressed_size) = out.finish();
+            Ok(StreamDigests { compression, compressed, compressed_size, diff_id: tar_hash.finish(), size })
+        })?;
+        Ok(Sink { tx: Some(tx), buf: Vec::with_capacity(SINK_CHUNK), worker: Some(worker) })
     }
 
     fn send(&mut self) -> io::Result<()> {

@@ -43,13 +43,15 @@ pub(crate) struct Pipeline<'scope> {
 
 impl<'scope> Pipeline<'scope> {
     /// Start reading `input` on its own thread, in `scope` (so `input` may borrow).
-    pub(crate) fn start<'env, R: Read + Send + 'scope>(scope: &'scope Scope<'scope, 'env>, input: R) -> Self {
+    pub(crate) fn start<'env, R: Read + Send + 'scope>(
+        scope: &'scope Scope<'scope, 'env>,
+        input: R,
+    ) -> io::Result<Self> {
         let (tx, rx) = sync_channel(DEPTH);
         let reader = std::thread::Builder::new()
             .name("strata-layer-reader".into())
-            .spawn_scoped(scope, move || read_all(input, &tx))
-            .expect("spawning a thread");
-        Pipeline { chunks: rx, current: Vec::new(), pos: 0, done: false, reader: Some(reader) }
+            .spawn_scoped(scope, move || read_all(input, &tx))?;
+        Ok(Pipeline { chunks: rx, current: Vec::new(), pos: 0, done: false, reader: Some(reader) })
     }
 
     /// Read the rest of the stream (hashing it) and return the digests.

@@ -201,8 +201,8 @@ impl ImageStore {
         let results: Mutex<Vec<(ChainId, Staged)>> = Mutex::new(Vec::new());
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
         std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
+            for started in 0..workers {
+                let spawned = std::thread::Builder::new().name("strata-load".into()).spawn_scoped(scope, || {
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         if index >= jobs.len() || cancel.load(Ordering::Relaxed) {
@@ -218,6 +218,17 @@ impl ImageStore {
                         }
                     }
                 });
+                // Fewer threads than CPUs still do every job; none at all is an error.
+                if let Err(e) = spawned {
+                    if started == 0 {
+                        first_error.lock().expect("not poisoned").get_or_insert(Error::io(
+                            "start a thread for",
+                            source.path(),
+                            e,
+                        ));
+                    }
+                    break;
+                }
             }
         });
         if let Some(e) = first_error.into_inner().expect("not poisoned") {

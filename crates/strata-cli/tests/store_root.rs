@@ -159,3 +159,27 @@ fn a_root_or_entry_another_user_can_change_is_refused_before_writing() {
     assert!(err.contains("image: it is owned by uid 1000"), "{err}");
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
+
+#[test]
+fn the_state_version_is_recorded_older_stores_are_read_and_newer_ones_refused() {
+    let root = Root::new();
+    let layer = root.ok(&["layer", "create"]);
+    let version = root.path().join("strata/version");
+    assert_eq!(std::fs::read_to_string(&version).unwrap(), format!("{}\n", strata::STATE_VERSION));
+
+    // A store of an earlier strata (no version file, a count file holding "1"): read, used,
+    // and marked as this format at its next write.
+    std::fs::remove_file(&version).unwrap();
+    assert!(root.ok(&["layer", "ls", "-q"]).contains(&layer));
+    root.ok(&["layer", "create", "--parent", &layer]);
+    assert_eq!(std::fs::read_to_string(&version).unwrap(), format!("{}\n", strata::STATE_VERSION));
+
+    // A store of a later strata: every command refuses it, and changes nothing.
+    std::fs::write(&version, format!("{}\n", strata::STATE_VERSION + 1)).unwrap();
+    let before = common::snapshot(root.path());
+    for args in [&["layer", "ls"][..], &["layer", "create"], &["images"], &["check"], &["check", "--repair"]] {
+        let err = root.fails(args);
+        assert!(err.contains("was written by a newer strata"), "{args:?}: {err}");
+    }
+    assert_eq!(common::snapshot(root.path()), before);
+}

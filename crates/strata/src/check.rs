@@ -84,7 +84,9 @@ pub fn check(store: &Store, repair: bool) -> Result<Report> {
     }
     let exclusive = if repair {
         store.ensure_layout()?;
-        Some(crate::lock::StoreLock::exclusive(&store.private_dir().join("lock"))?)
+        let lock = crate::lock::StoreLock::exclusive(&store.private_dir().join("lock"))?;
+        store.state_version()?;
+        Some(lock)
     } else {
         None
     };

@@ -101,6 +101,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// The store was written by a newer strata, whose state this one cannot read safely.
+    #[error(
+        "the store at {root} was written by a newer strata (its state is format {found}; this strata knows up to {known}): use that strata or a newer one"
+    )]
+    NewerStore {
+        /// The store root.
+        root: PathBuf,
+        /// The version recorded in `strata/version`.
+        found: u32,
+        /// The newest this strata knows.
+        known: u32,
+    },
+
     /// The store root, or one of its top-level entries, is one another user could change.
     #[error("refusing the store at {path}: {reason}")]
     Unsafe {

@@ -37,5 +37,5 @@ pub use digest::Digest;
 pub use error::{Error, Result};
 pub use id::{LayerId, ShortLink};
 pub use scratch::Abandoned;
-pub use store::{DEFAULT_ROOT, DRIVER_NAME, Store};
+pub use store::{DEFAULT_ROOT, DRIVER_NAME, STATE_VERSION, Store};
 pub use users::LayerUser;

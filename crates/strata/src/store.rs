@@ -29,6 +29,13 @@ pub const DEFAULT_ROOT: &str = "/var/lib/strata";
 /// Name of the layer directory under the root (Docker's graphdriver name).
 pub const DRIVER_NAME: &str = "overlay2";
 
+/// The shape of strata's own state under `<root>/strata/`, recorded in `strata/version`.
+/// 1: operation records held their description as content, a mount reference was a file
+/// holding "1" (no version file); 2: records say what they do in their names and hold nothing,
+/// one reference is an empty file. This strata reads both and writes 2; it refuses a store
+/// whose state is newer than it knows.
+pub const STATE_VERSION: u32 = 2;
+
 /// A store root. Cheap to clone; holds paths, not file descriptors.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -103,6 +110,9 @@ impl Store {
         self.check_owner()?;
         self.ensure_layout()?;
         let lock = StoreLock::exclusive(&self.lock_path())?;
+        if self.state_version()?.is_none() {
+            crate::fsutil::replace(&self.version_path(), format!("{STATE_VERSION}\n").as_bytes(), 0o600)?;
+        }
         crate::scratch::sweep(self, &lock)?;
         Ok(lock)
     }
@@ -125,7 +135,29 @@ impl Store {
 
     /// A shared lock, without sweeping anything (for `check`, which reports what it finds).
     pub(crate) fn read_lock_as_is(&self) -> Result<Option<StoreLock>> {
-        if self.lock_path().exists() { StoreLock::shared(&self.lock_path()).map(Some) } else { Ok(None) }
+        if !self.lock_path().exists() {
+            return Ok(None);
+        }
+        let lock = StoreLock::shared(&self.lock_path())?;
+        self.state_version()?;
+        Ok(Some(lock))
+    }
+
+    fn version_path(&self) -> PathBuf {
+        self.private_dir().join("version")
+    }
+
+    /// The recorded version of strata's state (`None`: not recorded, an older store), or an
+    /// error for one newer than this strata knows.
+    pub(crate) fn state_version(&self) -> Result<Option<u32>> {
+        let path = self.version_path();
+        let Some(text) = crate::fsutil::read_optional(&path)? else { return Ok(None) };
+        let version: u32 =
+            text.trim().parse().map_err(|_| Error::corrupt(&path, format!("{text:?} is not a version")))?;
+        if version > STATE_VERSION {
+            return Err(Error::NewerStore { root: self.root.clone(), found: version, known: STATE_VERSION });
+        }
+        Ok(Some(version))
     }
 
     /// Create the directories a write needs. Safe to race with other processes doing the same.

@@ -143,7 +143,7 @@ impl Checker<'_> {
     fn operations(&mut self, lock: Option<&crate::lock::StoreLock>) -> Result<()> {
         let store = self.store;
         let abandoned = match lock {
-            Some(lock) => scratch::sweep(store, lock)?,
+            Some(lock) => crate::txn::sweep(store, lock)?,
             None => scratch::abandoned(store)?,
         };
         for op in abandoned {
@@ -364,7 +364,9 @@ impl Checker<'_> {
     /// Entries of `<root>/overlay2/` that are neither layers nor known files.
     fn images(&mut self) -> Result<()> {
         let images = self.store.images();
-        for problem in images.problems()? {
+        let mut problems = images.problems()?;
+        self.store.containers().problems(&mut problems)?;
+        for problem in problems {
             let severity = if problem.damage { Severity::Damage } else { Severity::Leftover };
             let scratch = self.store.private_dir();
             let mut mend = problem.fix.as_ref().map(|fix| {

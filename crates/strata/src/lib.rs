@@ -31,6 +31,7 @@ pub mod mount;
 mod scratch;
 mod store;
 mod sys;
+mod txn;
 mod users;
 
 pub use digest::Digest;
@@ -39,3 +40,8 @@ pub use id::{LayerId, ShortLink};
 pub use scratch::Abandoned;
 pub use store::{DEFAULT_ROOT, DRIVER_NAME, STATE_VERSION, Store};
 pub use users::LayerUser;
+
+/// Every kind of journaled operation, and how to carry out the journal of one whose process
+/// died (see `txn`): the crate root wires them, so that the transaction layer below names none
+/// of the modules above it.
+pub(crate) static RECOVERIES: &[txn::Recovery] = &[image::journal::RECOVERY, container::journal::RECOVERY];

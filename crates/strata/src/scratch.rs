@@ -21,7 +21,7 @@ use rustix::fs::{AtFlags, CWD, Mode, OFlags};
 
 use crate::error::{IoContext, Result};
 use crate::fsutil::remove_if_exists;
-use crate::id::{ShortLink, hex, random_bytes};
+use crate::id::{hex, random_bytes};
 use crate::store::Store;
 
 /// Prefix of scratch directories in `<root>/overlay2/`.
@@ -35,6 +35,8 @@ pub(crate) struct Scratch {
     record: PathBuf,
     file: File,
     finished: bool,
+    /// Removes the entries a scratch directory of this kind holds, before a generic removal.
+    take_apart: Option<fn(&Path)>,
 }
 
 impl Scratch {
@@ -52,7 +54,14 @@ impl Scratch {
         let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
         rustix::fs::linkat(CWD, proc_path.as_str(), CWD, &record, AtFlags::SYMLINK_FOLLOW).ctx("link", &record)?;
         let dir = store.home().join(format!("{SCRATCH_PREFIX}{name}"));
-        Ok(Scratch { name, dir, record, file, finished: false })
+        Ok(Scratch { name, dir, record, file, finished: false, take_apart: None })
+    }
+
+    /// Take the scratch directory apart with `take_apart` (which knows the names it holds)
+    /// before falling back to a walk of what is left.
+    pub(crate) fn taken_apart_by(mut self, take_apart: fn(&Path)) -> Scratch {
+        self.take_apart = Some(take_apart);
+        self
     }
 
     /// The scratch directory (not created: the caller makes it, or renames something to it).
@@ -82,7 +91,7 @@ impl Scratch {
 
     /// The operation is over: remove what is left of the scratch directory, then the record.
     pub(crate) fn finish(mut self) -> Result<()> {
-        remove_scratch(&self.dir)?;
+        remove_scratch(&self.dir, self.take_apart)?;
         remove_if_exists(&self.record)?;
         self.finished = true;
         Ok(())
@@ -94,7 +103,7 @@ impl Drop for Scratch {
         // An operation that failed with an error cleans up after itself; `finish` has already
         // done this on success, and a killed process leaves it to `sweep`.
         if !self.finished {
-            let _ = remove_scratch(&self.dir);
+            let _ = remove_scratch(&self.dir, self.take_apart);
             let _ = remove_if_exists(&self.record);
         }
     }
@@ -134,34 +143,6 @@ pub(crate) fn abandoned(store: &Store) -> Result<Vec<Abandoned>> {
     Ok(found)
 }
 
-/// Clean up after every abandoned operation. Call with the store lock held.
-pub(crate) fn sweep(store: &Store, lock: &crate::lock::StoreLock) -> Result<Vec<Abandoned>> {
-    let found = abandoned(store)?;
-    for op in &found {
-        clean(store, lock, op)?;
-    }
-    Ok(found)
-}
-
-fn clean(store: &Store, lock: &crate::lock::StoreLock, op: &Abandoned) -> Result<()> {
-    let name = split_record_name(&op.record).map(|(name, _)| name).unwrap_or_default();
-    if op.what.starts_with(crate::image::journal::PREFIX) {
-        crate::image::journal::recover(store, lock, &name, &op.what)?;
-    }
-    // A create or remove may have left `l/<link>` pointing at a layer that is not there.
-    if let Some(link) = op.what.split_whitespace().nth(2).and_then(|l| l.parse::<ShortLink>().ok()) {
-        let path = store.link_dir().join(link.as_str());
-        if path.symlink_metadata().is_ok() && !path.exists() {
-            remove_if_exists(&path)?;
-        }
-    }
-    if !name.is_empty() {
-        remove_scratch(&store.home().join(format!("{SCRATCH_PREFIX}{name}")))?;
-    }
-    tracing::info!(what = %op.what, "cleaned up an operation abandoned by a dead process");
-    remove_if_exists(&op.record)
-}
-
 /// Scratch directories that no record accounts for.
 pub(crate) fn orphan_dirs(store: &Store) -> Result<Vec<PathBuf>> {
     let home = store.home();
@@ -193,7 +174,7 @@ fn record_name(name: &str, what: &str) -> String {
 
 /// A record's name and the first line of its description, from its file name; `None` for a
 /// file that is not a record (16 hex digits, then `_` and words).
-fn split_record_name(record: &Path) -> Option<(String, String)> {
+pub(crate) fn split_record_name(record: &Path) -> Option<(String, String)> {
     let file_name = record.file_name()?.to_str()?;
     // Records of earlier versions are named `<n>` and say everything in their content.
     let (name, what) = file_name.split_once('_').unwrap_or((file_name, ""));
@@ -201,15 +182,18 @@ fn split_record_name(record: &Path) -> Option<(String, String)> {
 }
 
 /// Remove a scratch directory. What it holds is usually a layer whose `diff/` is empty, or
-/// nothing (it was published): the layer's own entries go with one `unlinkat` or `rmdir` each,
-/// and only what is left after that (a `diff/` with files, anything else) takes the walk of
-/// [`remove_tree`], which opens and lists every directory.
-fn remove_scratch(dir: &Path) -> Result<()> {
+/// nothing (it was published): with `take_apart` (the layer's, which knows its entries) they
+/// go with one `unlinkat` or `rmdir` each, and only what is left after that (a `diff/` with
+/// files, anything else) takes the walk of [`remove_tree`], which opens and lists every
+/// directory.
+pub(crate) fn remove_scratch(dir: &Path, take_apart: Option<fn(&Path)>) -> Result<()> {
     match std::fs::remove_dir(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => {
-            crate::layer::layout::take_apart(dir);
+            if let Some(take_apart) = take_apart {
+                take_apart(dir);
+            }
             if std::fs::remove_dir(dir).is_ok() { Ok(()) } else { remove_tree(dir) }
         }
         Err(_) => remove_tree(dir),
@@ -227,7 +211,7 @@ pub(crate) fn remove_tree(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::LayerId;
+    use crate::id::{LayerId, ShortLink};
 
     /// A store with its layout made, in a fresh temporary directory.
     fn store() -> (tempfile::TempDir, Store) {

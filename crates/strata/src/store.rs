@@ -65,11 +65,6 @@ impl Store {
         &self.home
     }
 
-    /// The layer store over this root.
-    pub fn layers(&self) -> crate::layer::LayerStore {
-        crate::layer::LayerStore::new(self.clone())
-    }
-
     pub(crate) fn layer_dir(&self, id: &LayerId) -> PathBuf {
         self.home.join(id.as_str())
     }
@@ -95,42 +90,13 @@ impl Store {
         self.private_dir().join("tmp")
     }
 
-    fn lock_path(&self) -> PathBuf {
+    pub(crate) fn lock_path(&self) -> PathBuf {
         self.private_dir().join("lock")
     }
 
     /// Whether a layer directory exists at all (the root may not).
     pub(crate) fn is_initialized(&self) -> bool {
         self.home.is_dir()
-    }
-
-    /// Make the root ready for writing (checking the filesystem the first time) and take the
-    /// store lock. Operations abandoned by dead processes are cleaned up under the lock.
-    pub(crate) fn write_lock(&self) -> Result<StoreLock> {
-        self.check_owner()?;
-        self.ensure_layout()?;
-        let lock = StoreLock::exclusive(&self.lock_path())?;
-        if self.state_version()?.is_none() {
-            crate::fsutil::replace(&self.version_path(), format!("{STATE_VERSION}\n").as_bytes(), 0o600)?;
-        }
-        crate::scratch::sweep(self, &lock)?;
-        Ok(lock)
-    }
-
-    /// A shared lock for readers, if any strata process ever wrote here (a root written only by
-    /// dockerd has no lock file, and reading must not create one).
-    ///
-    /// An image operation whose process died may have left some of its steps in place; its
-    /// journal says how to undo them, so a reader that finds one lets a writer sweep first and
-    /// never sees half an image.
-    pub(crate) fn read_lock(&self) -> Result<Option<StoreLock>> {
-        let Some(lock) = self.read_lock_as_is()? else { return Ok(None) };
-        if !crate::scratch::abandoned(self)?.iter().any(|op| op.what.starts_with(crate::image::journal::PREFIX)) {
-            return Ok(Some(lock));
-        }
-        drop(lock);
-        drop(self.write_lock()?);
-        self.read_lock_as_is()
     }
 
     /// A shared lock, without sweeping anything (for `check`, which reports what it finds).
@@ -143,7 +109,7 @@ impl Store {
         Ok(Some(lock))
     }
 
-    fn version_path(&self) -> PathBuf {
+    pub(crate) fn version_path(&self) -> PathBuf {
         self.private_dir().join("version")
     }
 

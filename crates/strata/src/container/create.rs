@@ -12,11 +12,12 @@ use super::{CONFIG, Container, ContainerStore, HOST_CONFIG, init};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{mkdir, write_new};
 use crate::id::LayerId;
-use crate::image::journal::{Journal, Step};
+use crate::image::journal::Step;
 use crate::image::{ContainerConfig, MountRecord, now_rfc3339};
 use crate::layer::CreateOptions as LayerOptions;
 use crate::lock::StoreLock;
 use crate::scratch::Scratch;
+use crate::txn::Journal;
 
 /// Which network a container gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,7 +100,7 @@ impl ContainerStore {
         let lock = self.store.write_lock()?;
         self.images.layerdb.ensure()?;
         mkdir(&self.store.containers_dir(), 0o710)?;
-        let mut journal = Journal::begin(&self.store, false)?;
+        let mut journal = Journal::begin(&self.store, super::journal::ADD)?;
         match self.create_locked(&lock, &mut journal, image, options, &runtime) {
             Ok(id) => {
                 journal.finish()?;
@@ -145,11 +146,11 @@ impl ContainerStore {
         let staged = Scratch::new(&self.store, "container init")?;
         mkdir(staged.dir(), 0o755)?;
         init::populate(staged.dir(), &image_diffs)?;
-        journal.note(&Step::Layer(init_id.clone()))?;
+        journal.note(&Step::Layer(init_id.clone()).line())?;
         let parent = stack.last().map(|r| r.cache_id.clone());
         self.layers.create_locked(lock, &LayerOptions { id: Some(init_id.clone()), parent }, Some(staged.dir()))?;
         staged.finish()?;
-        journal.note(&Step::Layer(mount_id.clone()))?;
+        journal.note(&Step::Layer(mount_id.clone()).line())?;
         self.layers.create_locked(
             lock,
             &LayerOptions { id: Some(mount_id.clone()), parent: Some(init_id.clone()) },
@@ -158,7 +159,7 @@ impl ContainerStore {
         crate::failpoint::hit("container.layers");
 
         // The records: layerdb/mounts/<id>, then containers/<id>, built aside.
-        journal.note(&Step::Container(id))?;
+        journal.note(&super::journal::line(id))?;
         let layers = MountRecord { mount_id, init_id: Some(init_id), parent: stack.last().map(|r| r.chain_id) };
         self.images.layerdb.put_mount(id.as_str(), &layers, &journal.name())?;
         let mut extra = dockerd_extras(options.network.mode());

@@ -16,10 +16,12 @@
 //! - [`ContainerStore::diff`], [`ContainerStore::commit`], [`ContainerStore::export`].
 //! - [`ContainerStore::list`], [`ContainerStore::inspect`], [`ContainerStore::mount`].
 
+mod check;
 mod commit;
 mod create;
 mod id;
 mod init;
+pub(crate) mod journal;
 mod monitor;
 mod record;
 mod remove;

@@ -8,8 +8,9 @@ use super::id::ContainerId;
 use super::monitor;
 use super::runtime::Runtime;
 use crate::error::{Error, Result};
-use crate::image::journal::{Journal, Step};
+use crate::image::journal::Step;
 use crate::lock::StoreLock;
+use crate::txn::Journal;
 
 /// How long `rm -f` waits for a killed container's strata process to clean up.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,18 +60,18 @@ impl ContainerStore {
     /// Remove a stopped, unmounted container with the store lock held.
     pub(crate) fn remove_locked(&self, lock: &StoreLock, id: ContainerId) -> Result<()> {
         let layers = self.images.layerdb.mount(id.as_str())?;
-        let mut journal = Journal::begin(&self.store, true)?;
-        journal.note(&Step::Container(id))?;
+        let mut journal = Journal::begin(&self.store, super::journal::REMOVE)?;
+        journal.note(&super::journal::line(id))?;
         if let Some(layers) = layers {
-            journal.note(&Step::Layer(layers.mount_id))?;
+            journal.note(&Step::Layer(layers.mount_id).line())?;
             if let Some(init) = layers.init_id {
-                journal.note(&Step::Layer(init))?;
+                journal.note(&Step::Layer(init).line())?;
             }
             // The image's layers go too if its image was removed and nothing else uses them.
             if let Some(parent) = layers.parent {
                 for (chain, cache_id) in self.images.released_with(parent, id.as_str())? {
-                    journal.note(&Step::Chain(chain))?;
-                    journal.note(&Step::Layer(cache_id))?;
+                    journal.note(&Step::Chain(chain).line())?;
+                    journal.note(&Step::Layer(cache_id).line())?;
                 }
             }
         }

@@ -4,7 +4,7 @@
 
 use super::ImageStore;
 use super::ids::{ChainId, ImageId};
-use super::journal::{Journal, Step};
+use super::journal::{self, Step};
 use super::layerdb::LayerRecord;
 use super::reference::Reference;
 use super::repositories::Repositories;
@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::id::LayerId;
 use crate::layer::CreateOptions;
 use crate::lock::StoreLock;
+use crate::txn::Journal;
 
 /// An add in progress. Dropped without [`commit`](Registration::commit), its steps are
 /// undone by the next writer (or at once, by `undo`).
@@ -32,7 +33,7 @@ impl<'a> Registration<'a> {
         let lock = images.store.write_lock()?;
         images.layerdb.ensure()?;
         images.imagedb.ensure()?;
-        let journal = Journal::begin(&images.store, false)?;
+        let journal = Journal::begin(&images.store, journal::ADD)?;
         let repos = images.repositories()?;
         Ok(Registration { images, lock, journal: Some(journal), repos, repos_changed: false })
     }
@@ -54,7 +55,7 @@ impl<'a> Registration<'a> {
             reason: "is neither stored nor given".into(),
         })?;
         let cache_id = LayerId::random();
-        self.journal().note(&Step::Layer(cache_id.clone()))?;
+        self.journal().note(&Step::Layer(cache_id.clone()).line())?;
         let options = CreateOptions { id: Some(cache_id.clone()), parent: parent.map(|p| p.cache_id.clone()) };
         self.images.layers.create_locked(&self.lock, &options, Some(staged.dir()))?;
         crate::failpoint::hit("register.layer");
@@ -65,7 +66,7 @@ impl<'a> Registration<'a> {
             cache_id,
             size: staged.applied.layer_size,
         };
-        self.journal().note(&Step::Chain(chain))?;
+        self.journal().note(&Step::Chain(chain).line())?;
         self.images.layerdb.register(&record, staged.applied.tar_split.as_deref(), &self.journal().name())?;
         staged.scratch.finish()?;
         Ok((record, true))
@@ -76,7 +77,7 @@ impl<'a> Registration<'a> {
         if self.images.imagedb.contains(id) {
             return Ok(false);
         }
-        self.journal().note(&Step::Image(id))?;
+        self.journal().note(&Step::Image(id).line())?;
         self.images.imagedb.put(id, config, self.journal().dir())?;
         if let Some(parent) = parent {
             self.images.imagedb.set_parent(id, parent)?;
@@ -92,7 +93,7 @@ impl<'a> Registration<'a> {
         if before == Some(id) {
             return Ok(None);
         }
-        self.journal().note(&Step::Tag(name.clone(), before))?;
+        self.journal().note(&Step::Tag(name.clone(), before).line())?;
         self.repos.set(name, id);
         self.images.imagedb.touch(id)?;
         self.repos_changed = true;

@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use super::ImageStore;
 use super::ids::{ChainId, ImageId};
-use super::journal::{Journal, Step};
+use super::journal::{self, Step};
 use super::reference::Reference;
 use super::register::Registration;
 use crate::error::{Error, IoContext, Result};
+use crate::txn::Journal;
 
 /// One thing `rmi` did, as `docker rmi` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,7 +123,7 @@ impl ImageStore {
         id: ImageId,
     ) -> Result<Vec<Removed>> {
         let chains = self.unreferenced_chains(&delete)?;
-        let mut journal = Journal::begin(&self.store, true)?;
+        let mut journal = Journal::begin(&self.store, journal::REMOVE)?;
         let mut steps = Vec::new();
         for r in &untag {
             steps.push(Step::Untag(r.clone(), id));
@@ -133,7 +134,7 @@ impl ImageStore {
             steps.push(Step::Layer(cache.clone()));
         }
         for step in &steps {
-            journal.note(step)?;
+            journal.note(&step.line())?;
         }
         let mut out = Vec::new();
         for r in &untag {

@@ -48,6 +48,13 @@ pub struct LayerStore {
     store: Store,
 }
 
+impl Store {
+    /// The layer store over this root.
+    pub fn layers(&self) -> LayerStore {
+        LayerStore::new(self.clone())
+    }
+}
+
 impl LayerStore {
     pub(crate) fn new(store: Store) -> Self {
         LayerStore { store }
@@ -99,7 +106,7 @@ impl LayerStore {
         }
 
         let mut link = ShortLink::random();
-        let mut scratch = Scratch::new(&self.store, &format!("create {id} {link}"))?;
+        let mut scratch = Scratch::new(&self.store, &format!("create {id} {link}"))?.taken_apart_by(layout::take_apart);
         let dir = scratch.dir().to_owned();
         mkdir(&dir, mode::LAYER_DIR)?;
         match diff {
@@ -171,7 +178,7 @@ impl LayerStore {
             Some(link) => format!("remove {id} {link}"),
             None => format!("remove {id}"),
         };
-        let scratch = Scratch::new(&self.store, &what)?;
+        let scratch = Scratch::new(&self.store, &what)?.taken_apart_by(layout::take_apart);
         std::fs::rename(&dir, scratch.dir()).ctx("rename", &dir)?;
         failpoint::hit("remove.renamed");
         if let Some(link) = link

@@ -32,9 +32,11 @@ pub const DRIVER_NAME: &str = "overlay2";
 /// The shape of strata's own state under `<root>/strata/`, recorded in `strata/version`.
 /// 1: operation records held their description as content, a mount reference was a file
 /// holding "1" (no version file); 2: records say what they do in their names and hold nothing,
-/// one reference is an empty file. This strata reads both and writes 2; it refuses a store
-/// whose state is newer than it knows.
-pub const STATE_VERSION: u32 = 2;
+/// one reference is an empty file; 3: containers' creates and removals journal as
+/// `container add` and `container remove` (before: `image add`/`image remove`, whose
+/// `container` steps a killed operation of an older strata leaves to `check`). This strata
+/// reads all three and writes 3; it refuses a store whose state is newer than it knows.
+pub const STATE_VERSION: u32 = 3;
 
 /// A store root. Cheap to clone; holds paths, not file descriptors.
 #[derive(Debug, Clone)]

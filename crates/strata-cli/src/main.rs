@@ -80,7 +80,7 @@ enum Command {
     /// that outlives theirs (internal).
     #[command(hide = true, name = "container-monitor")]
     ContainerMonitor(container::MonitorArgs),
-    /// Build the seeds' overlay experiment in a fresh store and show every step (needs root).
+    /// The classic overlay2 experiment, then a container and its commit, in a fresh store, step by step (needs root).
     Walkthrough(walkthrough::WalkthroughArgs),
 }
 

@@ -1,4 +1,4 @@
-//! `strata walkthrough`: the seeds' manual OverlayFS experiment, done with real layers in a
+//! `strata walkthrough`: the classic overlay2 experiment, done with real layers in a
 //! fresh store, then their container walkthrough (run a command in an image, commit it, look
 //! at the new layer), printing each step and what it left on disk.
 
@@ -51,7 +51,7 @@ pub(crate) fn run(args: WalkthroughArgs) -> Result<ExitCode> {
 fn walk(store: &Store, layers: &LayerStore) -> Result<()> {
     let root = store.root().display().to_string();
     step(&format!(
-        "A fresh store at {root}. Three layers, as in the seeds' manual experiment: lower2 holds a; lower1 holds a and b; upper holds c."
+        "A fresh store at {root}. Three layers, as in the classic overlay2 experiment: lower2 holds a; lower1 holds a and b; upper holds c."
     ));
     let lower2 = layers.create(&CreateOptions::default())?;
     write(layers, &lower2, "a", "in lower2\n")?;
@@ -136,7 +136,7 @@ fn walk(store: &Store, layers: &LayerStore) -> Result<()> {
     Ok(())
 }
 
-/// The seeds' container walkthrough: a base image made of host files, a container that writes
+/// The container walkthrough: a base image made of host files, a container that writes
 /// one file, the commit of it as a 12-byte layer.
 fn walk_container(store: &Store) -> Result<()> {
     let root = store.root().display().to_string();

@@ -80,7 +80,7 @@ fn host_image(root: &Root) -> String {
     root.ok(&["import", dir.path().to_str().unwrap(), "img:1", "-c", r#"CMD ["/bin/sh"]"#])
 }
 
-/// Import the Debian rootfs as `deb:1` (`CMD ["/bin/bash"]`), as the seeds do; returns its ID.
+/// Import the Debian rootfs as `deb:1` (`CMD ["/bin/bash"]`), as the classic walkthrough does; returns its ID.
 fn debian_image(root: &Root) -> String {
     root.ok(&["import", debian_rootfs().to_str().unwrap(), "deb:1", "-c", r#"CMD ["/bin/bash"]"#])
 }
@@ -213,7 +213,7 @@ const WAIT_FOR_GO: &str = "echo up; until [ -e /tmp/go ]; do sleep 0.05; done; e
 
 // ---------------------------------------------------------------------------------------------
 
-/// The seeds' walkthrough on Debian: run, inspect, diff, commit, history, the new layer's files.
+/// The classic container walkthrough on Debian: run, inspect, diff, commit, history, the new layer's files.
 #[test]
 fn the_hello_world_walkthrough_on_debian() {
     let root = Root::new();

@@ -1,13 +1,13 @@
-//! `strata walkthrough`, the README's main job: the seeds' overlay experiment and their
-//! container walkthrough, run for real, with what it prints checked against what the seeds
-//! show.
+//! `strata walkthrough`, the README's main job: the classic overlay2 experiment and the
+//! container walkthrough, run for real, with what it prints checked against what the classic
+//! walkthrough shows.
 
 mod common;
 
 use common::{overlay_mounts_under, require_root, strata_cmd};
 
 #[test]
-fn the_walkthrough_runs_the_seeds_steps_and_leaves_nothing_mounted() {
+fn the_walkthrough_runs_the_classic_steps_and_leaves_nothing_mounted() {
     require_root();
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("store");

@@ -1,4 +1,4 @@
-//! The seeds' manual OverlayFS experiment, done with strata layers through the CLI, and the
+//! The classic overlay2 experiment, done with strata layers through the CLI, and the
 //! on-disk layout it must leave.
 
 mod common;
@@ -13,7 +13,7 @@ fn mode(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
-/// lower2 holds a; lower1 holds a and b; upper holds c (the seeds' `tt/` directory).
+/// lower2 holds a; lower1 holds a and b; upper holds c (the experiment's `tt/` directory).
 fn three_layers(root: &Root) -> (String, String, String) {
     let lower2 = root.ok(&["layer", "create"]);
     fs::write(root.home().join(&lower2).join("diff/a"), "in lower2\n").unwrap();

@@ -196,7 +196,7 @@ fn options(args: &CreateArgs, auto_remove: bool) -> Result<CreateOptions> {
 /// An error of `run` or `start` as docker reports it: the command's own status (126, 127) if
 /// it could not be run, 125 for any other failure to run it.
 fn failed(e: strata::Error) -> ExitCode {
-    eprintln!("strata: {}", crate::one_line(&e.to_string()));
+    eprintln!("strata: {}", crate::describe(&e));
     match e {
         strata::Error::Command { status, .. } => ExitCode::from(status),
         _ => ExitCode::from(125),
@@ -325,7 +325,7 @@ pub(crate) fn rm(root: &Path, args: RmArgs) -> Result<ExitCode> {
         match store.remove(name, args.force) {
             Ok(_) => println!("{name}"),
             Err(e) => {
-                eprintln!("strata: {}", crate::one_line(&e.to_string()));
+                eprintln!("strata: {}", crate::describe(&e));
                 code = ExitCode::FAILURE;
             }
         }

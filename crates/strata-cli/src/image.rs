@@ -223,7 +223,7 @@ pub(crate) fn inspect(root: &Path, args: InspectArgs) -> Result<ExitCode> {
         match result {
             Ok(i) => found.push(i),
             Err(e) => {
-                eprintln!("strata: {}", crate::one_line(&e.to_string()));
+                eprintln!("strata: {}", crate::describe(&e));
                 code = ExitCode::FAILURE;
             }
         }
@@ -255,7 +255,7 @@ pub(crate) fn rmi(root: &Path, args: RmiArgs) -> Result<ExitCode> {
                 }
             }
             Err(e) => {
-                eprintln!("strata: {}", crate::one_line(&e.to_string()));
+                eprintln!("strata: {}", crate::describe(&e));
                 code = ExitCode::FAILURE;
             }
         }

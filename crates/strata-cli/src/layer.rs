@@ -188,7 +188,7 @@ fn in_use_hint(e: strata::Error) -> anyhow::Error {
         strata::Error::LayerInUse { .. } => {
             anyhow::anyhow!("{e}; remove them first (`strata rm`, `strata rmi`), or pass --force")
         }
-        e => e.into(),
+        e => anyhow::anyhow!("{}", crate::describe(&e)),
     }
 }
 

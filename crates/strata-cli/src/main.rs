@@ -182,10 +182,34 @@ fn main() -> ExitCode {
                     message = format!("{message}: {cause}");
                 }
             }
+            if let Some(hint) = e.downcast_ref::<strata::Error>().and_then(hint) {
+                message = format!("{message} ({hint})");
+            }
             eprintln!("strata: {}", one_line(&message));
             ExitCode::FAILURE
         }
     }
+}
+
+/// A library error on one line, with what to do about it.
+pub(crate) fn describe(e: &strata::Error) -> String {
+    match hint(e) {
+        Some(hint) => one_line(&format!("{e} ({hint})")),
+        None => one_line(&e.to_string()),
+    }
+}
+
+/// What to do about a library error, naming the commands that help.
+pub(crate) fn hint(e: &strata::Error) -> Option<String> {
+    use strata::Error::*;
+    Some(match e {
+        LayerNotFound(_) | ParentNotFound(_) => "see `strata layer ls`".to_owned(),
+        Mounted { id, .. } => format!("run `strata layer umount {id}` first"),
+        Corrupt { .. } => "run `strata check` for details, `strata check --repair` to mend".to_owned(),
+        ImageNotFound(_) => "see `strata images`".to_owned(),
+        ContainerNotFound(_) => "see `strata ps -a`".to_owned(),
+        _ => return None,
+    })
 }
 
 /// An error message on one line, whatever names from an archive it quotes: control characters

@@ -214,6 +214,49 @@ fn more_xattrs_than_the_filesystem_holds_say_so() {
     assert_eq!(fs::read_dir(layers.diff_dir(&id)).unwrap().count(), 0);
 }
 
+/// Gives `data`, then fails as a dropped connection does.
+struct Dropped {
+    data: Cursor<Vec<u8>>,
+}
+
+impl std::io::Read for Dropped {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.data.read(buf)? {
+            0 => Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer")),
+            n => Ok(n),
+        }
+    }
+}
+
+#[test]
+fn a_dropped_source_is_an_interrupted_read_not_a_bad_archive() {
+    use strata::ErrorKind;
+    let root = Root::new();
+    let layers = layers(&root);
+    let big: String = (0..200_000).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
+    let gz = gzip(&Tarball::new().with(file("big", &big)).with(file("small", "s")).bytes());
+    let half = gz[..gz.len() / 2].to_vec();
+
+    let id = layers.create(&CreateOptions::default()).unwrap();
+    let err = layers.apply(&id, Dropped { data: Cursor::new(half.clone()) }, &ApplyOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Interrupted, "{err}");
+    assert!(!err.to_string().contains("bad layer archive"), "{err}");
+    assert!(err.to_string().contains("connection reset"), "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "the cause is kept");
+    assert_eq!(fs::read_dir(layers.diff_dir(&id)).unwrap().count(), 0);
+
+    // The same bytes ending cleanly: a truncated archive, which is the archive's fault.
+    let err = layers.apply(&id, Cursor::new(half), &ApplyOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    let mut flipped = gz.clone();
+    flipped[gz.len() / 3] ^= 0xff;
+    let err = layers.apply(&id, Cursor::new(flipped), &ApplyOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    let missing = LayerId::random();
+    let err = layers.apply(&missing, Cursor::new(gz.clone()), &ApplyOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
 #[test]
 fn a_10000_entry_tree_applies() {
     let root = Root::new();

@@ -1,5 +1,5 @@
 //! The library's one error type. Messages are lowercase, name what failed and, where there is
-//! one, what to do about it.
+//! one, what to do about it in the library's terms; hints that name commands are the CLI's.
 
 use std::io;
 use std::path::PathBuf;
@@ -23,11 +23,11 @@ pub enum Error {
     },
 
     /// No layer with this ID exists in the store.
-    #[error("no such layer: {0} (see `strata layer ls`)")]
+    #[error("no such layer: {0}")]
     LayerNotFound(LayerId),
 
     /// The parent named for a new layer does not exist.
-    #[error("parent layer {0} does not exist (see `strata layer ls`)")]
+    #[error("parent layer {0} does not exist")]
     ParentNotFound(LayerId),
 
     /// A layer with this ID already exists.
@@ -44,7 +44,7 @@ pub enum Error {
     },
 
     /// The layer cannot be removed while it is mounted.
-    #[error("layer {id} is mounted ({mounts} reference(s)): run `strata layer umount {id}` first")]
+    #[error("layer {id} is mounted ({mounts} reference(s)): unmount it first")]
     Mounted {
         /// The layer.
         id: LayerId,
@@ -124,7 +124,7 @@ pub enum Error {
     },
 
     /// Something on disk is not as the overlay2 layout says it must be.
-    #[error("{path}: {reason} (run `strata check` for details, `strata check --repair` to mend)")]
+    #[error("{path}: {reason}")]
     Corrupt {
         /// The offending file or directory.
         path: PathBuf,
@@ -182,7 +182,7 @@ pub enum Error {
     },
 
     /// No image matches a name or ID.
-    #[error("no such image: {0} (see `strata images`)")]
+    #[error("no such image: {0}")]
     ImageNotFound(String),
 
     /// Something that should be an image (an archive, a config, a manifest) is not a valid one.
@@ -204,7 +204,7 @@ pub enum Error {
     },
 
     /// No container matches a name or ID.
-    #[error("no such container: {0} (see `strata ps -a`)")]
+    #[error("no such container: {0}")]
     ContainerNotFound(String),
 
     /// A container cannot do what was asked.
@@ -264,7 +264,68 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is, for a caller to branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// What was named does not exist (a layer, an image, a container, a file).
+    NotFound,
+    /// What was to be made exists already.
+    AlreadyExists,
+    /// Something stands on it: children, mounts, images, containers.
+    InUse,
+    /// The input is not acceptable: a bad ID, name, option or request.
+    InvalidInput,
+    /// Data is damaged or not what it says it is: a bad archive or image, a digest mismatch,
+    /// a store file that is wrong.
+    Corrupt,
+    /// The source stopped part way (a dropped connection, an interrupted read): trying again
+    /// may work.
+    Interrupted,
+    /// Anything else: the system refused (permissions, space), the kernel or a runtime failed.
+    Other,
+}
+
 impl Error {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        use std::io::ErrorKind as Io;
+        match self {
+            Error::LayerNotFound(_)
+            | Error::ParentNotFound(_)
+            | Error::NotMounted(_)
+            | Error::ImageNotFound(_)
+            | Error::ContainerNotFound(_) => ErrorKind::NotFound,
+            Error::LayerExists(_) => ErrorKind::AlreadyExists,
+            Error::HasChildren { .. }
+            | Error::Mounted { .. }
+            | Error::LayerInUse { .. }
+            | Error::ImageConflict { .. } => ErrorKind::InUse,
+            Error::InvalidId { .. }
+            | Error::InvalidReference { .. }
+            | Error::BadOption { .. }
+            | Error::NoCommand(_)
+            | Error::NotApplicable { .. }
+            | Error::TooDeep { .. } => ErrorKind::InvalidInput,
+            Error::Corrupt { .. } | Error::Archive { .. } | Error::DigestMismatch { .. } | Error::BadImage { .. } => {
+                ErrorKind::Corrupt
+            }
+            Error::Io { source, .. } => match source.kind() {
+                Io::NotFound => ErrorKind::NotFound,
+                Io::AlreadyExists => ErrorKind::AlreadyExists,
+                Io::InvalidData => ErrorKind::Corrupt,
+                Io::Interrupted
+                | Io::UnexpectedEof
+                | Io::ConnectionReset
+                | Io::ConnectionAborted
+                | Io::BrokenPipe
+                | Io::TimedOut => ErrorKind::Interrupted,
+                _ => ErrorKind::Other,
+            },
+            _ => ErrorKind::Other,
+        }
+    }
+
     /// An [`Error::Io`] for `op` on `path`.
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> Self {
         Error::Io { op, path: path.into(), source: source.into() }

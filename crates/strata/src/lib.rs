@@ -35,7 +35,7 @@ mod txn;
 mod users;
 
 pub use digest::Digest;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use id::{LayerId, ShortLink};
 pub use scratch::Abandoned;
 pub use store::{DEFAULT_ROOT, DRIVER_NAME, STATE_VERSION, Store};

@@ -117,7 +117,7 @@ impl LayerStore {
             let unpacked = Extractor::new(scratch.dir())?.unpack(&mut tar)?;
             let tar_split = tar.finish_split()?;
             let stream = tar.into_inner().finish();
-            let stream = stream.map_err(|e| Error::Archive { reason: format!("reading the layer stream: {e}") })?;
+            let stream = stream.map_err(super::pipeline::stream_error)?;
             Ok(((unpacked, tar_split), stream))
         })?;
         let (unpacked, tar_split) = unpacked;

@@ -101,10 +101,58 @@ struct Tee<R> {
 
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).map_err(SourceError::wrap)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
+}
+
+/// An error of the layer's source itself (a file, a pipe, a connection), as opposed to what
+/// was read being a bad archive: carried through the pipeline inside an `io::Error`.
+#[derive(Debug)]
+pub(crate) struct SourceError {
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+impl SourceError {
+    fn wrap(e: io::Error) -> io::Error {
+        if e.kind() == io::ErrorKind::Interrupted || e.get_ref().is_some_and(|r| r.is::<SourceError>()) {
+            return e;
+        }
+        io::Error::new(e.kind(), SourceError { kind: e.kind(), message: e.to_string() })
+    }
+
+    /// A copy of `e` that keeps saying where it came from (for the second receiver).
+    fn copy(e: &io::Error) -> io::Error {
+        match e.get_ref().and_then(|r| r.downcast_ref::<SourceError>()) {
+            Some(s) => io::Error::new(s.kind, SourceError { kind: s.kind, message: s.message.clone() }),
+            None => io::Error::new(e.kind(), e.to_string()),
+        }
+    }
+}
+
+/// The library's error for a failure reading a layer stream: the source's own failure (a
+/// dropped connection, an I/O error) stays an I/O error with its kind; anything else (the
+/// decompressor's or the tar parser's complaint) means the archive is bad.
+pub(crate) fn stream_error(e: io::Error) -> crate::Error {
+    if let Some(source) = e.get_ref().and_then(|r| r.downcast_ref::<SourceError>()) {
+        let kind = source.kind;
+        return crate::Error::Io {
+            op: "read",
+            path: "the layer's source".into(),
+            source: io::Error::new(kind, source.message.clone()),
+        };
+    }
+    crate::Error::Archive { reason: format!("reading the layer stream: {e}") }
 }
 
 fn read_all<R: Read + Send>(input: R, tx: &SyncSender<io::Result<Vec<u8>>>) -> io::Result<StreamDigests> {
@@ -152,7 +200,7 @@ fn read_all<R: Read + Send>(input: R, tx: &SyncSender<io::Result<Vec<u8>>>) -> i
             Ok(StreamDigests { compression, compressed, compressed_size, diff_id, size })
         }
         Err(e) => {
-            let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+            let _ = tx.send(Err(SourceError::copy(&e)));
             Err(e)
         }
     }

@@ -255,7 +255,7 @@ impl<R: Read> TarStream<R> {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::Archive { reason: format!("reading the layer stream: {e}") }),
+                Err(e) => return Err(super::pipeline::stream_error(e)),
             }
         }
         Ok(self.end >= min)

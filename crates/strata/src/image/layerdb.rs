@@ -178,7 +178,7 @@ impl LayerDb {
                 // Removed while we looked (no lock), or a stack without files: dockerd's
                 // store never has one, and `check` reports it.
                 None if !self.entry(chain).exists() => {}
-                None => return Err(Error::corrupt(path, "is missing: run `strata check`")),
+                None => return Err(Error::corrupt(path, "is missing")),
             }
         }
         Ok(out)
@@ -199,7 +199,7 @@ impl LayerDb {
             match self.mount(&name)? {
                 Some(record) => out.push((name, record)),
                 None => {
-                    return Err(Error::corrupt(dir.join(&name).join(MOUNT_ID), "is missing: run `strata check`"));
+                    return Err(Error::corrupt(dir.join(&name).join(MOUNT_ID), "is missing"));
                 }
             }
         }

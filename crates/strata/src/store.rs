@@ -96,6 +96,18 @@ impl Store {
         self.private_dir().join("lock")
     }
 
+    /// Write everything cached for the store's filesystem to disk (`syncfs(2)`): what an
+    /// operation reports as done then survives a power loss.
+    pub(crate) fn sync(&self) -> Result<()> {
+        let dir = rustix::fs::open(
+            &self.root,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::io("open", &self.root, e))?;
+        rustix::fs::syncfs(&dir).map_err(|e| Error::io("syncfs", &self.root, e))
+    }
+
     /// Whether a layer directory exists at all (the root may not).
     pub(crate) fn is_initialized(&self) -> bool {
         self.home.is_dir()

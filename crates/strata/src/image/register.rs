@@ -25,6 +25,8 @@ pub(crate) struct Registration<'a> {
     journal: Option<Journal>,
     repos: Repositories,
     repos_changed: bool,
+    /// Whether the layers added so far are on disk (synced before the first config).
+    layers_synced: bool,
 }
 
 impl<'a> Registration<'a> {
@@ -35,7 +37,7 @@ impl<'a> Registration<'a> {
         images.imagedb.ensure()?;
         let journal = Journal::begin(&images.store, journal::ADD)?;
         let repos = images.repositories()?;
-        Ok(Registration { images, lock, journal: Some(journal), repos, repos_changed: false })
+        Ok(Registration { images, lock, journal: Some(journal), repos, repos_changed: false, layers_synced: false })
     }
 
     /// The stack `chain` (`diff_id` on `parent`), registered already or now from `staged`.
@@ -77,6 +79,12 @@ impl<'a> Registration<'a> {
         if self.images.imagedb.contains(id) {
             return Ok(false);
         }
+        // Durable before visible: an image is listed once its config is stored, so its layers'
+        // files reach the disk first.
+        if !self.layers_synced {
+            self.images.store.sync()?;
+            self.layers_synced = true;
+        }
         self.journal().note(&Step::Image(id).line())?;
         self.images.imagedb.put(id, config, self.journal().dir())?;
         if let Some(parent) = parent {
@@ -102,9 +110,13 @@ impl<'a> Registration<'a> {
 
     /// Write the names and end the journal: the add is complete.
     pub(crate) fn commit(mut self) -> Result<()> {
+        // The configs (and any layers since) before the names that lead to them; then the
+        // names, so that success means the image survives a power loss.
+        self.images.store.sync()?;
         if self.repos_changed {
             let dir = self.journal().dir().to_owned();
             self.repos.save(&self.images.repositories, &dir)?;
+            self.images.store.sync()?;
         }
         crate::failpoint::hit("register.tagged");
         self.journal.take().expect("not committed").finish()

@@ -428,6 +428,50 @@ fn invalid_references_are_refused() {
     load_refused(&root, &keep, "no-tag.tar", &archive, "invalid tag");
 }
 
+/// Put the layout's first manifest behind a nested index whose entries say `platforms`.
+fn behind_an_index(dir: &Path, platforms: &[(&str, &str)]) {
+    let path = dir.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let manifest = index["manifests"][0].clone();
+    let entries: Vec<serde_json::Value> = platforms
+        .iter()
+        .map(|(os, arch)| {
+            let mut m = manifest.clone();
+            m["platform"] = serde_json::json!({"os": os, "architecture": arch});
+            m
+        })
+        .collect();
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries
+    }))
+    .unwrap();
+    let digest = format!("sha256:{}", sha256(&nested));
+    std::fs::write(blob(dir, &digest), &nested).unwrap();
+    index["manifests"][0]["digest"] = digest.into();
+    index["manifests"][0]["size"] = nested.len().into();
+    index["manifests"][0]["mediaType"] = "application/vnd.oci.image.index.v1+json".into();
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[test]
+fn an_index_without_this_machines_platform_is_refused_not_its_first_image_loaded() {
+    let (root, keep) = root_with_kept_image();
+    let image = new_image();
+    let dir = input_dir(&root, "oci-arm-only");
+    oci_layout(&dir, &[(&image, Some("new:1"))], Layers::Gzip);
+    behind_an_index(&dir, &[("linux", "arm64"), ("linux", "s390x")]);
+    let err = refused(&root, &keep, &["load", "-q", "-i", dir.to_str().unwrap()], "has no image for linux/");
+    assert!(err.contains("(it has: linux/arm64, linux/s390x)"), "{err}");
+
+    // With this machine's platform among others, that one is loaded.
+    let dir = input_dir(&root, "oci-multi");
+    oci_layout(&dir, &[(&image, Some("new:1"))], Layers::Gzip);
+    let arch = if std::env::consts::ARCH == "x86_64" { "amd64" } else { "arm64" };
+    behind_an_index(&dir, &[("linux", "s390x"), ("linux", arch)]);
+    root.ok(&["load", "-q", "-i", dir.to_str().unwrap()]);
+    assert!(listed(&root).iter().any(|(_, tags)| tags[0] == "new:1"), "{:?}", listed(&root));
+}
+
 #[test]
 fn a_descriptor_whose_size_is_wrong_is_refused() {
     let (root, keep) = root_with_kept_image();

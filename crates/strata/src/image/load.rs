@@ -407,19 +407,45 @@ fn resolve_manifest(source: &Source, descriptor: &oci_spec::image::Descriptor) -
             return parse_json(source, &blob_path(digest), &bytes);
         }
         let index: ImageIndex = parse_json(source, &blob_path(digest), &bytes)?;
-        let arch = super::host_arch();
-        let chosen = index
-            .manifests()
-            .iter()
-            .find(|m| m.platform().as_ref().is_some_and(|p| p.architecture().to_string() == arch))
-            .or_else(|| index.manifests().first())
-            .ok_or_else(|| Error::BadImage {
-                what: source.path().display().to_string(),
-                reason: format!("index {digest} lists no manifests"),
-            })?;
-        descriptor = chosen.clone();
+        descriptor = choose_platform(source, digest, &index)?.clone();
     }
     Err(Error::BadImage { what: source.path().display().to_string(), reason: "indexes nest too deep".into() })
+}
+
+/// The manifest of an index for this machine's platform (os linux, its architecture): the one
+/// whose platform matches, or the only one of an index that gives no platforms. An index
+/// with no match is an error naming what it has, never its first manifest.
+fn choose_platform<'a>(
+    source: &Source,
+    digest: Digest,
+    index: &'a ImageIndex,
+) -> Result<&'a oci_spec::image::Descriptor> {
+    let arch = super::host_arch();
+    let manifests = index.manifests();
+    let matching =
+        |p: &oci_spec::image::Platform| p.os().to_string() == "linux" && p.architecture().to_string() == arch;
+    if let Some(found) = manifests.iter().find(|m| m.platform().as_ref().is_some_and(matching)) {
+        return Ok(found);
+    }
+    if let [only] = manifests.as_slice()
+        && only.platform().is_none()
+    {
+        return Ok(only);
+    }
+    let offered: Vec<String> = manifests
+        .iter()
+        .map(|m| match m.platform() {
+            Some(p) => format!("{}/{}", p.os(), p.architecture()),
+            None => "unknown".to_owned(),
+        })
+        .collect();
+    Err(Error::BadImage {
+        what: source.path().display().to_string(),
+        reason: format!(
+            "index {digest} has no image for linux/{arch} (it has: {})",
+            if offered.is_empty() { "nothing".to_owned() } else { offered.join(", ") }
+        ),
+    })
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(source: &Source, name: &str, bytes: &[u8]) -> Result<T> {

@@ -33,6 +33,16 @@ impl Reference {
         }
     }
 
+    /// The registry's domain: `docker.io` for a name without one, `registry.example:5000`.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The repository's path within its registry: `library/debian`, `team/app`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// The tag, if any.
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
@@ -202,6 +212,19 @@ fn check_domain(domain: &str) -> std::result::Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn domain_and_path_are_the_registrys() {
+        let r: Reference = "debian:12".parse().unwrap();
+        assert_eq!((r.domain(), r.path()), ("docker.io", "library/debian"));
+        let r: Reference =
+            "registry.example:5000/team/app@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+                .parse()
+                .unwrap();
+        assert_eq!((r.domain(), r.path()), ("registry.example:5000", "team/app"));
+        let r: Reference = "team/app".parse().unwrap();
+        assert_eq!((r.domain(), r.path()), ("docker.io", "team/app"));
+    }
 
     fn show(s: &str) -> String {
         s.parse::<Reference>().map(|r| r.to_string()).unwrap_or_else(|e| format!("error: {e}"))

@@ -305,3 +305,33 @@ fn check_finds_and_mends_damage_to_the_image_database() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("its overlay2 layer {top} is missing")));
 }
+
+#[test]
+fn the_library_gives_each_layers_exact_tarball_and_its_mount_without_mounting() {
+    let root = Root::new();
+    let work = tempfile::tempdir().unwrap();
+    let image = TestImage::new(three_layers(), &["sh"]);
+    let dir = work.path().join("oci");
+    oci_layout(&dir, &[(&image, Some("exact:1"))], Layers::Gzip);
+    root.ok(&["load", "-q", "-i", dir.to_str().unwrap()]);
+
+    let store = strata::Store::open(root.path()).unwrap();
+    let images = store.images();
+    let loaded = images.get(images.resolve("exact:1").unwrap()).unwrap();
+    let stack = images.layers_of(&loaded).unwrap();
+    for (record, original) in stack.iter().zip(&image.layers) {
+        let mut tarball = Vec::new();
+        images.layer_tarball(record.chain_id, &mut tarball).unwrap();
+        assert!(tarball == *original, "layer {} is not the tarball it was loaded from", record.chain_id);
+    }
+
+    // The mount the top layer would get: its own diff/ on top of its ancestors' links, no mount made.
+    let top = &stack.last().unwrap().cache_id;
+    let plan = store.layers().mount_plan(top).unwrap().expect("a layer with a parent mounts");
+    assert_eq!(plan.lowers.len(), 2);
+    let (upper, _) = plan.upper.as_ref().expect("a top layer without children mounts writable");
+    assert_eq!(upper, &store.layers().diff_dir(top));
+    assert!(plan.data().contains("lowerdir="), "{}", plan.data());
+    assert!(root.mounts().is_empty());
+    assert!(store.layers().mount_plan(&stack[0].cache_id).unwrap().is_none(), "a base layer is never mounted");
+}

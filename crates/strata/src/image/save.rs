@@ -242,6 +242,27 @@ impl ImageStore {
     }
 }
 
+impl ImageStore {
+    /// Write the exact tarball the top layer of stack `chain` was made from (its tar-split
+    /// laid over its files, each file's CRC checked), as `save` and a push send it; the bytes
+    /// hash to the stack's diffID, which is checked too.
+    pub fn layer_tarball(&self, chain: super::ChainId, out: impl std::io::Write + Send) -> Result<()> {
+        let _lock = self.store.read_lock()?;
+        let layer = self.layerdb.require(chain)?;
+        let diff = self.layers.diff_dir(&layer.cache_id);
+        let mut hashing = HashingWriter::new(out);
+        match self.layerdb.tar_split(chain)? {
+            Some(split) => crate::archive::tarsplit::assemble(&split, &diff, &mut hashing)?,
+            None => drop(crate::archive::pack::pack(&diff, &mut hashing, Compression::None)?),
+        }
+        let (actual, _) = hashing.finish();
+        if actual != layer.diff_id {
+            return Err(Error::DigestMismatch { what: "diffID of a layer's tarball", expected: layer.diff_id, actual });
+        }
+        Ok(())
+    }
+}
+
 /// A tar written entry by entry, with contents streamed into it.
 struct TarOut<W> {
     out: W,

@@ -265,15 +265,7 @@ impl LayerStore {
             return Ok(target);
         }
 
-        let link_dir = self.store.link_dir();
-        let mut plan_lowers: Vec<PathBuf> = lowers.iter().map(|l| link_dir.join(l.as_str())).collect();
-        let upper = if dir.join(COMMITTED).exists() {
-            plan_lowers.insert(0, dir.join(DIFF));
-            None
-        } else {
-            Some((dir.join(DIFF), dir.join(WORK)))
-        };
-        let plan = MountPlan { lowers: plan_lowers, upper, index_off: mount::kernel_has_index_option() };
+        let plan = self.plan(&dir, &lowers);
         mkdir(&target, mode::WORK)?;
         // Record first: a crash between the two leaves a count the kernel contradicts (stale,
         // ignored), never a mount nobody counts.
@@ -285,6 +277,29 @@ impl LayerStore {
             return Err(e);
         }
         Ok(target)
+    }
+
+    /// The OverlayFS mount [`mount`](Self::mount) would make for `id`, without mounting it:
+    /// its lower directories (the `l/` links, as dockerd mounts them), upper and work
+    /// directories, options and method. `None` for a base layer, which is never mounted.
+    pub fn mount_plan(&self, id: &LayerId) -> Result<Option<MountPlan>> {
+        let _lock = self.store.read_lock()?;
+        let dir = self.existing_dir(id)?;
+        let lowers = layout::read_lower(&dir)?;
+        Ok((!lowers.is_empty()).then(|| self.plan(&dir, &lowers)))
+    }
+
+    /// The mount of the layer at `dir` over `lowers`: read-only if it has children.
+    fn plan(&self, dir: &std::path::Path, lowers: &[ShortLink]) -> MountPlan {
+        let link_dir = self.store.link_dir();
+        let mut plan_lowers: Vec<PathBuf> = lowers.iter().map(|l| link_dir.join(l.as_str())).collect();
+        let upper = if dir.join(COMMITTED).exists() {
+            plan_lowers.insert(0, dir.join(DIFF));
+            None
+        } else {
+            Some((dir.join(DIFF), dir.join(WORK)))
+        };
+        MountPlan { lowers: plan_lowers, upper, index_off: mount::kernel_has_index_option() }
     }
 
     /// Drop one mount reference; the last one unmounts. A base layer (never mounted) is a

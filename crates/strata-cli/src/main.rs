@@ -6,6 +6,7 @@ mod check;
 mod container;
 mod human;
 mod image;
+mod info;
 mod layer;
 mod monitor;
 mod walkthrough;
@@ -74,6 +75,8 @@ enum Command {
     Commit(container::CommitArgs),
     /// Write a container's whole tree as one tar.
     Export(container::ExportArgs),
+    /// Show the store and the machine, as `docker info` does.
+    Info(info::InfoArgs),
     /// Find and mend what a crash or a hand edit left in the store.
     Check(check::CheckArgs),
     /// Run a container in the foreground as `run` and `start` do, from a process of its own
@@ -150,6 +153,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Layer(cmd) => layer::run(&cli.root, cmd),
         Command::Check(args) => check::run(&cli.root, args),
+        Command::Info(args) => info::run(&cli.root, args),
         Command::Images(args) => image::list(&cli.root, args),
         Command::History(args) => image::history(&cli.root, args),
         Command::Inspect(args) => image::inspect(&cli.root, args),

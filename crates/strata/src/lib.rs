@@ -25,6 +25,7 @@ mod fsutil;
 pub mod host;
 pub mod id;
 pub mod image;
+pub mod info;
 pub mod layer;
 mod lock;
 pub mod mount;

@@ -40,6 +40,23 @@ impl Runtime {
         &self.name
     }
 
+    /// Where its binary is.
+    pub fn path(&self) -> &std::path::Path {
+        &self.binary
+    }
+
+    /// The first line of `<runtime> --version` (empty if it does not say).
+    pub fn version(&self) -> String {
+        std::process::Command::new(&self.binary)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|t| t.lines().next().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
     /// `<runtime> --root <state> ARGS…`.
     pub(crate) fn command(&self) -> Command {
         let mut command = Command::new(&self.binary);

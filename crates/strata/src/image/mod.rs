@@ -148,6 +148,12 @@ impl ImageStore {
         Ok(Image { id, config, raw_config, names: repos.names_of(id) })
     }
 
+    /// How many images the database holds.
+    pub fn count(&self) -> Result<usize> {
+        let _lock = self.store.read_lock()?;
+        Ok(self.imagedb.list()?.len())
+    }
+
     /// The layer stack of an image, base first.
     pub fn layers_of(&self, image: &Image) -> Result<Vec<LayerRecord>> {
         ChainId::chain(&image.config.rootfs.diff_ids).into_iter().map(|c| self.layerdb.require(c)).collect()

@@ -1,0 +1,130 @@
+//! `strata info` against `docker info` on the same data root and machine, and on stores on
+//! ext4, xfs, btrfs (loop devices) and tmpfs, whose backing filesystem it must name as
+//! dockerd does.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Root;
+use common::dockerd::{DOCKERD, Dockerd};
+use serde_json::Value;
+
+fn info(root: &Path) -> Value {
+    let out = common::strata_cmd(root, &["info", "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "info: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let status = Command::new(cmd).args(args).stdout(std::process::Stdio::null()).status().unwrap();
+    assert!(status.success(), "{cmd} {args:?}");
+}
+
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn info_says_what_docker_info_says_of_the_same_root() {
+    let _one = DOCKERD.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Root::new();
+    let Some(d) = Dockerd::start(root.path()) else { return };
+    let tar = root.path().join("rootfs.tar");
+    std::fs::write(&tar, common::images::tar_of(&[("etc/hello", b"hi\n")])).unwrap();
+    d.docker(&["import", tar.to_str().unwrap(), "one:1"]);
+    d.docker(&["create", "--network", "none", "one:1", "/bin/true"]);
+    let docker: Value = serde_json::from_str(&d.docker(&["info", "--format", "{{json .}}"])).unwrap();
+    drop(d);
+
+    let ours = info(root.path());
+    for key in [
+        "Containers",
+        "ContainersRunning",
+        "ContainersStopped",
+        "Images",
+        "Driver",
+        "DriverStatus",
+        "KernelVersion",
+        "OperatingSystem",
+        "OSType",
+        "Architecture",
+        "NCPU",
+        "MemTotal",
+    ] {
+        assert_eq!(ours[key], docker[key], "{key}");
+    }
+    assert_eq!(ours["Containers"], 1);
+    assert_eq!(ours["DockerRootDir"], docker["DockerRootDir"]);
+    assert!(ours["Strata"]["Layers"].as_u64().unwrap() >= 3, "the image's layer and the container's two");
+    assert!(ours["Runtimes"]["runc"]["Version"].as_str().unwrap().starts_with("runc version"));
+}
+
+#[test]
+fn info_names_the_backing_filesystem_as_dockerd_does() {
+    common::require_root();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut mounted = Vec::new();
+    let mut cases = Vec::new();
+    for (fs, mkfs, args, size) in [
+        ("extfs", "mkfs.ext4", &["-q", "-F"][..], "64M"),
+        ("xfs", "mkfs.xfs", &["-q", "-f"][..], "320M"),
+        ("btrfs", "mkfs.btrfs", &["-q", "-f"][..], "128M"),
+    ] {
+        let image = scratch.path().join(format!("{fs}.img"));
+        let mnt = scratch.path().join(fs);
+        std::fs::create_dir(&mnt).unwrap();
+        run("truncate", &["-s", size, image.to_str().unwrap()]);
+        let mut all: Vec<&str> = args.to_vec();
+        all.push(image.to_str().unwrap());
+        run(mkfs, &all);
+        run("mount", &["-o", "loop", image.to_str().unwrap(), mnt.to_str().unwrap()]);
+        mounted.push(Unmount(mnt.clone()));
+        cases.push((fs, mnt));
+    }
+    let shm = scratch.path().join("tmpfs");
+    std::fs::create_dir(&shm).unwrap();
+    run("mount", &["-t", "tmpfs", "tmpfs", shm.to_str().unwrap()]);
+    mounted.push(Unmount(shm.clone()));
+    cases.push(("tmpfs", shm));
+
+    for (fs, mnt) in &cases {
+        let store = mnt.join("store");
+        let out = common::strata_cmd(&store, &["layer", "create"]).output().unwrap();
+        assert!(out.status.success(), "{fs}: {}", String::from_utf8_lossy(&out.stderr));
+        let info = info(&store);
+        let status: Vec<(String, String)> = info["DriverStatus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_str().unwrap().to_owned(), p[1].as_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(status[0], ("Backing Filesystem".to_owned(), fs.to_string()), "{fs}");
+        assert_eq!(status[1], ("Supports d_type".to_owned(), "true".to_owned()), "{fs}");
+        assert_eq!(info["Strata"]["Layers"], 1, "{fs}");
+
+        // And the store works there: an image, a container, its diff and commit, removal.
+        let ok = |args: &[&str]| {
+            let out = common::strata_cmd(&store, args).output().unwrap();
+            assert!(out.status.success(), "{fs}: strata {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let rootfs = scratch.path().join(format!("rootfs-{fs}"));
+        std::fs::create_dir(&rootfs).unwrap();
+        common::images::host_rootfs(&rootfs);
+        ok(&["import", rootfs.to_str().unwrap(), "img:1"]);
+        ok(&["run", "--name", "c1", "img:1", "sh", "-c", "echo x > /tmp/x"]);
+        assert!(ok(&["diff", "c1"]).contains("A /tmp/x"), "{fs}");
+        ok(&["commit", "c1", "img:2"]);
+        ok(&["rm", "c1"]);
+        ok(&["rmi", "img:2", "img:1"]);
+        assert!(ok(&["check"]).trim_end().ends_with("clean"), "{fs}");
+    }
+    drop(cases);
+    drop(mounted);
+}

@@ -300,7 +300,7 @@ pub(crate) fn ps(root: &Path, args: PsArgs) -> Result<ExitCode> {
 }
 
 /// `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`, as dockerd words them.
-fn status_text(s: &strata::container::ContainerSummary) -> String {
+pub(crate) fn status_text(s: &strata::container::ContainerSummary) -> String {
     match s.state {
         "running" => format!("Up {}", human::since(&s.since)),
         "exited" => format!("Exited ({}) {} ago", s.exit_code, human::since(&s.since)),

@@ -3,6 +3,15 @@
 
 /// `HumanSizeWithPrecision(size, 3)` of go-units: decimal units, three significant digits.
 pub(crate) fn size(bytes: u64) -> String {
+    size_with_precision(bytes, 3)
+}
+
+/// `HumanSize` of go-units: four significant digits (what `docker system df` prints).
+pub(crate) fn size4(bytes: u64) -> String {
+    size_with_precision(bytes, 4)
+}
+
+fn size_with_precision(bytes: u64, precision: i32) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -10,18 +19,18 @@ pub(crate) fn size(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    format!("{}{}", three_significant(value), UNITS[unit])
+    format!("{}{}", significant(value, precision), UNITS[unit])
 }
 
-/// Go's `%.3g` for 0 ≤ v < 1000.
-fn three_significant(v: f64) -> String {
+/// Go's `%.<precision>g` for 0 ≤ v < 1000.
+fn significant(v: f64, precision: i32) -> String {
     if v == 0.0 {
         return "0".into();
     }
     let exponent = v.log10().floor() as i32;
-    let decimals = (2 - exponent).max(0) as usize;
+    let decimals = (precision - 1 - exponent).max(0) as usize;
     let mut s = format!("{v:.decimals$}");
-    if s.split('.').next().is_some_and(|int| int.len() > 3) {
+    if s.split('.').next().is_some_and(|int| int.len() as i32 > precision) {
         return "1e+03".into();
     }
     if s.contains('.') {

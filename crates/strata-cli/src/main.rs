@@ -9,6 +9,7 @@ mod image;
 mod info;
 mod layer;
 mod monitor;
+mod system;
 mod walkthrough;
 
 use std::path::PathBuf;
@@ -75,6 +76,9 @@ enum Command {
     Commit(container::CommitArgs),
     /// Write a container's whole tree as one tar.
     Export(container::ExportArgs),
+    /// Disk usage of the store (`system df`).
+    #[command(subcommand)]
+    System(system::SystemCommand),
     /// Show the store and the machine, as `docker info` does.
     Info(info::InfoArgs),
     /// Find and mend what a crash or a hand edit left in the store.
@@ -154,6 +158,7 @@ fn main() -> ExitCode {
         Command::Layer(cmd) => layer::run(&cli.root, cmd),
         Command::Check(args) => check::run(&cli.root, args),
         Command::Info(args) => info::run(&cli.root, args),
+        Command::System(cmd) => system::run(&cli.root, cmd),
         Command::Images(args) => image::list(&cli.root, args),
         Command::History(args) => image::history(&cli.root, args),
         Command::Inspect(args) => image::inspect(&cli.root, args),

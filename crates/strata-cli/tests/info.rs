@@ -39,7 +39,21 @@ fn info_says_what_docker_info_says_of_the_same_root() {
     std::fs::write(&tar, common::images::tar_of(&[("etc/hello", b"hi\n")])).unwrap();
     d.docker(&["import", tar.to_str().unwrap(), "one:1"]);
     d.docker(&["create", "--network", "none", "one:1", "/bin/true"]);
+    // An image with a shell, and a container that wrote 4 kB.
+    let fs = tempfile::tempdir().unwrap();
+    common::images::host_rootfs(fs.path());
+    let shell = root.path().join("shell.tar");
+    std::fs::write(&shell, common::images::tar_dir(fs.path())).unwrap();
+    d.docker(&["import", shell.to_str().unwrap(), "shell:1"]);
+    let script =
+        "i=0; while [ $i -lt 100 ]; do echo 0123456789012345678901234567890123456789 >> /tmp/z; i=$((i+1)); done";
+    d.docker(&["run", "--network", "none", "--name", "writer", "shell:1", "sh", "-c", script]);
     let docker: Value = serde_json::from_str(&d.docker(&["info", "--format", "{{json .}}"])).unwrap();
+    let docker_df: Vec<Value> = d
+        .docker(&["system", "df", "--format", "{{json .}}"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     drop(d);
 
     let ours = info(root.path());
@@ -59,7 +73,25 @@ fn info_says_what_docker_info_says_of_the_same_root() {
     ] {
         assert_eq!(ours[key], docker[key], "{key}");
     }
-    assert_eq!(ours["Containers"], 1);
+    assert_eq!(ours["Containers"], 2);
+
+    // `system df` on the same root: the same rows.
+    let out = common::strata_cmd(root.path(), &["system", "df"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<String>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split("   ").map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect())
+        .collect();
+    assert_eq!(rows.len(), docker_df.len(), "{text}");
+    for (row, theirs) in rows.iter().zip(&docker_df) {
+        let expected =
+            [&theirs["Type"], &theirs["TotalCount"], &theirs["Active"], &theirs["Size"], &theirs["Reclaimable"]];
+        let expected: Vec<String> = expected.iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+        assert_eq!(row, &expected, "strata:\n{text}docker: {docker_df:?}");
+    }
+    assert!(docker_df[1]["Size"] != "0B", "the writer's layer counts: {docker_df:?}");
     assert_eq!(ours["DockerRootDir"], docker["DockerRootDir"]);
     assert!(ours["Strata"]["Layers"].as_u64().unwrap() >= 3, "the image's layer and the container's two");
     assert!(ours["Runtimes"]["runc"]["Version"].as_str().unwrap().starts_with("runc version"));

@@ -18,6 +18,7 @@
 pub mod archive;
 pub mod check;
 pub mod container;
+pub mod df;
 pub mod digest;
 mod error;
 mod failpoint;

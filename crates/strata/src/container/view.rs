@@ -93,6 +93,12 @@ impl Container {
 }
 
 impl ContainerStore {
+    /// Bytes of the container's writable layer, as dockerd counts them (`SizeRw`).
+    pub fn size_rw(&self, name: &str) -> Result<u64> {
+        let container = self.find(name)?;
+        self.layers.size(&container.layers.mount_id)
+    }
+
     /// The rows `ps -a` shows, newest first. The image is shown by the name it was created
     /// with while that name still points at it, by ID otherwise, as dockerd does.
     pub fn summaries(&self) -> Result<Vec<ContainerSummary>> {

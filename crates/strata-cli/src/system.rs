@@ -35,7 +35,10 @@ pub(crate) fn run(root: &Path, command: SystemCommand) -> Result<ExitCode> {
 
 /// `size (percent%)` as docker's formatter writes a reclaimable amount.
 fn reclaimable(amount: u64, total: u64) -> String {
-    if total > 0 { format!("{} ({}%)", human::size4(amount), amount * 100 / total) } else { human::size4(amount) }
+    match (amount * 100).checked_div(total) {
+        Some(percent) => format!("{} ({percent}%)", human::size4(amount)),
+        None => human::size4(amount),
+    }
 }
 
 fn df(root: &Path, args: DfArgs) -> Result<ExitCode> {

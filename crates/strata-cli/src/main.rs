@@ -76,9 +76,15 @@ enum Command {
     Commit(container::CommitArgs),
     /// Write a container's whole tree as one tar.
     Export(container::ExportArgs),
-    /// Disk usage of the store (`system df`).
+    /// Disk usage of the store (`system df`), and removing what nothing uses (`system prune`).
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Containers: `container prune`.
+    #[command(subcommand)]
+    Container(system::ContainerCommand),
+    /// Images: `image prune`.
+    #[command(subcommand)]
+    Image(system::ImageCommand),
     /// Show the store and the machine, as `docker info` does.
     Info(info::InfoArgs),
     /// Find and mend what a crash or a hand edit left in the store.
@@ -159,6 +165,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&cli.root, args),
         Command::Info(args) => info::run(&cli.root, args),
         Command::System(cmd) => system::run(&cli.root, cmd),
+        Command::Container(system::ContainerCommand::Prune(args)) => system::container_prune(&cli.root, args),
+        Command::Image(system::ImageCommand::Prune(args)) => system::image_prune(&cli.root, args),
         Command::Images(args) => image::list(&cli.root, args),
         Command::History(args) => image::history(&cli.root, args),
         Command::Inspect(args) => image::inspect(&cli.root, args),

@@ -1,4 +1,5 @@
-//! `strata system df`: disk usage as `docker system df` shows it.
+//! `strata system df`, and the prunes (`system prune`, `container prune`, `image prune`): disk
+//! usage and its reclaiming, as docker shows and does them.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,6 +16,24 @@ use crate::human;
 pub(crate) enum SystemCommand {
     /// Show what images, containers, volumes and build cache take on disk.
     Df(DfArgs),
+    /// Remove stopped containers and dangling images (-a: every image no container uses).
+    Prune(PruneArgs),
+}
+
+/// `strata container …`.
+#[derive(Debug, Subcommand)]
+#[command(defer = true)]
+pub(crate) enum ContainerCommand {
+    /// Remove every stopped container.
+    Prune(ContainerPruneArgs),
+}
+
+/// `strata image …`.
+#[derive(Debug, Subcommand)]
+#[command(defer = true)]
+pub(crate) enum ImageCommand {
+    /// Remove dangling images (-a: every image no container uses).
+    Prune(PruneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -30,6 +49,7 @@ pub(crate) struct DfArgs {
 pub(crate) fn run(root: &Path, command: SystemCommand) -> Result<ExitCode> {
     match command {
         SystemCommand::Df(args) => df(root, args),
+        SystemCommand::Prune(args) => system_prune(root, args),
     }
 }
 
@@ -137,5 +157,87 @@ fn df(root: &Path, args: DfArgs) -> Result<ExitCode> {
     print!("{}", human::table(&["VOLUME NAME", "LINKS", "SIZE"], &[]));
     println!("\nBuild cache usage: 0B\n");
     print!("{}", human::table(&["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"], &[]));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PruneArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    force: bool,
+    /// Images: remove every image no container uses, not only dangling ones.
+    #[arg(short, long)]
+    all: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ContainerPruneArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// Ask as docker does; anything but y or Y (or no answer) is no.
+fn confirm(warning: &str) -> bool {
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y")
+}
+
+fn print_pruned(pruned: &strata::prune::Pruned, containers: bool, images: bool) {
+    if containers && !pruned.containers_deleted.is_empty() {
+        println!("Deleted Containers:");
+        pruned.containers_deleted.iter().for_each(|id| println!("{id}"));
+        println!();
+    }
+    if images && !pruned.images_deleted.is_empty() {
+        println!("Deleted Images:");
+        for removed in &pruned.images_deleted {
+            match removed {
+                strata::image::Removed::Untagged(name) => println!("untagged: {name}"),
+                strata::image::Removed::Deleted(id) => println!("deleted: {id}"),
+            }
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human::size4(pruned.space_reclaimed));
+}
+
+pub(crate) fn container_prune(root: &Path, args: ContainerPruneArgs) -> Result<ExitCode> {
+    if !args.force && !confirm("WARNING! This will remove all stopped containers.") {
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_pruned(&Store::open(root)?.prune_containers()?, true, false);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn image_prune(root: &Path, args: PruneArgs) -> Result<ExitCode> {
+    let warning = if args.all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !args.force && !confirm(warning) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_pruned(&Store::open(root)?.prune_images(args.all)?, false, true);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn system_prune(root: &Path, args: PruneArgs) -> Result<ExitCode> {
+    let images =
+        if args.all { "all images without at least one container associated to them" } else { "all dangling images" };
+    let warning = format!("WARNING! This will remove:\n  - all stopped containers\n  - {images}\n");
+    if !args.force && !confirm(&warning) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = Store::open(root)?;
+    let mut pruned = store.prune_containers()?;
+    let images = store.prune_images(args.all)?;
+    pruned.images_deleted = images.images_deleted;
+    pruned.space_reclaimed += images.space_reclaimed;
+    print_pruned(&pruned, true, true);
     Ok(ExitCode::SUCCESS)
 }

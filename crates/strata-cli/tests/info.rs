@@ -160,3 +160,71 @@ fn info_names_the_backing_filesystem_as_dockerd_does() {
     drop(cases);
     drop(mounted);
 }
+
+/// The lines of a prune's output that name what went, sorted, and its last line.
+fn pruned(output: &str) -> (Vec<String>, String) {
+    let mut lines: Vec<String> = output
+        .lines()
+        .filter(|l| l.starts_with("untagged: ") || l.starts_with("deleted: ") || (l.len() == 64 && !l.contains(' ')))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    (lines, output.lines().last().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn prunes_remove_what_dockers_prunes_remove() {
+    let _one = DOCKERD.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Root::new();
+    let a = scratch.path().join("docker");
+    let b = scratch.path().join("strata");
+    std::fs::create_dir(&a).unwrap();
+    let fs = tempfile::tempdir().unwrap();
+    common::images::host_rootfs(fs.path());
+    let shell = scratch.path().join("shell.tar");
+    std::fs::write(&shell, common::images::tar_dir(fs.path())).unwrap();
+    let tiny = scratch.path().join("tiny.tar");
+    std::fs::write(&tiny, common::images::tar_of(&[("etc/hello", b"hi\n")])).unwrap();
+    {
+        let Some(d) = Dockerd::start(&a) else { return };
+        d.docker(&["import", shell.to_str().unwrap(), "keep:1"]);
+        d.docker(&["import", tiny.to_str().unwrap(), "other:1"]);
+        d.docker(&["import", tiny.to_str().unwrap()]); // dangling: no name
+        d.docker(&["import", shell.to_str().unwrap()]); // dangling
+        d.docker(&["create", "--network", "none", "--name", "created", "keep:1", "true"]);
+        d.docker(&["run", "--network", "none", "--name", "ran", "keep:1", "sh", "-c", "echo x > /tmp/x"]);
+    }
+    common::images::copy_tree(&a, &b);
+
+    let strata = |args: &[&str]| {
+        let out = common::strata_cmd(&b, args).output().unwrap();
+        assert!(out.status.success(), "strata {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Without -f and nothing on stdin: asked, answered no, nothing removed.
+    let before = strata(&["images", "-q"]);
+    assert!(strata(&["system", "prune"]).contains("Are you sure you want to continue? [y/N]"));
+    assert_eq!(strata(&["images", "-q"]), before);
+
+    let ours = [strata(&["system", "prune", "-f"]), strata(&["image", "prune", "-a", "-f"])];
+    let ours_left = (strata(&["images", "--format", "json"]), strata(&["ps", "-a", "-q"]));
+    assert!(strata(&["check"]).trim_end().ends_with(" 0 finding(s): clean"), "the pruned store is not spotless");
+    let Some(d) = Dockerd::start(&a) else { return };
+    let theirs = [d.docker(&["system", "prune", "-f"]), d.docker(&["image", "prune", "-a", "-f"])];
+    let images_left: Vec<String> = d.docker(&["images", "-q", "--no-trunc"]).lines().map(str::to_owned).collect();
+    let ps_left = d.docker(&["ps", "-a", "-q"]);
+    drop(d);
+    for (ours, theirs) in ours.iter().zip(&theirs) {
+        let (ours, ours_total) = pruned(ours);
+        let (theirs, theirs_total) = pruned(theirs);
+        assert_eq!(ours, theirs, "what went");
+        assert!(!ours.is_empty());
+        assert_eq!(ours_total, theirs_total, "what was given back");
+    }
+    let listed: Vec<Value> = serde_json::from_str(&ours_left.0).unwrap();
+    let ours_images: Vec<String> = listed.iter().map(|i| i["Id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ours_images, images_left);
+    assert_eq!(ours_left.1.lines().count(), ps_left.lines().count());
+    // Created and exited containers both go, and then every image with them.
+    assert!(ours_images.is_empty() && ours_left.1.is_empty(), "{ours_images:?} {}", ours_left.1);
+}

@@ -30,6 +30,7 @@ pub mod info;
 pub mod layer;
 mod lock;
 pub mod mount;
+pub mod prune;
 mod scratch;
 mod store;
 mod sys;

@@ -218,3 +218,9 @@ pub fn debian_rootfs() -> PathBuf {
     std::fs::rename(&partial, &cached).unwrap();
     cached
 }
+
+/// `cp -a from to`: a store copied whole, with owners, modes, links and xattrs.
+pub fn copy_tree(from: &Path, to: &Path) {
+    let status = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    assert!(status.success(), "cp -a {} {}", from.display(), to.display());
+}

@@ -231,6 +231,12 @@ impl ImageStore {
         Ok(kept)
     }
 
+    /// Whether some image records `id` as its parent.
+    pub(crate) fn has_children(&self, id: ImageId) -> Result<bool> {
+        let _lock = self.store.read_lock()?;
+        Ok(!self.children_of(id)?.is_empty())
+    }
+
     /// Images whose recorded parent is `id`.
     fn children_of(&self, id: ImageId) -> Result<Vec<ImageId>> {
         let mut out = Vec::new();

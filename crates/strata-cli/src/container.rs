@@ -87,6 +87,9 @@ pub(crate) struct PsArgs {
     /// Show all containers (default: running ones).
     #[arg(short, long)]
     all: bool,
+    /// Filter: status=STATE, name=TEXT, id=PREFIX, ancestor=IMAGE, label=KEY[=VALUE], exited=CODE.
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    filter: Vec<String>,
     /// Only show container IDs.
     #[arg(short, long)]
     quiet: bool,
@@ -256,8 +259,10 @@ pub(crate) fn monitor(root: &Path, args: MonitorArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn ps(root: &Path, args: PsArgs) -> Result<ExitCode> {
+    let filters = strata::container::ContainerFilters::parse(&args.filter)?;
+    let all = args.all || filters.names_a_status();
     let list: Vec<_> =
-        containers(root)?.summaries()?.into_iter().filter(|c| args.all || c.state == "running").collect();
+        containers(root)?.summaries_filtered(&filters)?.into_iter().filter(|c| all || c.state == "running").collect();
     if args.format == Format::Json {
         let rows: Vec<serde_json::Value> = list
             .iter()

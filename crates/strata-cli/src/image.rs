@@ -17,9 +17,14 @@ use crate::human;
 
 #[derive(Debug, Args)]
 pub(crate) struct ImagesArgs {
+    /// Only images of this repository (and tag): a pattern as in `reference=`.
+    reference: Option<String>,
     /// Show all images (also the untagged parents of built images).
     #[arg(short, long)]
     all: bool,
+    /// Filter: dangling=true|false, reference=PATTERN, label=KEY[=VALUE], before=IMAGE, since=IMAGE.
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    filter: Vec<String>,
     /// Only show image IDs.
     #[arg(short, long)]
     quiet: bool,
@@ -134,7 +139,11 @@ fn short(id: &str, no_trunc: bool) -> String {
 }
 
 pub(crate) fn list(root: &Path, args: ImagesArgs) -> Result<ExitCode> {
-    let list = images(root)?.list(args.all)?;
+    let mut filters = strata::image::ImageFilters::parse(&args.filter)?;
+    if let Some(reference) = &args.reference {
+        filters = filters.with_reference(reference);
+    }
+    let list = images(root)?.list_filtered(args.all, &filters)?;
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);

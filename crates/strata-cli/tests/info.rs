@@ -54,7 +54,45 @@ fn info_says_what_docker_info_says_of_the_same_root() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let image_filters: &[&[&str]] = &[
+        &["one"],
+        &["-f", "reference=sh*"],
+        &["-f", "reference=*:1"],
+        &["-f", "dangling=false"],
+        &["-f", "dangling=true"],
+        &["-f", "before=shell:1"],
+        &["-f", "since=one:1"],
+    ];
+    let ps_filters: &[&[&str]] = &[
+        &["-f", "status=exited"],
+        &["-f", "status=created"],
+        &["-f", "name=writ"],
+        &["-f", "exited=0"],
+        &["-f", "ancestor=shell:1"],
+        &["-f", "ancestor=one:1", "-f", "status=created"],
+    ];
+    let sorted = |text: String| {
+        let mut lines: Vec<String> = text.lines().map(|l| l.chars().take(19).collect()).collect();
+        lines.sort();
+        lines
+    };
+    let docker_images: Vec<Vec<String>> =
+        image_filters.iter().map(|f| sorted(d.docker(&[&["images", "-q", "--no-trunc"][..], f].concat()))).collect();
+    let docker_ps: Vec<Vec<String>> =
+        ps_filters.iter().map(|f| sorted(d.docker(&[&["ps", "-a", "-q", "--no-trunc"][..], f].concat()))).collect();
     drop(d);
+    for (filter, theirs) in image_filters.iter().zip(&docker_images) {
+        let out =
+            common::strata_cmd(root.path(), &[&["images", "-q", "--no-trunc"][..], filter].concat()).output().unwrap();
+        assert_eq!(&sorted(String::from_utf8(out.stdout).unwrap()), theirs, "images {filter:?}");
+    }
+    for (filter, theirs) in ps_filters.iter().zip(&docker_ps) {
+        let out = common::strata_cmd(root.path(), &[&["ps", "-a", "-q", "--no-trunc"][..], filter].concat())
+            .output()
+            .unwrap();
+        assert_eq!(&sorted(String::from_utf8(out.stdout).unwrap()), theirs, "ps {filter:?}");
+    }
+    assert!(docker_ps.iter().all(|p| p.len() == 1), "each ps filter selects one container: {docker_ps:?}");
 
     let ours = info(root.path());
     for key in [

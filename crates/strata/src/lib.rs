@@ -23,6 +23,7 @@ pub mod digest;
 mod error;
 mod failpoint;
 mod fsutil;
+pub mod glob;
 pub mod host;
 pub mod id;
 pub mod image;

@@ -19,6 +19,7 @@
 mod check;
 mod commit;
 mod create;
+mod filter;
 mod id;
 mod init;
 pub(crate) mod journal;
@@ -36,6 +37,7 @@ use std::path::PathBuf;
 
 pub use commit::CommitOptions;
 pub use create::{CreateOptions, Network};
+pub use filter::ContainerFilters;
 pub use id::{ContainerId, valid_name};
 pub use record::{HostConfig, Record, State};
 pub use runtime::Runtime;

@@ -18,6 +18,7 @@
 pub mod change;
 pub(crate) mod check;
 pub mod config;
+mod filter;
 mod ids;
 mod imagedb;
 mod import;
@@ -35,6 +36,7 @@ mod view;
 use std::path::PathBuf;
 
 pub use config::{ContainerConfig, History, ImageConfig, RootFs, now_rfc3339};
+pub use filter::ImageFilters;
 pub use ids::{ChainId, ImageId};
 pub use import::ImportOptions;
 pub use layerdb::{LayerRecord, MountRecord};

@@ -1,0 +1,88 @@
+//! `ps --filter`, as docker filters: `status=created|running|exited|paused|…`, `name=TEXT`
+//! (contained in the name), `id=PREFIX`, `ancestor=IMAGE` (made from that image, by name or
+//! ID), `label=KEY[=VALUE]`, `exited=CODE`. Values of one key are alternatives; different keys
+//! must all hold (labels: every one).
+
+use super::{ContainerStore, ContainerSummary};
+use crate::error::{Error, Result};
+
+/// Parsed `--filter` values for `ps`.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerFilters {
+    status: Vec<String>,
+    names: Vec<String>,
+    ids: Vec<String>,
+    ancestors: Vec<String>,
+    labels: Vec<(String, Option<String>)>,
+    exited: Vec<i32>,
+}
+
+const STATES: &[&str] = &["created", "restarting", "running", "removing", "paused", "exited", "dead"];
+
+impl ContainerFilters {
+    /// Parse `KEY=VALUE` filters; an unknown key or a bad value is an error.
+    pub fn parse(filters: &[String]) -> Result<ContainerFilters> {
+        let mut out = ContainerFilters::default();
+        for filter in filters {
+            let bad = |reason: &str| Error::BadOption { what: "filter", value: filter.clone(), reason: reason.into() };
+            let (key, value) = filter.split_once('=').ok_or_else(|| bad("give KEY=VALUE"))?;
+            match key {
+                "status" if STATES.contains(&value) => out.status.push(value.to_owned()),
+                "status" => return Err(bad(&format!("status is one of {}", STATES.join(", ")))),
+                "name" => out.names.push(value.trim_start_matches('/').to_owned()),
+                "id" => out.ids.push(value.to_owned()),
+                "ancestor" => out.ancestors.push(value.to_owned()),
+                "label" => out.labels.push(match value.split_once('=') {
+                    Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+                    None => (value.to_owned(), None),
+                }),
+                "exited" => out.exited.push(value.parse().map_err(|_| bad("exited takes an exit code"))?),
+                _ => return Err(bad("ps filters on status, name, id, ancestor, label or exited")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a status filter is given (it shows stopped containers without `-a`).
+    pub fn names_a_status(&self) -> bool {
+        !self.status.is_empty() || !self.exited.is_empty()
+    }
+}
+
+impl ContainerStore {
+    /// [`summaries`](Self::summaries), filtered as `docker ps --filter` filters.
+    pub fn summaries_filtered(&self, filters: &ContainerFilters) -> Result<Vec<ContainerSummary>> {
+        let ancestors: Vec<String> = filters
+            .ancestors
+            .iter()
+            .map(|a| self.images.resolve(a).map(|id| id.to_string()).unwrap_or_else(|_| a.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for summary in self.summaries()? {
+            let any = |values: &[String], test: &dyn Fn(&String) -> bool| values.is_empty() || values.iter().any(test);
+            let name = summary.names.first().map(|n| n.trim_start_matches('/')).unwrap_or_default();
+            if !any(&filters.status, &|s| s == summary.state)
+                || !any(&filters.names, &|n| name.contains(n.as_str()))
+                || !any(&filters.ids, &|p| summary.id.starts_with(p.as_str()))
+                || !any(&ancestors, &|a| *a == summary.image_id || *a == summary.image)
+                || !(filters.exited.is_empty()
+                    || (summary.state == "exited" && filters.exited.contains(&summary.exit_code)))
+            {
+                continue;
+            }
+            if !filters.labels.is_empty() {
+                let container = self.get(summary.id.parse()?)?;
+                let labels = container.record.config.labels.clone().unwrap_or_default();
+                let has = |(k, v): &(String, Option<String>)| match v {
+                    Some(v) => labels.get(k) == Some(v),
+                    None => labels.contains_key(k),
+                };
+                if !filters.labels.iter().all(has) {
+                    continue;
+                }
+            }
+            out.push(summary);
+        }
+        Ok(out)
+    }
+}

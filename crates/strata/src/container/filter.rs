@@ -5,6 +5,7 @@
 
 use super::{ContainerStore, ContainerSummary};
 use crate::error::{Error, Result};
+use crate::image::filter::LabelFilters;
 
 /// Parsed `--filter` values for `ps`.
 #[derive(Debug, Clone, Default)]
@@ -13,7 +14,7 @@ pub struct ContainerFilters {
     names: Vec<String>,
     ids: Vec<String>,
     ancestors: Vec<String>,
-    labels: Vec<(String, Option<String>)>,
+    labels: LabelFilters,
     exited: Vec<i32>,
 }
 
@@ -32,10 +33,7 @@ impl ContainerFilters {
                 "name" => out.names.push(value.trim_start_matches('/').to_owned()),
                 "id" => out.ids.push(value.to_owned()),
                 "ancestor" => out.ancestors.push(value.to_owned()),
-                "label" => out.labels.push(match value.split_once('=') {
-                    Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-                    None => (value.to_owned(), None),
-                }),
+                "label" => out.labels.push(value),
                 "exited" => out.exited.push(value.parse().map_err(|_| bad("exited takes an exit code"))?),
                 _ => return Err(bad("ps filters on status, name, id, ancestor, label or exited")),
             }
@@ -72,12 +70,7 @@ impl ContainerStore {
             }
             if !filters.labels.is_empty() {
                 let container = self.get(summary.id.parse()?)?;
-                let labels = container.record.config.labels.clone().unwrap_or_default();
-                let has = |(k, v): &(String, Option<String>)| match v {
-                    Some(v) => labels.get(k) == Some(v),
-                    None => labels.contains_key(k),
-                };
-                if !filters.labels.iter().all(has) {
+                if !filters.labels.hold_for(&container.record.config.labels.clone().unwrap_or_default()) {
                     continue;
                 }
             }

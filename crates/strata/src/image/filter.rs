@@ -6,12 +6,37 @@
 use super::{ImageStore, ImageSummary};
 use crate::error::{Error, Result};
 
+/// `label=KEY` or `label=KEY=VALUE` filters: every one must hold.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LabelFilters(Vec<(String, Option<String>)>);
+
+impl LabelFilters {
+    pub(crate) fn push(&mut self, value: &str) {
+        self.0.push(match value.split_once('=') {
+            Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+            None => (value.to_owned(), None),
+        });
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `labels` has every key (with its value, where one is given).
+    pub(crate) fn hold_for(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|(k, v)| match v {
+            Some(v) => labels.get(k) == Some(v),
+            None => labels.contains_key(k),
+        })
+    }
+}
+
 /// Parsed `--filter` values for `images`.
 #[derive(Debug, Clone, Default)]
 pub struct ImageFilters {
     dangling: Option<bool>,
     references: Vec<String>,
-    labels: Vec<(String, Option<String>)>,
+    labels: LabelFilters,
     before: Vec<String>,
     since: Vec<String>,
 }
@@ -32,10 +57,7 @@ impl ImageFilters {
                     })
                 }
                 "reference" => out.references.push(value.to_owned()),
-                "label" => out.labels.push(match value.split_once('=') {
-                    Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-                    None => (value.to_owned(), None),
-                }),
+                "label" => out.labels.push(value),
                 "before" => out.before.push(value.to_owned()),
                 "since" => out.since.push(value.to_owned()),
                 _ => return Err(bad("images filter on dangling, reference, label, before or since")),
@@ -86,15 +108,8 @@ impl ImageStore {
                 }
                 image.repo_tags = Some(matching);
             }
-            if !filters.labels.is_empty() {
-                let labels = image.labels.clone().unwrap_or_default();
-                let has = |(k, v): &(String, Option<String>)| match v {
-                    Some(v) => labels.get(k) == Some(v),
-                    None => labels.contains_key(k),
-                };
-                if !filters.labels.iter().all(has) {
-                    continue;
-                }
+            if !filters.labels.is_empty() && !filters.labels.hold_for(&image.labels.clone().unwrap_or_default()) {
+                continue;
             }
             if !before.is_empty() || !since.is_empty() {
                 let at = created(image.id)?;
@@ -105,5 +120,25 @@ impl ImageStore {
             out.push(image);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_filters_all_hold() {
+        let labels = [("a".to_owned(), "1".to_owned()), ("b".to_owned(), "".to_owned())].into_iter().collect();
+        let mut f = LabelFilters::default();
+        f.push("a");
+        f.push("b=");
+        assert!(f.hold_for(&labels));
+        f.push("a=2");
+        assert!(!f.hold_for(&labels));
+        let parsed = ImageFilters::parse(&["label=a=1".into(), "dangling=false".into()]).unwrap();
+        assert!(parsed.labels.hold_for(&labels) && parsed.dangling == Some(false));
+        assert!(ImageFilters::parse(&["dangling=maybe".into()]).is_err());
+        assert!(ImageFilters::parse(&["nokey".into()]).is_err());
     }
 }

@@ -18,7 +18,7 @@
 pub mod change;
 pub(crate) mod check;
 pub mod config;
-mod filter;
+pub(crate) mod filter;
 mod ids;
 mod imagedb;
 mod import;

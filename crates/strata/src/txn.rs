@@ -14,8 +14,7 @@ use crate::error::Result;
 use crate::fsutil::{mkdir, remove_if_exists};
 use crate::id::ShortLink;
 use crate::lock::StoreLock;
-use crate::scratch::Abandoned;
-use crate::scratch::Scratch;
+use crate::scratch::{Abandoned, Scratch};
 use crate::store::Store;
 
 const DONE: &str = "done";
@@ -84,9 +83,7 @@ fn clean(store: &Store, lock: &crate::lock::StoreLock, op: &Abandoned) -> Result
 pub(crate) struct Recovery {
     /// The kinds it handles: records whose first line starts with this.
     pub prefix: &'static str,
-    /// Carry out the journal: `kind` is its first line, `steps` the lines after it (without
-    /// `done`), `name` the operation's name (its write-sets are named after it), `work` a
-    /// scratch directory for files on their way into place.
+    /// Carry out the journal found (see [`Journaled`]), under the store lock.
     pub recover: fn(&Store, &StoreLock, &Journaled<'_>) -> Result<()>,
 }
 
@@ -115,7 +112,7 @@ pub(crate) fn is_journal(what: &str) -> bool {
 }
 
 /// Carry out the journal of a dead operation (called by the sweep, under the lock). A journal
-/// that ends with `done` needs nothing; one of a kind nobody knows is left alone.
+/// that ends with `done` needs nothing.
 pub(crate) fn recover(store: &Store, lock: &StoreLock, name: &str, what: &str) -> Result<()> {
     let mut lines = what.lines();
     let kind = lines.next().unwrap_or_default();

@@ -96,9 +96,10 @@ pub(crate) struct PsArgs {
     /// Show full IDs and commands.
     #[arg(long)]
     no_trunc: bool,
-    /// Output format (json: the Engine API's `GET /containers/json`, with `Status`).
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    /// Output format: table, json (the Engine API's `GET /containers/json`, with `Status`), or
+    /// a Go template (`{{.Names}} {{.Status}}`, `{{json .}}`, `table {{.ID}}\t{{.Image}}`).
+    #[arg(long = "format", default_value = "table")]
+    list_format: crate::template::ListFormat,
 }
 
 #[derive(Debug, Args)]
@@ -258,25 +259,74 @@ pub(crate) fn monitor(root: &Path, args: MonitorArgs) -> Result<ExitCode> {
     }
 }
 
+/// The header of each field of a `ps` row, as docker names them.
+const PS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+];
+
 pub(crate) fn ps(root: &Path, args: PsArgs) -> Result<ExitCode> {
     let filters = strata::container::ContainerFilters::parse(&args.filter)?;
     let all = args.all || filters.names_a_status();
     let list: Vec<_> =
         containers(root)?.summaries_filtered(&filters)?.into_iter().filter(|c| all || c.state == "running").collect();
-    if args.format == Format::Json {
-        let rows: Vec<serde_json::Value> = list
-            .iter()
-            .map(|c| {
-                let mut row = serde_json::to_value(c).expect("serializable");
-                row["Status"] = status_text(c).into();
-                row
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(ExitCode::SUCCESS);
-    }
     let trunc =
         |id: &str| if args.no_trunc { id.to_owned() } else { id.trim_start_matches("sha256:")[..12].to_owned() };
+    use crate::template::ListFormat;
+    match &args.list_format {
+        ListFormat::Json => {
+            let rows: Vec<serde_json::Value> = list
+                .iter()
+                .map(|c| {
+                    let mut row = serde_json::to_value(c).expect("serializable");
+                    row["Status"] = status_text(c).into();
+                    row
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        ListFormat::Template { text, table } => {
+            let rows: Vec<serde_json::Value> = list
+                .iter()
+                .map(|c| {
+                    let command = if args.no_trunc { c.command.clone() } else { human::ellipsis(&c.command, 20) };
+                    let image = if c.image.starts_with("sha256:") { trunc(&c.image) } else { c.image.clone() };
+                    serde_json::json!({
+                        "Command": format!("{command:?}"),
+                        "CreatedAt": human::go_time(c.created),
+                        "ID": trunc(&c.id),
+                        "Image": image,
+                        "Labels": "",
+                        "LocalVolumes": "0",
+                        "Mounts": "",
+                        "Names": c.names.first().map(|n| n.trim_start_matches('/').to_owned()).unwrap_or_default(),
+                        "Networks": "",
+                        "Ports": "",
+                        "RunningFor": human::ago(c.created),
+                        "Size": "0B",
+                        "State": c.state,
+                        "Status": status_text(c),
+                    })
+                })
+                .collect();
+            print!("{}", crate::template::render(text, *table, &rows, PS_HEADERS)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        ListFormat::Table => {}
+    }
     if args.quiet {
         for c in &list {
             println!("{}", trunc(&c.id));

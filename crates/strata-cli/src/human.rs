@@ -39,6 +39,14 @@ fn significant(v: f64, precision: i32) -> String {
     s
 }
 
+/// Go's default format of a `time.Time` in UTC, as docker's `CreatedAt` prints it:
+/// `2026-12-02 06:20:00 +0000 UTC`.
+pub(crate) fn go_time(seconds: i64) -> String {
+    jiff::Timestamp::from_second(seconds)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+        .unwrap_or_default()
+}
+
 /// `HumanDuration` of go-units, plus " ago", for a time `seconds` since the epoch.
 pub(crate) fn ago(seconds: i64) -> String {
     if seconds <= 0 {

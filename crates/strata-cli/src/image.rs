@@ -25,15 +25,16 @@ pub(crate) struct ImagesArgs {
     /// Filter: dangling=true|false, reference=PATTERN, label=KEY[=VALUE], before=IMAGE, since=IMAGE.
     #[arg(short, long = "filter", value_name = "FILTER")]
     filter: Vec<String>,
+    /// Output format: table, json (the Engine API's `GET /images/json`), or a Go template
+    /// (`{{.Repository}}:{{.Tag}}`, `{{json .}}`, `table {{.ID}}\t{{.Size}}`).
+    #[arg(long = "format", default_value = "table")]
+    list_format: crate::template::ListFormat,
     /// Only show image IDs.
     #[arg(short, long)]
     quiet: bool,
     /// Show full image IDs.
     #[arg(long)]
     no_trunc: bool,
-    /// Output format (json: the Engine API's `GET /images/json`).
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +135,47 @@ fn images(root: &Path) -> Result<ImageStore> {
     Ok(Store::open(root)?.images())
 }
 
+/// The header of each field of an `images` row, as docker names them.
+const IMAGE_HEADERS: &[(&str, &str)] = &[
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "VIRTUAL SIZE"),
+    ("Containers", "CONTAINERS"),
+];
+
+/// The rows `images --format` renders for an image (one per name), with docker's fields.
+fn image_rows(image: &strata::image::ImageSummary, no_trunc: bool) -> Vec<serde_json::Value> {
+    let tags = image.repo_tags.clone().unwrap_or_default();
+    tags.iter()
+        .map(|tag| {
+            let (repo, tag) = match tag.rsplit_once(':') {
+                Some((r, t)) if !t.contains('/') => (r.to_owned(), t.to_owned()),
+                _ => (tag.clone(), "<none>".to_owned()),
+            };
+            serde_json::json!({
+                "Containers": "N/A",
+                "CreatedAt": human::go_time(image.created),
+                "CreatedSince": human::ago(image.created),
+                "Digest": "<none>",
+                "ID": short(&image.id.to_string(), no_trunc),
+                "Repository": repo,
+                "SharedSize": "N/A",
+                "Size": human::size(image.size),
+                "Tag": tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": human::size(image.virtual_size),
+            })
+        })
+        .collect()
+}
+
 fn short(id: &str, no_trunc: bool) -> String {
     if no_trunc { id.to_owned() } else { id.trim_start_matches("sha256:").chars().take(12).collect() }
 }
@@ -144,9 +186,18 @@ pub(crate) fn list(root: &Path, args: ImagesArgs) -> Result<ExitCode> {
         filters = filters.with_reference(reference);
     }
     let list = images(root)?.list_filtered(args.all, &filters)?;
-    if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
-        return Ok(ExitCode::SUCCESS);
+    use crate::template::ListFormat;
+    match &args.list_format {
+        ListFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        ListFormat::Template { text, table } => {
+            let rows: Vec<serde_json::Value> = list.iter().flat_map(|i| image_rows(i, args.no_trunc)).collect();
+            print!("{}", crate::template::render(text, *table, &rows, IMAGE_HEADERS)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        ListFormat::Table => {}
     }
     if args.quiet {
         let mut seen = std::collections::HashSet::new();

@@ -10,6 +10,7 @@ mod info;
 mod layer;
 mod monitor;
 mod system;
+mod template;
 mod walkthrough;
 
 use std::path::PathBuf;

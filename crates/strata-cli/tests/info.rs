@@ -80,7 +80,42 @@ fn info_says_what_docker_info_says_of_the_same_root() {
         image_filters.iter().map(|f| sorted(d.docker(&[&["images", "-q", "--no-trunc"][..], f].concat()))).collect();
     let docker_ps: Vec<Vec<String>> =
         ps_filters.iter().map(|f| sorted(d.docker(&[&["ps", "-a", "-q", "--no-trunc"][..], f].concat()))).collect();
+    // Go templates, where the output does not depend on the clock.
+    let templates: &[&[&str]] = &[
+        &["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}"],
+        &["images", "--format", "table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}"],
+        &["images", "one", "--format", "{{upper .Repository}}"],
+        &["ps", "-a", "--format", "{{.Names}} {{.State}} {{.Image}} {{.Command}}"],
+        &["ps", "-a", "--format", "table {{.Names}}\\t{{.Image}}\\t{{.Command}}"],
+    ];
+    let docker_templates: Vec<String> = templates.iter().map(|t| d.docker(t)).collect();
+    let json_keys = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap().as_object().unwrap().keys().cloned().collect())
+            .collect()
+    };
+    let docker_json_keys = [
+        json_keys(&d.docker(&["images", "--format", "{{json .}}"])),
+        json_keys(&d.docker(&["ps", "-a", "--format", "{{json .}}"])),
+    ];
     drop(d);
+    let sorted_lines = |text: &str| {
+        let mut v: Vec<String> = text.lines().map(|l| l.trim_end().to_owned()).collect();
+        v[usize::from(text.starts_with("REPOSITORY") || text.starts_with("NAMES"))..].sort();
+        v
+    };
+    for (args, theirs) in templates.iter().zip(&docker_templates) {
+        let out = common::strata_cmd(root.path(), args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let ours = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(sorted_lines(&ours), sorted_lines(theirs), "{args:?}");
+    }
+    for (i, kind) in ["images", "ps"].iter().enumerate() {
+        let args: &[&str] =
+            if *kind == "ps" { &["ps", "-a", "--format", "{{json .}}"] } else { &["images", "--format", "{{json .}}"] };
+        let out = common::strata_cmd(root.path(), args).output().unwrap();
+        assert_eq!(json_keys(&String::from_utf8(out.stdout).unwrap()), docker_json_keys[i], "{kind} {{{{json .}}}}");
+    }
     for (filter, theirs) in image_filters.iter().zip(&docker_images) {
         let out =
             common::strata_cmd(root.path(), &[&["images", "-q", "--no-trunc"][..], filter].concat()).output().unwrap();

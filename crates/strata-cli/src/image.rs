@@ -60,6 +60,9 @@ pub(crate) struct InspectArgs {
     /// The containers or images (names or IDs).
     #[arg(required = true)]
     images: Vec<String>,
+    /// Print each one through a Go template (`{{.State.Status}}`, `{{json .Config}}`).
+    #[arg(short, long)]
+    format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +290,12 @@ pub(crate) fn inspect(root: &Path, args: InspectArgs) -> Result<ExitCode> {
                 code = ExitCode::FAILURE;
             }
         }
+    }
+    if let Some(template) = &args.format {
+        for item in &found {
+            print!("{}", crate::template::render_one(template, &serde_json::to_value(item)?)?);
+        }
+        return Ok(code);
     }
     // As `docker inspect`: a JSON array, indented by four spaces.
     let mut out = Vec::new();

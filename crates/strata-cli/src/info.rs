@@ -7,20 +7,26 @@ use anyhow::Result;
 use clap::Args;
 use strata::Store;
 
-use crate::Format;
-
 #[derive(Debug, Args)]
 pub(crate) struct InfoArgs {
-    /// Output format (json: the Engine API's `GET /info` shape, with strata's own under "Strata").
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    /// Output format: json (the Engine API's `GET /info` shape, with strata's own under
+    /// "Strata"), or a Go template (`{{.Driver}}`, `{{json .DriverStatus}}`).
+    #[arg(short, long)]
+    format: Option<String>,
 }
 
 pub(crate) fn run(root: &Path, args: InfoArgs) -> Result<ExitCode> {
     let info = Store::open(root)?.info()?;
-    if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
-        return Ok(ExitCode::SUCCESS);
+    match args.format.as_deref() {
+        Some("json") => {
+            println!("{}", serde_json::to_string_pretty(&info)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(template) if template != "table" => {
+            print!("{}", crate::template::render_one(template, &serde_json::to_value(&info)?)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     println!("Containers: {}", info.containers);
     println!(" Running: {}", info.containers_running);

@@ -135,6 +135,13 @@ fn parse(text: &str) -> Result<Template> {
     Ok(template)
 }
 
+/// Render one object (an `inspect` result, `info`) with the template, and a newline.
+pub(crate) fn render_one(text: &str, value: &Json) -> Result<String> {
+    let template = parse(text)?;
+    let context = gtmpl::Context::from(to_value(value));
+    Ok(format!("{}\n", template.render(&context).map_err(|e| anyhow!("--format template: {e}"))?))
+}
+
 /// Render `rows` with the template: a line per row, and for a `table` template first a header
 /// (each field's name from `headers`) with the columns lined up.
 pub(crate) fn render(text: &str, table: bool, rows: &[Json], headers: &[(&str, &str)]) -> Result<String> {

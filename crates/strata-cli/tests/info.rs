@@ -87,6 +87,14 @@ fn info_says_what_docker_info_says_of_the_same_root() {
         &["images", "one", "--format", "{{upper .Repository}}"],
         &["ps", "-a", "--format", "{{.Names}} {{.State}} {{.Image}} {{.Command}}"],
         &["ps", "-a", "--format", "table {{.Names}}\\t{{.Image}}\\t{{.Command}}"],
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{.Config.Image}} {{json .Args}}",
+            "writer",
+        ],
+        &["inspect", "-f", "{{.Id}} {{.Os}} {{.Architecture}} {{index .RepoTags 0}}", "shell:1", "one:1"],
+        &["info", "-f", "{{.Driver}} {{json .DriverStatus}} {{.Images}} {{.Containers}} {{.OSType}}"],
     ];
     let docker_templates: Vec<String> = templates.iter().map(|t| d.docker(t)).collect();
     let json_keys = |text: &str| -> Vec<Vec<String>> {

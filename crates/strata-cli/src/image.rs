@@ -50,9 +50,10 @@ pub(crate) struct HistoryArgs {
     /// Only show image IDs.
     #[arg(short, long)]
     quiet: bool,
-    /// Output format (json: the Engine API's `GET /images/{name}/history`).
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    /// Output format: table, json (the Engine API's `GET /images/{name}/history`), or a Go
+    /// template (`{{.ID}} {{.CreatedBy}}`, `table {{.CreatedBy}}\t{{.Size}}`).
+    #[arg(long = "format", default_value = "table")]
+    list_format: crate::template::ListFormat,
 }
 
 #[derive(Debug, Args)]
@@ -229,9 +230,40 @@ pub(crate) fn list(root: &Path, args: ImagesArgs) -> Result<ExitCode> {
 
 pub(crate) fn history(root: &Path, args: HistoryArgs) -> Result<ExitCode> {
     let rows = images(root)?.history(&args.image)?;
-    if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(ExitCode::SUCCESS);
+    use crate::template::ListFormat;
+    match &args.list_format {
+        ListFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        ListFormat::Template { text, table } => {
+            let contexts: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let created_by = r.created_by.replace('\t', " ");
+                    let created_at = jiff::Timestamp::from_second(r.created).map(|t| t.to_string()).unwrap_or_default();
+                    serde_json::json!({
+                        "ID": if r.id == "<missing>" { r.id.clone() } else { short(&r.id, args.no_trunc) },
+                        "CreatedAt": created_at,
+                        "CreatedSince": if args.human { human::ago(r.created) } else { created_at.clone() },
+                        "CreatedBy": if args.no_trunc { created_by } else { human::ellipsis(&created_by, 45) },
+                        "Size": if args.human { human::size(r.size) } else { r.size.to_string() },
+                        "Comment": r.comment,
+                    })
+                })
+                .collect();
+            let headers = &[
+                ("ID", "IMAGE"),
+                ("CreatedAt", "CREATED AT"),
+                ("CreatedSince", "CREATED"),
+                ("CreatedBy", "CREATED BY"),
+                ("Size", "SIZE"),
+                ("Comment", "COMMENT"),
+            ];
+            print!("{}", crate::template::render(text, *table, &contexts, headers)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        ListFormat::Table => {}
     }
     if args.quiet {
         for row in &rows {

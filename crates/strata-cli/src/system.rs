@@ -8,8 +8,8 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use strata::Store;
 
-use crate::Format;
 use crate::human;
+use crate::template::ListFormat;
 
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
@@ -41,9 +41,10 @@ pub(crate) struct DfArgs {
     /// Show every image and container.
     #[arg(short, long)]
     verbose: bool,
-    /// Output format (json: the Engine API's `GET /system/df` shape).
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    /// Output format: table, json (the Engine API's `GET /system/df` shape), or a Go template
+    /// over the summary rows (`{{.Type}} {{.Size}}`, `{{json .}}`).
+    #[arg(long = "format", default_value = "table")]
+    list_format: crate::template::ListFormat,
 }
 
 pub(crate) fn run(root: &Path, command: SystemCommand) -> Result<ExitCode> {
@@ -63,7 +64,7 @@ fn reclaimable(amount: u64, total: u64) -> String {
 
 fn df(root: &Path, args: DfArgs) -> Result<ExitCode> {
     let usage = Store::open(root)?.disk_usage()?;
-    if args.format == Format::Json {
+    if args.list_format == ListFormat::Json {
         println!("{}", serde_json::to_string_pretty(&usage)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -78,7 +79,7 @@ fn df(root: &Path, args: DfArgs) -> Result<ExitCode> {
     let running = usage.containers.iter().filter(|c| c.summary.state == "running").count();
     let containers_size: u64 = usage.containers.iter().map(|c| c.size_rw).sum();
     let stopped_size: u64 = usage.containers.iter().filter(|c| c.summary.state != "running").map(|c| c.size_rw).sum();
-    if !args.verbose {
+    if !args.verbose || matches!(args.list_format, ListFormat::Template { .. }) {
         let rows = vec![
             vec![
                 "Images".to_owned(),
@@ -97,6 +98,26 @@ fn df(root: &Path, args: DfArgs) -> Result<ExitCode> {
             vec!["Local Volumes".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
             vec!["Build Cache".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
         ];
+        if let ListFormat::Template { text, table } = &args.list_format {
+            let fields = ["Type", "TotalCount", "Active", "Size", "Reclaimable"];
+            let contexts: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|row| {
+                    serde_json::Value::Object(
+                        fields.iter().map(|f| (*f).to_owned()).zip(row.iter().map(|c| c.clone().into())).collect(),
+                    )
+                })
+                .collect();
+            let headers = &[
+                ("Type", "TYPE"),
+                ("TotalCount", "TOTAL"),
+                ("Active", "ACTIVE"),
+                ("Size", "SIZE"),
+                ("Reclaimable", "RECLAIMABLE"),
+            ];
+            print!("{}", crate::template::render(text, *table, &contexts, headers)?);
+            return Ok(ExitCode::SUCCESS);
+        }
         print!("{}", human::table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows));
         return Ok(ExitCode::SUCCESS);
     }

@@ -95,6 +95,9 @@ fn info_says_what_docker_info_says_of_the_same_root() {
         ],
         &["inspect", "-f", "{{.Id}} {{.Os}} {{.Architecture}} {{index .RepoTags 0}}", "shell:1", "one:1"],
         &["info", "-f", "{{.Driver}} {{json .DriverStatus}} {{.Images}} {{.Containers}} {{.OSType}}"],
+        &["history", "--format", "{{.ID}} {{.CreatedBy}} {{.Size}} {{.Comment}}", "shell:1"],
+        &["history", "--human=false", "--format", "{{.Size}} {{.CreatedAt}}", "shell:1"],
+        &["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}"],
     ];
     let docker_templates: Vec<String> = templates.iter().map(|t| d.docker(t)).collect();
     let json_keys = |text: &str| -> Vec<Vec<String>> {

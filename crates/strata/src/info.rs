@@ -102,13 +102,6 @@ fn backing_filesystem(magic: i64) -> String {
     }
 }
 
-/// `major.minor` of the running kernel.
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let release = sys::kernel_release();
-    let mut parts = release.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
-}
-
 fn overlay_options() -> BTreeMap<String, String> {
     let dir = Path::new("/sys/module/overlay/parameters");
     let Ok(entries) = std::fs::read_dir(dir) else { return BTreeMap::new() };
@@ -159,7 +152,8 @@ impl Store {
         let running = containers.iter().filter(|c| c.running).count();
         let images = self.images().count()?;
         let layers = self.layers().ids()?.len();
-        let lowerdir_plus = kernel_at_least(6, 8) && !crate::failpoint::kernel_lacks("lowerdir+");
+        let lowerdir_plus =
+            sys::kernel_version(&sys::kernel_release()) >= (6, 8) && !crate::failpoint::kernel_lacks("lowerdir+");
         let mut runtimes = BTreeMap::new();
         for name in ["runc", "crun"] {
             if let Ok(runtime) = Runtime::find(self, name) {

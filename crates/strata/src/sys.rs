@@ -135,6 +135,12 @@ pub fn unmount_detach(target: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// `major.minor` of a kernel release such as `6.18.0-1-amd64` (or a version such as `4.8`).
+pub fn kernel_version(release: &str) -> (u32, u32) {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
 /// The running kernel's release string (`uname -r`).
 pub fn kernel_release() -> String {
     rustix::system::uname().release().to_string_lossy().into_owned()

@@ -4,7 +4,7 @@
 //! must all hold (labels: every one).
 
 use super::{ContainerStore, ContainerSummary};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::image::filter::LabelFilters;
 
 /// Parsed `--filter` values for `ps`.
@@ -25,8 +25,7 @@ impl ContainerFilters {
     pub fn parse(filters: &[String]) -> Result<ContainerFilters> {
         let mut out = ContainerFilters::default();
         for filter in filters {
-            let bad = |reason: &str| Error::BadOption { what: "filter", value: filter.clone(), reason: reason.into() };
-            let (key, value) = filter.split_once('=').ok_or_else(|| bad("give KEY=VALUE"))?;
+            let (key, value, bad) = crate::image::filter::split(filter)?;
             match key {
                 "status" if STATES.contains(&value) => out.status.push(value.to_owned()),
                 "status" => return Err(bad(&format!("status is one of {}", STATES.join(", ")))),

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
+use crate::sys::kernel_version;
 
 /// Docker's default profile (moby v20.10.24).
 const DEFAULT_PROFILE: &str = include_str!("seccomp.json");
@@ -185,12 +186,6 @@ fn this_arch() -> (&'static str, &'static str) {
         "mips64" => ("mips64", "SCMP_ARCH_MIPS64"),
         other => (other, ""),
     }
-}
-
-/// `major.minor` of a kernel release such as `6.18.0-1-amd64`.
-fn kernel_version(release: &str) -> (u32, u32) {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
 /// Narrow `profile` (JSON text) to this machine, `capabilities` and `kernel`, as dockerd does.

@@ -31,6 +31,13 @@ impl LabelFilters {
     }
 }
 
+/// A filter's key and value (`KEY=VALUE`), and how to say what is wrong with it.
+pub(crate) fn split(filter: &str) -> Result<(&str, &str, impl Fn(&str) -> Error + '_)> {
+    let bad = move |reason: &str| Error::BadOption { what: "filter", value: filter.to_owned(), reason: reason.into() };
+    let (key, value) = filter.split_once('=').ok_or_else(|| bad("give KEY=VALUE"))?;
+    Ok((key, value, bad))
+}
+
 /// Parsed `--filter` values for `images`.
 #[derive(Debug, Clone, Default)]
 pub struct ImageFilters {
@@ -46,8 +53,7 @@ impl ImageFilters {
     pub fn parse(filters: &[String]) -> Result<ImageFilters> {
         let mut out = ImageFilters::default();
         for filter in filters {
-            let bad = |reason: &str| Error::BadOption { what: "filter", value: filter.clone(), reason: reason.into() };
-            let (key, value) = filter.split_once('=').ok_or_else(|| bad("give KEY=VALUE"))?;
+            let (key, value, bad) = split(filter)?;
             match key {
                 "dangling" => {
                     out.dangling = Some(match value {

@@ -134,7 +134,12 @@ fn tree(dir: &Path) -> BTreeSet<String> {
 
 /// The entries under `<root>/overlay2` (layer directories and `l`).
 fn overlay2_entries(root: &Root) -> BTreeSet<String> {
-    fs::read_dir(root.home()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+    // strata's scratch directory (`.strata-tmp`) is not a layer.
+    fs::read_dir(root.home())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".strata-tmp")
+        .collect()
 }
 
 /// Whether `path` is an overlay whiteout: a 0/0 character device.

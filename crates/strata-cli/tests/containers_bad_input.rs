@@ -69,7 +69,7 @@ fn entries(dir: &Path) -> Vec<String> {
 
 /// The layer directories in `overlay2/`.
 fn layers(root: &Root) -> Vec<String> {
-    entries(&root.home()).into_iter().filter(|n| n != "l").collect()
+    entries(&root.home()).into_iter().filter(|n| n != "l" && n != ".strata-tmp").collect()
 }
 
 /// No container of any kind is left: no mount, no records, no runtime state, no operation in

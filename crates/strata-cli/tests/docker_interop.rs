@@ -100,7 +100,7 @@ fn strata_reads_a_root_dockerd_wrote() {
     let mut on_disk: Vec<String> = std::fs::read_dir(root.home())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != "l")
+        .filter(|n| n != "l" && n != ".strata-tmp")
         .collect();
     on_disk.sort();
     assert_eq!(on_disk.len(), 4, "{on_disk:?}");
@@ -142,7 +142,7 @@ fn layer_shapes(home: &Path) -> BTreeMap<&'static str, Vec<String>> {
     let mut shapes = BTreeMap::new();
     for e in std::fs::read_dir(home).unwrap() {
         let dir = e.unwrap().path();
-        if dir.file_name().unwrap() == "l" {
+        if dir.file_name().unwrap() == "l" || dir.file_name().unwrap() == ".strata-tmp" {
             continue;
         }
         let kind = match (dir.join("lower").exists(), dir.join("committed").exists()) {

@@ -125,7 +125,10 @@ fn run(d: &Dockerd, image: &str, cmd: &[&str]) -> String {
 
 /// `strata check` checks every layer directory on disk and finds nothing wrong.
 fn assert_clean(root: &Root) {
-    let layers = std::fs::read_dir(root.home()).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "l").count();
+    let layers = std::fs::read_dir(root.home())
+        .unwrap()
+        .filter(|e| !["l", ".strata-tmp"].contains(&e.as_ref().unwrap().file_name().to_str().unwrap()))
+        .count();
     let report = root.ok(&["check"]);
     assert!(report.ends_with(&format!("{layers} layer(s) checked, 0 finding(s): clean")), "{report}");
 }

@@ -48,6 +48,9 @@ fn info_says_what_docker_info_says_of_the_same_root() {
     let script =
         "i=0; while [ $i -lt 100 ]; do echo 0123456789012345678901234567890123456789 >> /tmp/z; i=$((i+1)); done";
     d.docker(&["run", "--network", "none", "--name", "writer", "shell:1", "sh", "-c", script]);
+    // An image built on shell:1 and a container of it: `ancestor=shell:1` takes it in.
+    d.docker(&["commit", "writer", "child:1"]);
+    d.docker(&["create", "--network", "none", "--name", "grandchild", "child:1", "/bin/true"]);
     let docker: Value = serde_json::from_str(&d.docker(&["info", "--format", "{{json .}}"])).unwrap();
     let docker_df: Vec<Value> = d
         .docker(&["system", "df", "--format", "{{json .}}"])
@@ -70,6 +73,8 @@ fn info_says_what_docker_info_says_of_the_same_root() {
         &["-f", "exited=0"],
         &["-f", "ancestor=shell:1"],
         &["-f", "ancestor=one:1", "-f", "status=created"],
+        &["-f", "ancestor=child:1"],
+        &["-f", "ancestor=nosuch:1"],
     ];
     let sorted = |text: String| {
         let mut lines: Vec<String> = text.lines().map(|l| l.chars().take(19).collect()).collect();
@@ -138,7 +143,8 @@ fn info_says_what_docker_info_says_of_the_same_root() {
             .unwrap();
         assert_eq!(&sorted(String::from_utf8(out.stdout).unwrap()), theirs, "ps {filter:?}");
     }
-    assert!(docker_ps.iter().all(|p| p.len() == 1), "each ps filter selects one container: {docker_ps:?}");
+    let counts: Vec<usize> = docker_ps.iter().map(Vec::len).collect();
+    assert_eq!(counts, [1, 2, 1, 1, 2, 1, 1, 0], "what each ps filter selects: {docker_ps:?}");
 
     let ours = info(root.path());
     for key in [
@@ -157,7 +163,7 @@ fn info_says_what_docker_info_says_of_the_same_root() {
     ] {
         assert_eq!(ours[key], docker[key], "{key}");
     }
-    assert_eq!(ours["Containers"], 2);
+    assert_eq!(ours["Containers"], 3);
 
     // `system df` on the same root: the same rows.
     let out = common::strata_cmd(root.path(), &["system", "df"]).output().unwrap();

@@ -14,6 +14,19 @@ use crate::id::hex;
 pub struct Digest([u8; 32]);
 
 impl Digest {
+    /// The digest whose 64 lowercase hex digits are `h` (no `sha256:`), if they are.
+    pub fn from_hex(h: &str) -> Option<Digest> {
+        if h.len() != 64 || !h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in h.as_bytes().chunks(2).enumerate() {
+            let nibble = |b: u8| if b.is_ascii_digit() { b - b'0' } else { b - b'a' + 10 };
+            out[i] = nibble(pair[0]) << 4 | nibble(pair[1]);
+        }
+        Some(Digest(out))
+    }
+
     /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
         let mut h = Hasher::new();
@@ -34,15 +47,7 @@ impl FromStr for Digest {
         let invalid =
             || Error::InvalidId { input: s.to_owned(), expected: "sha256: followed by 64 lowercase hex characters" };
         let h = s.strip_prefix("sha256:").ok_or_else(invalid)?;
-        if h.len() != 64 || !h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(invalid());
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in h.as_bytes().chunks(2).enumerate() {
-            let nibble = |b: u8| if b.is_ascii_digit() { b - b'0' } else { b - b'a' + 10 };
-            out[i] = nibble(pair[0]) << 4 | nibble(pair[1]);
-        }
-        Ok(Digest(out))
+        Digest::from_hex(h).ok_or_else(invalid)
     }
 }
 

@@ -27,6 +27,7 @@ pub mod glob;
 pub mod host;
 pub mod id;
 pub mod image;
+mod index;
 pub mod info;
 pub mod layer;
 mod lock;

@@ -1,5 +1,8 @@
-//! Work aside: a layer is built (or taken apart) in `<root>/overlay2/.strata-tmp-<n>/` and
-//! published or discarded with one `rename(2)`, so no reader ever sees half a layer.
+//! Work aside: a layer is built (or taken apart) in `<root>/overlay2/.strata-tmp/<n>/` and
+//! published or discarded with one `rename(2)`, so no reader ever sees half a layer. Scratch
+//! directories live one level down so that making and deleting them leaves `overlay2/` itself
+//! unchanged: its stamp then changes only when a layer comes or goes (see `index`). Earlier
+//! versions used `overlay2/.strata-tmp-<n>/`; those are still swept.
 //!
 //! Each operation in flight has a record `<root>/strata/tmp/<n>_<what>` that its process holds
 //! `flock`ed and whose name says what it is doing (`create_<id>_<link>`, `remove_<id>_<link>`,
@@ -24,8 +27,11 @@ use crate::fsutil::remove_if_exists;
 use crate::id::{hex, random_bytes};
 use crate::store::Store;
 
-/// Prefix of scratch directories in `<root>/overlay2/`.
-pub(crate) const SCRATCH_PREFIX: &str = ".strata-tmp-";
+/// The directory of scratch directories in `<root>/overlay2/`.
+pub(crate) const SCRATCH_DIR: &str = ".strata-tmp";
+
+/// Prefix of the scratch directories of earlier versions in `<root>/overlay2/`.
+pub(crate) const OLD_SCRATCH_PREFIX: &str = ".strata-tmp-";
 
 /// An operation in flight and its scratch directory.
 #[derive(Debug)]
@@ -53,7 +59,7 @@ impl Scratch {
         file.lock().ctx("lock", &record)?;
         let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
         rustix::fs::linkat(CWD, proc_path.as_str(), CWD, &record, AtFlags::SYMLINK_FOLLOW).ctx("link", &record)?;
-        let dir = store.home().join(format!("{SCRATCH_PREFIX}{name}"));
+        let dir = scratch_dir(store, &name);
         Ok(Scratch { name, dir, record, file, finished: false, take_apart: None })
     }
 
@@ -143,24 +149,38 @@ pub(crate) fn abandoned(store: &Store) -> Result<Vec<Abandoned>> {
     Ok(found)
 }
 
+/// The scratch directory of the operation named `name`.
+pub(crate) fn scratch_dir(store: &Store, name: &str) -> PathBuf {
+    store.home().join(SCRATCH_DIR).join(name)
+}
+
+/// Remove the scratch directory of the operation named `name`, wherever its version put it.
+pub(crate) fn remove_scratch_of(store: &Store, name: &str) -> Result<()> {
+    remove_scratch(&scratch_dir(store, name), None)?;
+    remove_scratch(&store.home().join(format!("{OLD_SCRATCH_PREFIX}{name}")), None)
+}
+
 /// Scratch directories that no record accounts for.
 pub(crate) fn orphan_dirs(store: &Store) -> Result<Vec<PathBuf>> {
     let home = store.home();
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(home) else { return Ok(found) };
     let in_flight: std::collections::HashSet<String> = std::fs::read_dir(store.tmp_dir())
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| split_record_name(&e.path()).map(|(name, _)| name))
         .collect();
-    for entry in entries {
-        let entry = entry.ctx("read directory", home)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.strip_prefix(SCRATCH_PREFIX)
-            && !in_flight.contains(n)
-        {
-            found.push(entry.path());
+    for (dir, prefix) in [(home.join(SCRATCH_DIR), ""), (home.to_owned(), OLD_SCRATCH_PREFIX)] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let entry = entry.ctx("read directory", &dir)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(n) = name.strip_prefix(prefix)
+                && (prefix.is_empty() || name != SCRATCH_DIR)
+                && !in_flight.contains(n)
+            {
+                found.push(entry.path());
+            }
         }
     }
     Ok(found)
@@ -226,7 +246,7 @@ mod tests {
     fn abandon(store: &Store, record_name: &str, content: &str, link: &ShortLink) {
         std::fs::write(store.tmp_dir().join(record_name), content).unwrap();
         let n = &record_name[..16];
-        std::fs::create_dir_all(store.home().join(format!("{SCRATCH_PREFIX}{n}/diff"))).unwrap();
+        std::fs::create_dir_all(scratch_dir(store, n).join("diff")).unwrap();
         std::os::unix::fs::symlink(format!("../{}/diff", LayerId::random()), store.link_dir().join(link.as_str()))
             .unwrap();
     }
@@ -244,10 +264,7 @@ mod tests {
         drop(store.write_lock().unwrap());
         assert!(std::fs::read_dir(store.tmp_dir()).unwrap().next().is_none(), "the record is gone");
         assert!(store.link_dir().join(link.as_str()).symlink_metadata().is_err(), "the dangling link is gone");
-        assert!(
-            orphan_dirs(&store).unwrap().is_empty()
-                && !store.home().join(format!("{SCRATCH_PREFIX}0123456789abcdef")).exists()
-        );
+        assert!(orphan_dirs(&store).unwrap().is_empty() && !scratch_dir(&store, "0123456789abcdef").exists());
     }
 
     #[test]
@@ -258,7 +275,7 @@ mod tests {
         drop(store.write_lock().unwrap());
         assert!(std::fs::read_dir(store.tmp_dir()).unwrap().next().is_none());
         assert!(store.link_dir().join(link.as_str()).symlink_metadata().is_err());
-        assert!(!store.home().join(format!("{SCRATCH_PREFIX}fedcba9876543210")).exists());
+        assert!(!scratch_dir(&store, "fedcba9876543210").exists());
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! ├── overlay2/                 0710  layers, exactly as dockerd lays them out (see `layer`)
 //! │   ├── l/                    0700  short links: l/<26 base32> -> ../<id>/diff
 //! │   ├── <id>/                 0710  one directory per layer
-//! │   └── .strata-tmp-<n>/            a layer being built or removed (never a layer)
+//! │   └── .strata-tmp/<n>/      0700  a layer being built or removed (never a layer)
 //! └── strata/                   0700  strata's own state; dockerd ignores it
 //!     ├── lock                        the store lock (flock)
 //!     ├── mounts/<id>                 mount reference counts (empty: one)
+//!     ├── index/<name>                caches of what a directory's entries hold (see `index`)
 //!     └── tmp/<n>_<what>              one record per operation in flight (flocked by its owner)
 //! ```
 //!
@@ -143,7 +144,8 @@ impl Store {
     /// Create the directories a write needs. Safe to race with other processes doing the same.
     pub(crate) fn ensure_layout(&self) -> Result<()> {
         // `strata/tmp` is made last: once it exists, the rest does.
-        if self.tmp_dir().is_dir() && self.home.is_dir() {
+        let scratch = self.home.join(crate::scratch::SCRATCH_DIR);
+        if self.tmp_dir().is_dir() && scratch.is_dir() {
             return Ok(());
         }
         if !self.home.is_dir() {
@@ -156,6 +158,7 @@ impl Store {
             mkdir(&self.home, 0o710)?;
         }
         mkdir(&self.link_dir(), 0o700)?;
+        mkdir(&scratch, 0o700)?;
         mkdir(&self.private_dir(), 0o700)?;
         mkdir(&self.mounts_dir(), 0o700)?;
         mkdir(&self.tmp_dir(), 0o700)?;

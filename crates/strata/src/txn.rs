@@ -73,7 +73,7 @@ fn clean(store: &Store, lock: &crate::lock::StoreLock, op: &Abandoned) -> Result
         }
     }
     if !name.is_empty() {
-        crate::scratch::remove_scratch(&store.home().join(format!("{}{name}", crate::scratch::SCRATCH_PREFIX)), None)?;
+        crate::scratch::remove_scratch_of(store, &name)?;
     }
     tracing::info!(what = %op.what, "cleaned up an operation abandoned by a dead process");
     remove_if_exists(&op.record)

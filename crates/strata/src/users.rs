@@ -66,11 +66,11 @@ impl Store {
     pub(crate) fn layer_users_unlocked(&self, id: &LayerId) -> Result<Vec<LayerUser>> {
         let images = self.images();
         let mut users = Vec::new();
-        for chain in images.layerdb.chains_with_cache_id(id)? {
+        for chain in images.chains_with_cache_id(id)? {
             users.push(LayerUser::Image { chain, images: images.names_using(chain)? });
         }
         let containers = self.containers();
-        for (container, record) in images.layerdb.mounts()? {
+        for (container, record) in images.mount_index()? {
             let init = record.init_id.as_ref() == Some(id);
             if record.mount_id != *id && !init {
                 continue;
@@ -142,10 +142,10 @@ impl crate::image::ImageStore {
     fn names_using(&self, chain: ChainId) -> Result<Vec<String>> {
         let repos = self.repositories()?;
         let mut out = Vec::new();
-        for image in self.imagedb.list()? {
-            let Some(raw) = self.imagedb.config(image)? else { continue };
-            let config = crate::image::ImageConfig::parse(&raw, &format!("image {image}"))?;
-            if ChainId::chain(&config.rootfs.diff_ids).contains(&chain) {
+        let mut images: Vec<_> = self.image_chains()?.into_iter().collect();
+        images.sort_by_key(|(id, _)| *id);
+        for (image, chains) in images {
+            if chains.contains(&chain) {
                 let names = repos.names_of(image);
                 match names.first() {
                     Some(name) => out.push(name.to_string()),

@@ -162,6 +162,10 @@ fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
             "other".to_owned()
         };
         let rel = path.strip_prefix(base).unwrap().to_owned();
+        // strata's indexes are caches that any command may write: not part of what is stored.
+        if rel == Path::new("strata/index") {
+            continue;
+        }
         out.insert(rel, format!("{what} mode={:o} uid={} gid={}", meta.mode() & 0o7777, meta.uid(), meta.gid()));
         if ft.is_dir() {
             walk(base, &path, out);

@@ -124,8 +124,9 @@ impl ContainerStore {
         runtime: &Runtime,
     ) -> Result<ContainerId> {
         let name = self.free_name(options.name.as_deref())?;
-        let image_id = self.images.resolve_unlocked(image)?;
-        let image_record = self.images.get_unlocked(image_id, &self.images.repositories()?)?;
+        let repos = self.images.repositories()?;
+        let image_id = self.images.resolve_in(image, &repos)?;
+        let image_record = self.images.get_unlocked(image_id, &repos)?;
         let stack = self.images.layers_of(&image_record)?;
 
         let id = ContainerId::random();
@@ -197,19 +198,20 @@ impl ContainerStore {
         write_new(&aside.join(HOST_CONFIG), &json_line(&host), 0o644)?;
         mkdir(&aside.join("checkpoints"), 0o700)?;
         let target = self.dir(id);
+        let change = crate::index::Change::begin(&self.store, &crate::image::index::CONTAINERS);
         std::fs::rename(&aside, &target).ctx("rename", &target)?;
+        change.added(id.as_str(), &format!("{} 0 {name}", image_id.hex()));
         crate::failpoint::hit("container.created");
         tracing::debug!(%id, name, "created container");
         Ok(id)
     }
 
-    /// `wanted` if no container has it, or a fresh random name. Every record is read once.
+    /// `wanted` if no container has it, or a fresh random name (through the index of
+    /// containers' records).
     fn free_name(&self, wanted: Option<&str>) -> Result<String> {
         let mut taken = std::collections::HashMap::new();
-        for id in self.ids()? {
-            if let Some(record) = self.read_record(id)? {
-                taken.insert(record.name().to_owned(), id);
-            }
+        for container in self.images.container_index()? {
+            taken.insert(container.name, container.id);
         }
         if let Some(wanted) = wanted {
             let name = valid_name(wanted)?.to_owned();
@@ -218,7 +220,7 @@ impl ContainerStore {
                     container: name,
                     reason: format!(
                         "the name is already in use by container {}; remove that container or choose another name",
-                        other.short()
+                        &other[..12]
                     ),
                 });
             }

@@ -1,6 +1,6 @@
 //! `ps --filter`, as docker filters: `status=created|running|exited|paused|…`, `name=TEXT`
-//! (contained in the name), `id=PREFIX`, `ancestor=IMAGE` (made from that image, by name or
-//! ID), `label=KEY[=VALUE]`, `exited=CODE`. Values of one key are alternatives; different keys
+//! (contained in the name), `id=PREFIX`, `ancestor=IMAGE` (made from that image or one built
+//! on it, by name or ID), `label=KEY[=VALUE]`, `exited=CODE`. Values of one key are alternatives; different keys
 //! must all hold (labels: every one).
 
 use super::{ContainerStore, ContainerSummary};
@@ -49,11 +49,15 @@ impl ContainerFilters {
 impl ContainerStore {
     /// [`summaries`](Self::summaries), filtered as `docker ps --filter` filters.
     pub fn summaries_filtered(&self, filters: &ContainerFilters) -> Result<Vec<ContainerSummary>> {
-        let ancestors: Vec<String> = filters
-            .ancestors
-            .iter()
-            .map(|a| self.images.resolve(a).map(|id| id.to_string()).unwrap_or_else(|_| a.clone()))
-            .collect();
+        // As dockerd: each image named and every image built on it; a name that names no image
+        // adds none.
+        let mut ancestors: Vec<String> = Vec::new();
+        for name in &filters.ancestors {
+            if let Ok(id) = self.images.resolve(name) {
+                ancestors.extend(self.images.with_descendants(id)?.iter().map(ToString::to_string));
+            }
+        }
+        let nothing_matches = !filters.ancestors.is_empty() && ancestors.is_empty();
         let mut out = Vec::new();
         for summary in self.summaries()? {
             let any = |values: &[String], test: &dyn Fn(&String) -> bool| values.is_empty() || values.iter().any(test);
@@ -61,7 +65,8 @@ impl ContainerStore {
             if !any(&filters.status, &|s| s == summary.state)
                 || !any(&filters.names, &|n| name.contains(n.as_str()))
                 || !any(&filters.ids, &|p| summary.id.starts_with(p.as_str()))
-                || !any(&ancestors, &|a| *a == summary.image_id || *a == summary.image)
+                || nothing_matches
+                || !any(&ancestors, &|a| *a == summary.image_id)
                 || !(filters.exited.is_empty()
                     || (summary.state == "exited" && filters.exited.contains(&summary.exit_code)))
             {

@@ -237,11 +237,17 @@ pub(crate) fn private_dir(store: &Store, id: ContainerId) -> PathBuf {
 /// lock held: used by `rm` and to undo a `create` cut short.
 pub(crate) fn remove_records(store: &Store, id: ContainerId, work: &Scratch) -> Result<()> {
     let trash = work.dir().join(format!("container-{}", id.short()));
-    for dir in [store.containers_dir().join(id.as_str()), private_dir(store, id)] {
-        if dir.exists() {
-            std::fs::rename(&dir, &trash).ctx("rename", &dir)?;
-            crate::scratch::remove_tree(&trash)?;
-        }
+    let record = store.containers_dir().join(id.as_str());
+    if record.exists() {
+        let change = crate::index::Change::begin(store, &crate::image::index::CONTAINERS);
+        std::fs::rename(&record, &trash).ctx("rename", &record)?;
+        change.removed(id.as_str());
+        crate::scratch::remove_tree(&trash)?;
+    }
+    let private = private_dir(store, id);
+    if private.exists() {
+        std::fs::rename(&private, &trash).ctx("rename", &private)?;
+        crate::scratch::remove_tree(&trash)?;
     }
     store.images().layerdb.remove_mount(id.as_str(), &work.name())
 }

@@ -45,7 +45,10 @@ macro_rules! digest_id {
 
             /// `sha256:<hex>` or the bare 64 hex characters.
             fn from_str(s: &str) -> Result<Self> {
-                if s.len() == 64 { format!("sha256:{s}").parse().map($name) } else { s.parse().map($name) }
+                match Digest::from_hex(s) {
+                    Some(d) => Ok($name(d)),
+                    None => s.parse().map($name),
+                }
             }
         }
 

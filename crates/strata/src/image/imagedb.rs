@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use super::ids::ImageId;
 use crate::error::{IoContext, Result};
 use crate::fsutil::{mkdir, parsed_names, read_bytes_optional, read_optional, remove_if_exists, write_new};
+use crate::index::Change;
+use crate::store::Store;
 
 const LAST_UPDATED: &str = "lastUpdated";
 const PARENT: &str = "parent";
@@ -22,11 +24,12 @@ const PARENT: &str = "parent";
 #[derive(Debug, Clone)]
 pub(crate) struct ImageDb {
     dir: PathBuf,
+    store: Store,
 }
 
 impl ImageDb {
-    pub(crate) fn new(dir: PathBuf) -> Self {
-        ImageDb { dir }
+    pub(crate) fn new(store: &Store) -> Self {
+        ImageDb { dir: path(store.root()), store: store.clone() }
     }
 
     fn content(&self, id: ImageId) -> PathBuf {
@@ -66,6 +69,7 @@ impl ImageDb {
         let tmp = scratch.join(format!("content-{}", id.hex()));
         write_new(&tmp, config, 0o600)?;
         let target = self.content(id);
+        // The index of configs is left to read it: a change the next reader sees.
         std::fs::rename(&tmp, &target).ctx("rename", &target)
     }
 
@@ -82,8 +86,12 @@ impl ImageDb {
     /// Set a metadata file (`lastUpdated`, `parent`) atomically.
     fn set(&self, id: ImageId, key: &str, value: &str) -> Result<()> {
         let dir = self.metadata(id);
+        let change = Change::begin(&self.store, &super::index::PARENTS);
         mkdir(&dir, 0o700)?;
-        crate::fsutil::replace(&dir.join(key), value.as_bytes(), 0o600)
+        crate::fsutil::replace(&dir.join(key), value.as_bytes(), 0o600)?;
+        let parent = self.parent(id)?.map_or("-".into(), |p| p.hex().to_owned());
+        change.added(&id.hex(), &parent);
+        Ok(())
     }
 
     /// Record now as the time the image was tagged.
@@ -102,8 +110,13 @@ impl ImageDb {
         for key in [LAST_UPDATED, PARENT] {
             remove_if_exists(&meta.join(key))?;
         }
+        let change = Change::begin(&self.store, &super::index::PARENTS);
         crate::scratch::remove_tree(&meta)?;
-        remove_if_exists(&self.content(id))
+        change.removed(&id.hex());
+        let change = Change::begin(&self.store, &super::index::IMAGES);
+        remove_if_exists(&self.content(id))?;
+        change.removed(&id.hex());
+        Ok(())
     }
 }
 

@@ -108,8 +108,8 @@ pub(crate) fn take(store: &Store, lock: &StoreLock, line: &str, undo: bool, jour
             }
         }
         Step::Tag(..) | Step::Untag(..) => {}
-        Step::Image(id) => imagedb::ImageDb::new(imagedb::path(root)).remove(*id)?,
-        Step::Chain(id) => layerdb::LayerDb::new(layerdb::path(root)).remove(*id, &journal.work.name())?,
+        Step::Image(id) => imagedb::ImageDb::new(store).remove(*id)?,
+        Step::Chain(id) => layerdb::LayerDb::new(store).remove(*id, &journal.work.name())?,
         Step::Layer(id) => {
             if store.layer_dir(id).exists() {
                 store.layers().remove_locked(lock, id)?.finish()?;
@@ -122,7 +122,7 @@ pub(crate) fn take(store: &Store, lock: &StoreLock, line: &str, undo: bool, jour
 
 /// Write-sets a dead operation named `name` left in layerdb/tmp.
 pub(crate) fn drop_write_sets(store: &Store, name: &str) -> Result<()> {
-    for leftover in layerdb::LayerDb::new(layerdb::path(store.root())).leftovers_of(name) {
+    for leftover in layerdb::LayerDb::new(store).leftovers_of(name) {
         crate::scratch::remove_tree(&leftover)?;
     }
     Ok(())

@@ -20,6 +20,8 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{mkdir, parsed_names, read_bytes_optional, read_optional, write_new};
 use crate::id::LayerId;
+use crate::index::Change;
+use crate::store::Store;
 
 const DIFF: &str = "diff";
 const PARENT: &str = "parent";
@@ -60,11 +62,12 @@ pub struct MountRecord {
 #[derive(Debug, Clone)]
 pub(crate) struct LayerDb {
     dir: PathBuf,
+    store: Store,
 }
 
 impl LayerDb {
-    pub(crate) fn new(dir: PathBuf) -> Self {
-        LayerDb { dir }
+    pub(crate) fn new(store: &Store) -> Self {
+        LayerDb { dir: path(store.root()), store: store.clone() }
     }
 
     pub(crate) fn entry(&self, chain: ChainId) -> PathBuf {
@@ -146,7 +149,11 @@ impl LayerDb {
         // cache-id last: an entry without it is not an entry (see `get`).
         write_new(&set.join(CACHE_ID), record.cache_id.as_str().as_bytes(), 0o644)?;
         let target = self.entry(record.chain_id);
-        std::fs::rename(&set, &target).ctx("rename", &target)
+        let change = Change::begin(&self.store, &super::index::CHAINS);
+        std::fs::rename(&set, &target).ctx("rename", &target)?;
+        let parent = record.parent.map_or("-".into(), |p| p.hex().to_owned());
+        change.added(&record.chain_id.hex(), &format!("{} {parent}", record.cache_id));
+        Ok(())
     }
 
     /// A write-set directory for an operation named `name`.
@@ -162,48 +169,10 @@ impl LayerDb {
             return Ok(());
         }
         let trash = self.tmp_dir().join(format!("remove-{name}-{}", &chain.hex()[..12]));
+        let change = Change::begin(&self.store, &super::index::CHAINS);
         std::fs::rename(&entry, &trash).ctx("rename", &entry)?;
+        change.removed(&chain.hex());
         crate::scratch::remove_tree(&trash)
-    }
-
-    /// The stacks whose files are in overlay2 layer `id` (normally one, or none). A stack
-    /// whose `cache-id` cannot be read is an error: it might be `id`.
-    pub(crate) fn chains_with_cache_id(&self, id: &LayerId) -> Result<Vec<ChainId>> {
-        let mut out = Vec::new();
-        for chain in self.list()? {
-            let path = self.entry(chain).join(CACHE_ID);
-            match read_optional(&path)? {
-                Some(cache_id) if cache_id.trim() == id.as_str() => out.push(chain),
-                Some(_) => {}
-                // Removed while we looked (no lock), or a stack without files: dockerd's
-                // store never has one, and `check` reports it.
-                None if !self.entry(chain).exists() => {}
-                None => return Err(Error::corrupt(path, "is missing")),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every container's layers (`mounts/<id>/`), by container ID. A record that cannot be
-    /// read is an error, never skipped.
-    pub(crate) fn mounts(&self) -> Result<Vec<(String, MountRecord)>> {
-        let dir = self.mounts_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("read directory", dir, e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let name = entry.ctx("read directory", &dir)?.file_name().to_string_lossy().into_owned();
-            match self.mount(&name)? {
-                Some(record) => out.push((name, record)),
-                None => {
-                    return Err(Error::corrupt(dir.join(&name).join(MOUNT_ID), "is missing"));
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// The layers of `container`, if it has a record.
@@ -237,7 +206,12 @@ impl LayerDb {
         }
         write_new(&set.join(MOUNT_ID), record.mount_id.as_str().as_bytes(), 0o644)?;
         let target = self.mounts_dir().join(container);
-        std::fs::rename(&set, &target).ctx("rename", &target)
+        let change = Change::begin(&self.store, &super::index::MOUNTS);
+        std::fs::rename(&set, &target).ctx("rename", &target)?;
+        let init = record.init_id.as_ref().map_or("-", |i| i.as_str());
+        let parent = record.parent.map_or("-".into(), |p| p.hex().to_owned());
+        change.added(container, &format!("{} {init} {parent}", record.mount_id));
+        Ok(())
     }
 
     /// Drop the record of `container` (with the store lock held).
@@ -247,7 +221,9 @@ impl LayerDb {
             return Ok(());
         }
         let trash = self.tmp_dir().join(format!("remove-{name}-{}", &container[..container.len().min(12)]));
+        let change = Change::begin(&self.store, &super::index::MOUNTS);
         std::fs::rename(&dir, &trash).ctx("rename", &dir)?;
+        change.removed(container);
         crate::scratch::remove_tree(&trash)
     }
 

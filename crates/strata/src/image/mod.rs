@@ -22,6 +22,7 @@ pub(crate) mod filter;
 mod ids;
 mod imagedb;
 mod import;
+pub(crate) mod index;
 pub(crate) mod journal;
 pub(crate) mod layerdb;
 mod load;
@@ -81,8 +82,8 @@ impl Store {
         ImageStore {
             store: self.clone(),
             layers: self.layers(),
-            layerdb: layerdb::LayerDb::new(layerdb::path(root)),
-            imagedb: imagedb::ImageDb::new(imagedb::path(root)),
+            layerdb: layerdb::LayerDb::new(self),
+            imagedb: imagedb::ImageDb::new(self),
             repositories: repositories::path(root),
         }
     }
@@ -110,9 +111,17 @@ impl ImageStore {
         if let Ok(id) = name.parse::<ImageId>() {
             return if self.imagedb.contains(id) { Ok(id) } else { Err(Error::ImageNotFound(name.to_owned())) };
         }
+        self.resolve_in(name, &self.repositories()?)
+    }
+
+    /// [`resolve`](Self::resolve) with the names already read.
+    pub(crate) fn resolve_in(&self, name: &str, repos: &Repositories) -> Result<ImageId> {
+        if let Ok(id) = name.parse::<ImageId>() {
+            return if self.imagedb.contains(id) { Ok(id) } else { Err(Error::ImageNotFound(name.to_owned())) };
+        }
         let reference = name.parse::<Reference>();
         if let Ok(r) = &reference
-            && let Some(id) = self.repositories()?.get(&r.clone().or_latest())
+            && let Some(id) = repos.get(&r.clone().or_latest())
         {
             return Ok(id);
         }

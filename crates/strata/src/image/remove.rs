@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use super::ImageStore;
 use super::ids::{ChainId, ImageId};
+use super::index::ContainerUse;
 use super::journal::{self, Step};
 use super::reference::Reference;
 use super::register::Registration;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::txn::Journal;
 
 /// One thing `rmi` did, as `docker rmi` prints it.
@@ -21,12 +22,6 @@ pub enum Removed {
     Untagged(String),
     /// An image (by ID) or a layer (by chainID) was deleted.
     Deleted(String),
-}
-
-/// A container, as far as removing images cares.
-struct ContainerUse {
-    id: String,
-    running: bool,
 }
 
 impl ImageStore {
@@ -122,7 +117,8 @@ impl ImageStore {
         delete: Vec<ImageId>,
         id: ImageId,
     ) -> Result<Vec<Removed>> {
-        let chains = self.unreferenced_chains(&delete)?;
+        // Layers can only go with an image: an untag alone reads no other image.
+        let chains = if delete.is_empty() { Vec::new() } else { self.unreferenced_chains(&delete)? };
         let mut journal = Journal::begin(&self.store, journal::REMOVE)?;
         let mut steps = Vec::new();
         for r in &untag {
@@ -206,23 +202,19 @@ impl ImageStore {
     /// `except_container`) stands on.
     fn chains_in_use(&self, except_images: &[ImageId], except_container: Option<&str>) -> Result<HashSet<ChainId>> {
         let mut kept = HashSet::new();
-        for other in self.imagedb.list()? {
-            if except_images.contains(&other) {
-                continue;
-            }
-            // A config that cannot be read might name any layer: refuse rather than guess.
-            if let Some(raw) = self.imagedb.config(other)? {
-                let config = super::ImageConfig::parse(&raw, &format!("image {other}"))?;
-                kept.extend(ChainId::chain(&config.rootfs.diff_ids));
+        for (other, chains) in self.image_chains()? {
+            if !except_images.contains(&other) {
+                kept.extend(chains);
             }
         }
-        for (container, record) in self.layerdb.mounts()? {
+        let stacks = self.chain_index()?;
+        for (container, record) in self.mount_index()? {
             let Some(mut chain) = record.parent else { continue };
             if Some(container.as_str()) == except_container {
                 continue;
             }
             while kept.insert(chain) {
-                match self.layerdb.get(chain)?.and_then(|r| r.parent) {
+                match stacks.get(&chain).and_then(|(_, parent)| *parent) {
                     Some(parent) => chain = parent,
                     None => break,
                 }
@@ -237,45 +229,47 @@ impl ImageStore {
         Ok(!self.children_of(id)?.is_empty())
     }
 
-    /// Images whose recorded parent is `id`.
-    fn children_of(&self, id: ImageId) -> Result<Vec<ImageId>> {
-        let mut out = Vec::new();
-        for other in self.imagedb.list()? {
-            if self.imagedb.parent(other)? == Some(id) {
-                out.push(other);
+    /// `id` and every image built on it, at any depth (their recorded parents lead to `id`).
+    pub(crate) fn with_descendants(&self, id: ImageId) -> Result<Vec<ImageId>> {
+        let _lock = self.store.read_lock()?;
+        let mut children: HashMap<ImageId, Vec<ImageId>> = HashMap::new();
+        for (child, parent) in self.image_parents()? {
+            children.entry(parent).or_default().push(child);
+        }
+        let mut out = vec![id];
+        let mut next = 0;
+        while next < out.len() {
+            for child in children.get(&out[next]).into_iter().flatten() {
+                if !out.contains(child) {
+                    out.push(*child);
+                }
             }
+            next += 1;
         }
         Ok(out)
     }
 
-    /// Containers by the image they were made from (`<root>/containers/*/config.v2.json`, the
-    /// file dockerd and strata keep per container).
+    /// Images whose recorded parent is `id`.
+    fn children_of(&self, id: ImageId) -> Result<Vec<ImageId>> {
+        let mut out: Vec<ImageId> =
+            self.image_parents()?.into_iter().filter(|(_, parent)| *parent == id).map(|(child, _)| child).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Containers by the image they were made from. A record that cannot be read is an
+    /// error: it might use any image, so no image is removed.
     fn containers_using(&self) -> Result<HashMap<ImageId, Vec<ContainerUse>>> {
-        let dir = self.store.root().join("containers");
         let mut out: HashMap<ImageId, Vec<ContainerUse>> = HashMap::new();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(Error::io("read directory", dir, e)),
-        };
-        // A record that cannot be read might name any image: refuse rather than guess.
-        for entry in entries {
-            let entry = entry.ctx("read directory", &dir)?;
-            let path = entry.path().join("config.v2.json");
-            let text = std::fs::read(&path).ctx("read", &path)?;
-            let unreadable = |why: String| {
-                Error::corrupt(
-                    &path,
-                    format!("{why}: which image this container uses is unknown, so no image is removed"),
-                )
+        for container in self.container_index()? {
+            let Some(image) = &container.image else {
+                let path = self.store.containers_dir().join(&container.id).join("config.v2.json");
+                return Err(Error::corrupt(
+                    path,
+                    "is missing: which image this container uses is unknown, so no image is removed",
+                ));
             };
-            let value = serde_json::from_slice::<serde_json::Value>(&text).map_err(|e| unreadable(e.to_string()))?;
-            let image = value["Image"].as_str().and_then(|s| s.parse::<ImageId>().ok());
-            let image = image.ok_or_else(|| unreadable("its Image is not an image ID".into()))?;
-            let running = value["State"]["Running"].as_bool().unwrap_or(false);
-            out.entry(image)
-                .or_default()
-                .push(ContainerUse { id: entry.file_name().to_string_lossy().into_owned(), running });
+            out.entry(image.parse()?).or_default().push(container);
         }
         Ok(out)
     }

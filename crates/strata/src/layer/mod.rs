@@ -42,6 +42,15 @@ pub struct CreateOptions {
     pub parent: Option<LayerId>,
 }
 
+/// The index of `overlay2/`: each layer's nearest lower link (`-` for a base layer), to find
+/// a layer's children without reading every layer's `lower`.
+pub(crate) static INDEX: crate::index::Kind = crate::index::Kind {
+    name: "layers",
+    dir: |store| store.home().to_owned(),
+    stamp_file: None,
+    accept: |name| name.parse::<LayerId>().is_ok(),
+};
+
 /// The layers of one store.
 #[derive(Debug, Clone)]
 pub struct LayerStore {
@@ -106,6 +115,7 @@ impl LayerStore {
         }
 
         let mut link = ShortLink::random();
+        let change = crate::index::Change::begin(&self.store, &INDEX);
         let mut scratch = Scratch::new(&self.store, &format!("create {id} {link}"))?.taken_apart_by(layout::take_apart);
         let dir = scratch.dir().to_owned();
         mkdir(&dir, mode::LAYER_DIR)?;
@@ -148,6 +158,7 @@ impl LayerStore {
             return Err(e);
         }
         failpoint::hit("create.published");
+        change.added(id.as_str(), lowers.first().map_or("-", |l| l.as_str()));
         scratch.finish()?;
         tracing::debug!(%id, "created layer");
         Ok(id)
@@ -178,8 +189,10 @@ impl LayerStore {
             Some(link) => format!("remove {id} {link}"),
             None => format!("remove {id}"),
         };
+        let change = crate::index::Change::begin(&self.store, &INDEX);
         let scratch = Scratch::new(&self.store, &what)?.taken_apart_by(layout::take_apart);
         std::fs::rename(&dir, scratch.dir()).ctx("rename", &dir)?;
+        change.removed(id.as_str());
         failpoint::hit("remove.renamed");
         if let Some(link) = link
             && layout::resolve_link(&self.store.link_dir(), &link)?.as_ref() == Some(id)
@@ -369,15 +382,20 @@ impl LayerStore {
         Ok(LayerInfo { id: id.clone(), link, parent, lowers, committed: dir.join(COMMITTED).exists(), mounts })
     }
 
-    /// Direct children of `id` (layers whose nearest lower is `id`'s link).
+    /// Direct children of `id` (layers whose nearest lower is `id`'s link), found through the
+    /// index of `overlay2/`.
     fn children(&self, id: &LayerId, link: Option<&ShortLink>) -> Result<Vec<LayerId>> {
         let Some(link) = link else { return Ok(Vec::new()) };
-        let mut children = Vec::new();
-        for other in self.ids()? {
-            if &other != id && layout::read_lower(&self.store.layer_dir(&other))?.first() == Some(link) {
-                children.push(other);
-            }
-        }
+        let index = crate::index::Index::load(&self.store, &INDEX, |name| {
+            let lowers = layout::read_lower(&self.store.home().join(name))?;
+            Ok(Some(lowers.first().map_or("-", |l| l.as_str()).to_owned()))
+        })?;
+        let mut children: Vec<LayerId> = index
+            .iter()
+            .filter(|(other, nearest)| *nearest == link.as_str() && *other != id.as_str())
+            .filter_map(|(other, _)| other.parse().ok())
+            .collect();
+        children.sort();
         Ok(children)
     }
 }

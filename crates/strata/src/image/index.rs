@@ -1,0 +1,212 @@
+//! The indexes of the image database and of containers' records (see `index`): what every
+//! stack, image and container stands on, read without opening each of them. `rmi`, `create`
+//! and the layer commands ask these questions of every image and container in the store.
+
+use std::collections::HashMap;
+
+use super::ImageStore;
+use super::ids::{ChainId, ImageId};
+use super::layerdb::MountRecord;
+use crate::error::{Error, Result};
+use crate::index::{Index, Kind};
+use crate::store::Store;
+
+fn hex64(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `layerdb/sha256/`: each stack's `cache-id` (`?` if it has none) and parent (`-`).
+pub(crate) static CHAINS: Kind = Kind {
+    name: "chains",
+    dir: |store| super::layerdb::path(store.root()).join("sha256"),
+    stamp_file: None,
+    accept: hex64,
+};
+
+/// `layerdb/mounts/`: each container's writable layer (`?` if unrecorded), `-init` layer and
+/// image stack (`-` for none).
+pub(crate) static MOUNTS: Kind = Kind {
+    name: "mounts",
+    dir: |store| super::layerdb::path(store.root()).join("mounts"),
+    stamp_file: None,
+    accept: hex64,
+};
+
+/// `imagedb/content/sha256/`: every stack an image stands on (its chainIDs, bottom first).
+pub(crate) static IMAGES: Kind = Kind {
+    name: "images",
+    dir: |store| super::imagedb::path(store.root()).join("content/sha256"),
+    stamp_file: None,
+    accept: hex64,
+};
+
+/// `imagedb/metadata/sha256/`: the image each image was built on (`-` for none).
+pub(crate) static PARENTS: Kind = Kind {
+    name: "parents",
+    dir: |store| super::imagedb::path(store.root()).join("metadata/sha256"),
+    stamp_file: None,
+    accept: hex64,
+};
+
+/// `containers/`: each container's image (`?` if its record says none), whether it runs (`1`)
+/// and its name; stamped by its `config.v2.json`, which changes in place.
+pub(crate) static CONTAINERS: Kind =
+    Kind { name: "containers", dir: Store::containers_dir, stamp_file: Some("config.v2.json"), accept: hex64 };
+
+/// A container as the image commands see it.
+#[derive(Debug, Clone)]
+pub(crate) struct ContainerUse {
+    /// Its ID (64 hex digits).
+    pub id: String,
+    /// The image it was made from (64 hex digits); `None` if its directory holds no record.
+    pub image: Option<String>,
+    /// Whether it runs.
+    pub running: bool,
+    /// Its name, without dockerd's leading `/`.
+    pub name: String,
+}
+
+/// A stack as its index knows it: its `cache-id` (`None` if its entry has none) and parent.
+pub(crate) type Stack = (Option<String>, Option<ChainId>);
+
+/// An index value's word, `-` (and `?`) meaning none.
+fn word(w: Option<&str>) -> Option<&str> {
+    w.filter(|w| *w != "-" && *w != "?")
+}
+
+impl ImageStore {
+    /// Every stack's cache-id (`None` if its entry has none) and parent.
+    pub(crate) fn chain_index(&self) -> Result<HashMap<ChainId, Stack>> {
+        let index = Index::load(&self.store, &CHAINS, |name| {
+            let chain: ChainId = name.parse()?;
+            let entry = self.layerdb.entry(chain);
+            let cache_id = crate::fsutil::read_optional(&entry.join("cache-id"))?;
+            let parent = crate::fsutil::read_optional(&entry.join("parent"))?;
+            let one_word = |s: Option<String>, file: &str| -> Result<String> {
+                match s.as_deref().map(str::trim) {
+                    None => Ok("-".into()),
+                    Some(w) if !w.is_empty() && !w.contains(char::is_whitespace) => Ok(w.to_owned()),
+                    Some(_) => Err(Error::corrupt(entry.join(file), "is not one word")),
+                }
+            };
+            let cache_id = if cache_id.is_some() { one_word(cache_id, "cache-id")? } else { "?".into() };
+            Ok(Some(format!("{cache_id} {}", one_word(parent, "parent")?)))
+        })?;
+        let mut out = HashMap::new();
+        for (name, value) in index.iter() {
+            let mut words = value.split(' ');
+            let cache_id = words.next().filter(|w| *w != "?").map(str::to_owned);
+            let parent = word(words.next()).and_then(|p| p.parse().ok());
+            out.insert(name.parse()?, (cache_id, parent));
+        }
+        Ok(out)
+    }
+
+    /// The stacks whose files are in overlay2 layer `id` (normally one, or none). A stack
+    /// without a `cache-id` is an error: it might be `id`.
+    pub(crate) fn chains_with_cache_id(&self, id: &crate::LayerId) -> Result<Vec<ChainId>> {
+        let mut out = Vec::new();
+        for (chain, (cache_id, _)) in self.chain_index()? {
+            match cache_id {
+                Some(c) if c == id.as_str() => out.push(chain),
+                Some(_) => {}
+                None => return Err(Error::corrupt(self.layerdb.entry(chain).join("cache-id"), "is missing")),
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every container's layers, by container ID. A record that cannot be read is an error,
+    /// never skipped.
+    pub(crate) fn mount_index(&self) -> Result<Vec<(String, MountRecord)>> {
+        let index = Index::load(&self.store, &MOUNTS, |name| {
+            Ok(Some(match self.layerdb.mount(name)? {
+                None => "? - -".to_owned(),
+                Some(r) => format!(
+                    "{} {} {}",
+                    r.mount_id,
+                    r.init_id.as_ref().map_or("-", |i| i.as_str()),
+                    r.parent.map_or("-".into(), |p| p.hex().to_owned())
+                ),
+            }))
+        })?;
+        let mut out = Vec::new();
+        for (name, value) in index.iter() {
+            let mut words = value.split(' ');
+            let Some(mount_id) = word(words.next()) else {
+                return Err(Error::corrupt(self.layerdb.mounts_dir().join(name).join("mount-id"), "is missing"));
+            };
+            let init_id = word(words.next()).map(str::parse).transpose()?;
+            let parent = word(words.next()).map(str::parse).transpose()?;
+            out.push((name.to_owned(), MountRecord { mount_id: mount_id.parse()?, init_id, parent }));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Every image and the stacks it stands on. A config that cannot be read is an error: it
+    /// might name any layer.
+    pub(crate) fn image_chains(&self) -> Result<HashMap<ImageId, Vec<ChainId>>> {
+        let index = Index::load(&self.store, &IMAGES, |name| {
+            let id: ImageId = name.parse()?;
+            let Some(raw) = self.imagedb.config(id)? else { return Ok(None) };
+            let config = super::ImageConfig::parse(&raw, &format!("image {id}"))?;
+            let chains = ChainId::chain(&config.rootfs.diff_ids);
+            Ok(Some(chains.iter().map(|c| c.hex()).collect::<Vec<_>>().join(" ")))
+        })?;
+        let mut out = HashMap::new();
+        for (name, value) in index.iter() {
+            let chains = value.split(' ').filter(|w| !w.is_empty()).map(str::parse).collect::<Result<_>>()?;
+            out.insert(name.parse()?, chains);
+        }
+        Ok(out)
+    }
+
+    /// Every image built on another, and that other.
+    pub(crate) fn image_parents(&self) -> Result<HashMap<ImageId, ImageId>> {
+        let index = Index::load(&self.store, &PARENTS, |name| {
+            let parent = self.imagedb.parent(name.parse()?)?;
+            Ok(Some(parent.map_or("-".into(), |p| p.hex().to_owned())))
+        })?;
+        let mut out = HashMap::new();
+        for (name, value) in index.iter() {
+            if let Some(parent) = word(Some(value)) {
+                out.insert(name.parse()?, parent.parse()?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every container's image, state and name (`<root>/containers/*/config.v2.json`, the file
+    /// dockerd and strata keep per container). A record that cannot be parsed is an error.
+    pub(crate) fn container_index(&self) -> Result<Vec<ContainerUse>> {
+        let dir = self.store.containers_dir();
+        let index = Index::load(&self.store, &CONTAINERS, |name| {
+            let path = dir.join(name).join("config.v2.json");
+            let unreadable =
+                |why: String| Error::corrupt(&path, format!("{why}: which image this container uses is unknown"));
+            let Some(text) = crate::fsutil::read_bytes_optional(&path)? else { return Ok(Some("? 0 -".into())) };
+            let value = serde_json::from_slice::<serde_json::Value>(&text).map_err(|e| unreadable(e.to_string()))?;
+            let image = value["Image"].as_str().and_then(|s| s.parse::<ImageId>().ok());
+            let image = image.ok_or_else(|| unreadable("its Image is not an image ID".into()))?;
+            let running = value["State"]["Running"].as_bool().unwrap_or(false);
+            let name = value["Name"].as_str().unwrap_or_default();
+            let name = name.strip_prefix('/').unwrap_or(name);
+            let name = if crate::index::plain(name) { name } else { "-" };
+            Ok(Some(format!("{} {} {name}", image.hex(), u8::from(running))))
+        })?;
+        let mut out = Vec::with_capacity(index.len());
+        for (id, value) in index.iter() {
+            let mut words = value.splitn(3, ' ');
+            let (Some(image), Some(running), Some(name)) = (words.next(), words.next(), words.next()) else { continue };
+            out.push(ContainerUse {
+                id: id.to_owned(),
+                image: word(Some(image)).map(str::to_owned),
+                running: running == "1",
+                name: name.to_owned(),
+            });
+        }
+        Ok(out)
+    }
+}

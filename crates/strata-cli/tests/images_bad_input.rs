@@ -839,7 +839,10 @@ fn a_container_record_that_cannot_be_read_stops_rmi_from_removing_layers() {
     assert!(err.contains("no image is removed"), "{err}");
     std::fs::write(&record, &good).unwrap();
 
-    // Its layer record, likewise: the stack it stands on is unknown, so nothing goes.
+    // Its layer record, likewise: the stack it stands on is unknown, so nothing goes. (Layer
+    // records never change once written, so an index that read this one keeps its good value:
+    // the damage is seen by a store whose index has not read it yet.)
+    std::fs::remove_dir_all(root.path().join("strata/index")).unwrap();
     let parent = root.path().join("image/overlay2/layerdb/mounts").join(&container).join("parent");
     let good = std::fs::read(&parent).unwrap();
     std::fs::write(&parent, b"sha256:not-a-chain").unwrap();

@@ -118,6 +118,43 @@ impl Index {
         Ok(index)
     }
 
+    /// The entries whose value is `value`, as [`load`](Self::load) would give them; for an
+    /// index of entries that never change, whose log is current, by one pass over its lines
+    /// (no map of every entry is built).
+    pub(crate) fn find(
+        store: &Store,
+        kind: &Kind,
+        read: impl FnMut(&str) -> Result<Option<String>>,
+        value: &str,
+    ) -> Result<Vec<String>> {
+        if kind.stamp_file.is_none()
+            && let Some(now) = dir_stamp(&(kind.dir)(store))?
+            && let Ok(text) = std::fs::read_to_string(path(store, kind))
+            && text.starts_with(HEADER)
+            && text.ends_with(&format!("@ {now}\n"))
+        {
+            let mut found: Vec<&str> = Vec::new();
+            for line in text[HEADER.len()..].lines() {
+                if let Some(name) = line.strip_prefix('-') {
+                    found.retain(|f| *f != name);
+                } else if let Some(rest) = line.strip_prefix('+') {
+                    let mut parts = rest.splitn(3, ' ');
+                    let (name, _, v) = (parts.next().unwrap_or_default(), parts.next(), parts.next());
+                    if v == Some(value) {
+                        if !found.contains(&name) {
+                            found.push(name);
+                        }
+                    } else {
+                        found.retain(|f| *f != name);
+                    }
+                }
+            }
+            return Ok(found.into_iter().map(str::to_owned).collect());
+        }
+        let index = Index::load(store, kind, read)?;
+        Ok(index.iter().filter(|(_, v)| *v == value).map(|(k, _)| k.to_owned()).collect())
+    }
+
     /// Read `name` again unless its stamp is the one known; whether anything changed.
     fn refresh(
         &mut self,
@@ -457,6 +494,42 @@ mod tests {
         add(&store, "f", "6");
         change.added("f", "6");
         assert_eq!(load(&store, &FIXED).1, 2, "e and f are read");
+    }
+
+    #[test]
+    fn find_answers_as_a_load_does_from_the_log_alone() {
+        let (_tmp, store) = store();
+        let find = |value: &str| {
+            let mut found =
+                Index::find(&store, &FIXED, |_| panic!("the log is current: nothing is read"), value).unwrap();
+            found.sort();
+            found
+        };
+        add(&store, "a", "x");
+        add(&store, "b", "y");
+        load(&store, &FIXED);
+        // Strata's own changes, appended: an entry removed, then made again with another value.
+        for (name, value) in [("c", "x"), ("d", "y")] {
+            let change = Change::begin(&store, &FIXED);
+            add(&store, name, value);
+            change.added(name, value);
+        }
+        let change = Change::begin(&store, &FIXED);
+        std::fs::remove_dir_all(store.root().join("w/a")).unwrap();
+        change.removed("a");
+        let change = Change::begin(&store, &FIXED);
+        std::fs::remove_dir_all(store.root().join("w/b")).unwrap();
+        change.removed("b");
+        let change = Change::begin(&store, &FIXED);
+        add(&store, "b", "x");
+        change.added("b", "x");
+        assert_eq!(find("x"), ["b", "c"]);
+        assert_eq!(find("y"), ["d"]);
+        assert_eq!(find("z"), Vec::<String>::new());
+        // Once the directory changes behind strata's back, find reads it, as load does.
+        add(&store, "e", "x");
+        let found = Index::find(&store, &FIXED, |n| Ok(Some(if n == "e" { "x".into() } else { "?".into() })), "x");
+        assert_eq!(found.unwrap().len(), 3);
     }
 
     #[test]

@@ -184,8 +184,10 @@ impl ImageStore {
         let dir = self.store.containers_dir();
         let index = Index::load(&self.store, &CONTAINERS, |name| {
             let path = dir.join(name).join("config.v2.json");
-            let unreadable =
-                |why: String| Error::corrupt(&path, format!("{why}: which image this container uses is unknown"));
+            let unreadable = |why: String| {
+                let what = "which image this container uses is unknown, so no image is removed and no name is taken";
+                Error::corrupt(&path, format!("{why}: {what}"))
+            };
             let Some(text) = crate::fsutil::read_bytes_optional(&path)? else { return Ok(Some("? 0 -".into())) };
             let value = serde_json::from_slice::<serde_json::Value>(&text).map_err(|e| unreadable(e.to_string()))?;
             let image = value["Image"].as_str().and_then(|s| s.parse::<ImageId>().ok());

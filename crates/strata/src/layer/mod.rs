@@ -386,15 +386,13 @@ impl LayerStore {
     /// index of `overlay2/`.
     fn children(&self, id: &LayerId, link: Option<&ShortLink>) -> Result<Vec<LayerId>> {
         let Some(link) = link else { return Ok(Vec::new()) };
-        let index = crate::index::Index::load(&self.store, &INDEX, |name| {
+        let read = |name: &str| {
             let lowers = layout::read_lower(&self.store.home().join(name))?;
             Ok(Some(lowers.first().map_or("-", |l| l.as_str()).to_owned()))
-        })?;
-        let mut children: Vec<LayerId> = index
-            .iter()
-            .filter(|(other, nearest)| *nearest == link.as_str() && *other != id.as_str())
-            .filter_map(|(other, _)| other.parse().ok())
-            .collect();
+        };
+        let found = crate::index::Index::find(&self.store, &INDEX, read, link.as_str())?;
+        let mut children: Vec<LayerId> =
+            found.iter().filter(|other| *other != id.as_str()).filter_map(|other| other.parse().ok()).collect();
         children.sort();
         Ok(children)
     }

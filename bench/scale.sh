@@ -16,7 +16,8 @@
 #
 # Prints Markdown for BENCHMARKS.md on stdout, progress on stderr. Needs root; installs
 # hyperfine and docker.io if missing. Knobs: RUNS=30 (create, layer rm, listings),
-# RMI_RUNS=10, IMAGES=1000, CONTAINERS=1000.
+# RMI_RUNS=10, IMAGES=1000, CONTAINERS=1000, BENCH_DIR=/var/tmp (where the stores live),
+# DOCKER=1 (0: strata only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -27,7 +28,9 @@ RMI_RUNS=${RMI_RUNS:-10}
 IMAGES=${IMAGES:-1000}
 CONTAINERS=${CONTAINERS:-1000}
 build_release
-W=$(mktemp -d /var/tmp/strata-scale-XXXXXX)
+BENCH_DIR=${BENCH_DIR:-/var/tmp}
+DOCKER=${DOCKER:-1}
+W=$(mktemp -d "$BENCH_DIR/strata-scale-XXXXXX")
 trap bench_cleanup EXIT
 say() { echo "== $*" >&2; }
 
@@ -102,6 +105,7 @@ done
 
 # dockerd on a copy of each store (the same images, names and containers).
 for size in small large; do
+  [ "$DOCKER" = 1 ] || break
   say "docker, $size store"
   cp -a "$W/$size" "$W/docker"
   start_dockerd
@@ -138,7 +142,7 @@ print("|---|---|---|---|---|---|---|")
 for cmd in ("create", "rmi", "rmi x100", "layer rm", "images", "ps"):
     a, b = s["small"][cmd], s["large"][cmd]
     row = f'| `{cmd}` | {ms(a)} | {ms(b)} | {b["mean"]/a["mean"]:.2f}× |'
-    if cmd in d["small"]:
+    if cmd in d["small"] and cmd in d["large"]:
         c, e = d["small"][cmd], d["large"][cmd]
         row += f' {ms(c)} | {ms(e)} | {e["mean"]/c["mean"]:.2f}× |'
     else:

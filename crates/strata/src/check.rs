@@ -410,7 +410,7 @@ impl Checker<'_> {
             let name = entry.file_name().to_string_lossy().into_owned();
             let known = name == "l"
                 || name == "backingFsBlockDev"
-                || name == scratch::SCRATCH_DIR
+                || name == crate::store::SCRATCH_DIR
                 || name.starts_with(scratch::OLD_SCRATCH_PREFIX)
                 || name.parse::<LayerId>().is_ok();
             if !known {

@@ -38,6 +38,9 @@ use crate::store::Store;
 
 const HEADER: &str = "strata-index 1\n";
 
+/// Changes appended to a log before a load writes it anew (`find` leaves that to `load`).
+const MAX_APPENDED: usize = 128;
+
 /// The stamp of an entry whose stamp file is missing: it is read (and may be an error) each time.
 const MISSING: &str = "missing";
 
@@ -108,7 +111,7 @@ impl Index {
             }
         }
         let stale = changed || log.stamp.as_deref() != Some(now.as_str());
-        let long = log.lines > index.entries.len() + index.entries.len() / 4 + 64;
+        let long = log.lines > index.entries.len() + index.entries.len() / 4 + 64 || log.stamps > MAX_APPENDED;
         if (stale || long)
             && let Err(e) = index.save(store, &file, &now)
         {
@@ -118,41 +121,43 @@ impl Index {
         Ok(index)
     }
 
-    /// The entries whose value is `value`, as [`load`](Self::load) would give them; for an
-    /// index of entries that never change, whose log is current, by one pass over its lines
-    /// (no map of every entry is built).
+    /// The entries whose value `matches`, and their values, as [`load`](Self::load) would
+    /// give them; for an index of entries that never change, whose log is current, by one pass
+    /// over its lines (no map of every entry is built).
     pub(crate) fn find(
         store: &Store,
         kind: &Kind,
         read: impl FnMut(&str) -> Result<Option<String>>,
-        value: &str,
-    ) -> Result<Vec<String>> {
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, String)>> {
         if kind.stamp_file.is_none()
             && let Some(now) = dir_stamp(&(kind.dir)(store))?
             && let Ok(text) = std::fs::read_to_string(path(store, kind))
             && text.starts_with(HEADER)
             && text.ends_with(&format!("@ {now}\n"))
         {
-            let mut found: Vec<&str> = Vec::new();
+            let mut found: Vec<(&str, &str)> = Vec::new();
+            let mut stamps = 0;
             for line in text[HEADER.len()..].lines() {
-                if let Some(name) = line.strip_prefix('-') {
-                    found.retain(|f| *f != name);
+                if line.starts_with('@') {
+                    stamps += 1;
+                } else if let Some(name) = line.strip_prefix('-') {
+                    found.retain(|f| f.0 != name);
                 } else if let Some(rest) = line.strip_prefix('+') {
                     let mut parts = rest.splitn(3, ' ');
-                    let (name, _, v) = (parts.next().unwrap_or_default(), parts.next(), parts.next());
-                    if v == Some(value) {
-                        if !found.contains(&name) {
-                            found.push(name);
-                        }
-                    } else {
-                        found.retain(|f| *f != name);
+                    let (name, _, value) = (parts.next().unwrap_or_default(), parts.next(), parts.next());
+                    found.retain(|f| f.0 != name);
+                    if let Some(value) = value.filter(|v| matches(v)) {
+                        found.push((name, value));
                     }
                 }
             }
-            return Ok(found.into_iter().map(str::to_owned).collect());
+            if stamps <= MAX_APPENDED {
+                return Ok(found.into_iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect());
+            }
         }
         let index = Index::load(store, kind, read)?;
-        Ok(index.iter().filter(|(_, v)| *v == value).map(|(k, _)| k.to_owned()).collect())
+        Ok(index.iter().filter(|(_, v)| matches(v)).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
     }
 
     /// Read `name` again unless its stamp is the one known; whether anything changed.
@@ -370,13 +375,14 @@ struct Log {
     entries: HashMap<String, (String, Option<String>)>,
     stamp: Option<String>,
     lines: usize,
+    stamps: usize,
 }
 
 impl Log {
     /// Read `file`; a missing or unreadable one is empty, a torn last line is ignored (and
     /// with it the stamp: what that line's change did is read from the directory).
     fn read(file: &Path) -> Log {
-        let mut log = Log { entries: HashMap::new(), stamp: None, lines: 0 };
+        let mut log = Log { entries: HashMap::new(), stamp: None, lines: 0, stamps: 0 };
         let Ok(text) = std::fs::read_to_string(file) else { return log };
         let Some(body) = text.strip_prefix(HEADER) else { return log };
         for line in body.split_inclusive('\n') {
@@ -386,6 +392,7 @@ impl Log {
             };
             log.lines += 1;
             if let Some(stamp) = line.strip_prefix("@ ") {
+                log.stamps += 1;
                 log.stamp = Some(stamp.to_owned());
             } else if let Some(name) = line.strip_prefix('-') {
                 log.entries.remove(name);
@@ -397,7 +404,7 @@ impl Log {
                     log.entries.insert(name.to_owned(), (stamp.to_owned(), parts.next().map(str::to_owned)));
                 }
             } else {
-                return Log { entries: HashMap::new(), stamp: None, lines: 0 };
+                return Log { entries: HashMap::new(), stamp: None, lines: 0, stamps: 0 };
             }
         }
         log
@@ -500,8 +507,9 @@ mod tests {
     fn find_answers_as_a_load_does_from_the_log_alone() {
         let (_tmp, store) = store();
         let find = |value: &str| {
-            let mut found =
-                Index::find(&store, &FIXED, |_| panic!("the log is current: nothing is read"), value).unwrap();
+            let read = |_: &str| panic!("the log is current: nothing is read");
+            let found = Index::find(&store, &FIXED, read, |v| v == value).unwrap();
+            let mut found: Vec<String> = found.into_iter().map(|(name, _)| name).collect();
             found.sort();
             found
         };
@@ -528,7 +536,8 @@ mod tests {
         assert_eq!(find("z"), Vec::<String>::new());
         // Once the directory changes behind strata's back, find reads it, as load does.
         add(&store, "e", "x");
-        let found = Index::find(&store, &FIXED, |n| Ok(Some(if n == "e" { "x".into() } else { "?".into() })), "x");
+        let read = |n: &str| Ok(Some(if n == "e" { "x".into() } else { "?".into() }));
+        let found = Index::find(&store, &FIXED, read, |v| v == "x");
         assert_eq!(found.unwrap().len(), 3);
     }
 

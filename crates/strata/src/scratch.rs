@@ -27,9 +27,6 @@ use crate::fsutil::remove_if_exists;
 use crate::id::{hex, random_bytes};
 use crate::store::Store;
 
-/// The directory of scratch directories in `<root>/overlay2/`.
-pub(crate) const SCRATCH_DIR: &str = ".strata-tmp";
-
 /// Prefix of the scratch directories of earlier versions in `<root>/overlay2/`.
 pub(crate) const OLD_SCRATCH_PREFIX: &str = ".strata-tmp-";
 
@@ -151,7 +148,7 @@ pub(crate) fn abandoned(store: &Store) -> Result<Vec<Abandoned>> {
 
 /// The scratch directory of the operation named `name`.
 pub(crate) fn scratch_dir(store: &Store, name: &str) -> PathBuf {
-    store.home().join(SCRATCH_DIR).join(name)
+    store.scratch_root().join(name)
 }
 
 /// Remove the scratch directory of the operation named `name`, wherever its version put it.
@@ -170,13 +167,13 @@ pub(crate) fn orphan_dirs(store: &Store) -> Result<Vec<PathBuf>> {
         .flatten()
         .filter_map(|e| split_record_name(&e.path()).map(|(name, _)| name))
         .collect();
-    for (dir, prefix) in [(home.join(SCRATCH_DIR), ""), (home.to_owned(), OLD_SCRATCH_PREFIX)] {
+    for (dir, prefix) in [(store.scratch_root(), ""), (home.to_owned(), OLD_SCRATCH_PREFIX)] {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries {
             let entry = entry.ctx("read directory", &dir)?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(n) = name.strip_prefix(prefix)
-                && (prefix.is_empty() || name != SCRATCH_DIR)
+                && (prefix.is_empty() || name != crate::store::SCRATCH_DIR)
                 && !in_flight.contains(n)
             {
                 found.push(entry.path());

@@ -27,6 +27,9 @@ use crate::sys;
 /// The default store root.
 pub const DEFAULT_ROOT: &str = "/var/lib/strata";
 
+/// The directory of scratch directories in `<root>/overlay2/` (see `scratch`).
+pub(crate) const SCRATCH_DIR: &str = ".strata-tmp";
+
 /// Name of the layer directory under the root (Docker's graphdriver name).
 pub const DRIVER_NAME: &str = "overlay2";
 
@@ -70,6 +73,11 @@ impl Store {
 
     pub(crate) fn layer_dir(&self, id: &LayerId) -> PathBuf {
         self.home.join(id.as_str())
+    }
+
+    /// `overlay2/.strata-tmp/`: where layers are built and taken apart.
+    pub(crate) fn scratch_root(&self) -> PathBuf {
+        self.home.join(SCRATCH_DIR)
     }
 
     pub(crate) fn link_dir(&self) -> PathBuf {
@@ -144,7 +152,7 @@ impl Store {
     /// Create the directories a write needs. Safe to race with other processes doing the same.
     pub(crate) fn ensure_layout(&self) -> Result<()> {
         // `strata/tmp` is made last: once it exists, the rest does.
-        let scratch = self.home.join(crate::scratch::SCRATCH_DIR);
+        let scratch = self.scratch_root();
         if self.tmp_dir().is_dir() && scratch.is_dir() {
             return Ok(());
         }

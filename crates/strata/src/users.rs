@@ -70,11 +70,8 @@ impl Store {
             users.push(LayerUser::Image { chain, images: images.names_using(chain)? });
         }
         let containers = self.containers();
-        for (container, record) in images.mount_index()? {
+        for (container, record) in images.mounts_on(id)? {
             let init = record.init_id.as_ref() == Some(id);
-            if record.mount_id != *id && !init {
-                continue;
-            }
             let id: ContainerId = container.parse().map_err(|_| {
                 Error::corrupt(images.layerdb.mounts_dir().join(&container), "is not named by a container ID")
             })?;

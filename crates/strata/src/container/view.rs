@@ -103,14 +103,16 @@ impl ContainerStore {
     /// with while that name still points at it, by ID otherwise, as dockerd does.
     pub fn summaries(&self) -> Result<Vec<ContainerSummary>> {
         let containers = self.list()?;
+        // The names are read once: each container's image name is looked up in them.
+        let repos = self.images.repositories()?;
         let mut resolved = std::collections::HashMap::new();
         let mut out = Vec::with_capacity(containers.len());
         for c in containers {
             let record = &c.record;
             let named = record.config.image.clone();
-            let same = *resolved
-                .entry(named.clone())
-                .or_insert_with(|| self.images.resolve(&named).is_ok_and(|id| id.to_string() == record.image));
+            let same = *resolved.entry(named.clone()).or_insert_with(|| {
+                self.images.resolve_in(&named, &repos).is_ok_and(|id| id.to_string() == record.image)
+            });
             let state = c.status();
             let stale = c.is_stale();
             let finished = &record.state.finished_at;

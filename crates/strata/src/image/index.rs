@@ -77,21 +77,7 @@ fn word(w: Option<&str>) -> Option<&str> {
 impl ImageStore {
     /// Every stack's cache-id (`None` if its entry has none) and parent.
     pub(crate) fn chain_index(&self) -> Result<HashMap<ChainId, Stack>> {
-        let index = Index::load(&self.store, &CHAINS, |name| {
-            let chain: ChainId = name.parse()?;
-            let entry = self.layerdb.entry(chain);
-            let cache_id = crate::fsutil::read_optional(&entry.join("cache-id"))?;
-            let parent = crate::fsutil::read_optional(&entry.join("parent"))?;
-            let one_word = |s: Option<String>, file: &str| -> Result<String> {
-                match s.as_deref().map(str::trim) {
-                    None => Ok("-".into()),
-                    Some(w) if !w.is_empty() && !w.contains(char::is_whitespace) => Ok(w.to_owned()),
-                    Some(_) => Err(Error::corrupt(entry.join(file), "is not one word")),
-                }
-            };
-            let cache_id = if cache_id.is_some() { one_word(cache_id, "cache-id")? } else { "?".into() };
-            Ok(Some(format!("{cache_id} {}", one_word(parent, "parent")?)))
-        })?;
+        let index = Index::load(&self.store, &CHAINS, |name| self.read_chain(name))?;
         let mut out = HashMap::new();
         for (name, value) in index.iter() {
             let mut words = value.split(' ');
@@ -105,42 +91,49 @@ impl ImageStore {
     /// The stacks whose files are in overlay2 layer `id` (normally one, or none). A stack
     /// without a `cache-id` is an error: it might be `id`.
     pub(crate) fn chains_with_cache_id(&self, id: &crate::LayerId) -> Result<Vec<ChainId>> {
+        let cache_id = |v: &str| v.split(' ').next().unwrap_or_default().to_owned();
+        let found = Index::find(
+            &self.store,
+            &CHAINS,
+            |name| self.read_chain(name),
+            |v| {
+                let c = cache_id(v);
+                c == id.as_str() || c == "?"
+            },
+        )?;
         let mut out = Vec::new();
-        for (chain, (cache_id, _)) in self.chain_index()? {
-            match cache_id {
-                Some(c) if c == id.as_str() => out.push(chain),
-                Some(_) => {}
-                None => return Err(Error::corrupt(self.layerdb.entry(chain).join("cache-id"), "is missing")),
+        for (chain, value) in found {
+            let chain: ChainId = chain.parse()?;
+            if cache_id(&value) == "?" {
+                return Err(Error::corrupt(self.layerdb.entry(chain).join("cache-id"), "is missing"));
             }
+            out.push(chain);
         }
         out.sort();
+        Ok(out)
+    }
+
+    /// The containers whose writable or `-init` layer is `id`, and their layers. A record
+    /// that cannot be read is an error: it might name `id`.
+    pub(crate) fn mounts_on(&self, id: &crate::LayerId) -> Result<Vec<(String, MountRecord)>> {
+        let found = Index::find(
+            &self.store,
+            &MOUNTS,
+            |name| self.read_mount(name),
+            |v| v.split(' ').take(2).any(|w| w == id.as_str() || w == "?"),
+        )?;
+        let mut out: Vec<(String, MountRecord)> =
+            found.iter().map(|(name, value)| self.mount_record(name, value)).collect::<Result<_>>()?;
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
 
     /// Every container's layers, by container ID. A record that cannot be read is an error,
     /// never skipped.
     pub(crate) fn mount_index(&self) -> Result<Vec<(String, MountRecord)>> {
-        let index = Index::load(&self.store, &MOUNTS, |name| {
-            Ok(Some(match self.layerdb.mount(name)? {
-                None => "? - -".to_owned(),
-                Some(r) => format!(
-                    "{} {} {}",
-                    r.mount_id,
-                    r.init_id.as_ref().map_or("-", |i| i.as_str()),
-                    r.parent.map_or("-".into(), |p| p.hex().to_owned())
-                ),
-            }))
-        })?;
-        let mut out = Vec::new();
-        for (name, value) in index.iter() {
-            let mut words = value.split(' ');
-            let Some(mount_id) = word(words.next()) else {
-                return Err(Error::corrupt(self.layerdb.mounts_dir().join(name).join("mount-id"), "is missing"));
-            };
-            let init_id = word(words.next()).map(str::parse).transpose()?;
-            let parent = word(words.next()).map(str::parse).transpose()?;
-            out.push((name.to_owned(), MountRecord { mount_id: mount_id.parse()?, init_id, parent }));
-        }
+        let index = Index::load(&self.store, &MOUNTS, |name| self.read_mount(name))?;
+        let mut out: Vec<(String, MountRecord)> =
+            index.iter().map(|(name, value)| self.mount_record(name, value)).collect::<Result<_>>()?;
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
@@ -210,5 +203,46 @@ impl ImageStore {
             });
         }
         Ok(out)
+    }
+
+    /// A stack's index value, from its entry.
+    fn read_chain(&self, name: &str) -> Result<Option<String>> {
+        let chain: ChainId = name.parse()?;
+        let entry = self.layerdb.entry(chain);
+        let cache_id = crate::fsutil::read_optional(&entry.join("cache-id"))?;
+        let parent = crate::fsutil::read_optional(&entry.join("parent"))?;
+        let one_word = |s: Option<String>, file: &str| -> Result<String> {
+            match s.as_deref().map(str::trim) {
+                None => Ok("-".into()),
+                Some(w) if !w.is_empty() && !w.contains(char::is_whitespace) => Ok(w.to_owned()),
+                Some(_) => Err(Error::corrupt(entry.join(file), "is not one word")),
+            }
+        };
+        let cache_id = if cache_id.is_some() { one_word(cache_id, "cache-id")? } else { "?".into() };
+        Ok(Some(format!("{cache_id} {}", one_word(parent, "parent")?)))
+    }
+
+    /// A container's layers' index value, from `layerdb/mounts/<name>/`.
+    fn read_mount(&self, name: &str) -> Result<Option<String>> {
+        Ok(Some(match self.layerdb.mount(name)? {
+            None => "? - -".to_owned(),
+            Some(r) => format!(
+                "{} {} {}",
+                r.mount_id,
+                r.init_id.as_ref().map_or("-", |i| i.as_str()),
+                r.parent.map_or("-".into(), |p| p.hex().to_owned())
+            ),
+        }))
+    }
+
+    /// A container's layers, from their index value.
+    fn mount_record(&self, name: &str, value: &str) -> Result<(String, MountRecord)> {
+        let mut words = value.split(' ');
+        let Some(mount_id) = word(words.next()) else {
+            return Err(Error::corrupt(self.layerdb.mounts_dir().join(name).join("mount-id"), "is missing"));
+        };
+        let init_id = word(words.next()).map(str::parse).transpose()?;
+        let parent = word(words.next()).map(str::parse).transpose()?;
+        Ok((name.to_owned(), MountRecord { mount_id: mount_id.parse()?, init_id, parent }))
     }
 }

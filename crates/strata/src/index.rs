@@ -419,9 +419,7 @@ mod tests {
 
     /// A store with its layout made, and a watched directory `w/` with entries of their own.
     fn store() -> (tempfile::TempDir, Store) {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
-        drop(store.write_lock().unwrap());
+        let (tmp, store) = crate::store::test_store();
         std::fs::create_dir(tmp.path().join("w")).unwrap();
         (tmp, store)
     }

@@ -230,13 +230,7 @@ mod tests {
     use super::*;
     use crate::id::{LayerId, ShortLink};
 
-    /// A store with its layout made, in a fresh temporary directory.
-    fn store() -> (tempfile::TempDir, Store) {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
-        drop(store.write_lock().unwrap());
-        (tmp, store)
-    }
+    use crate::store::test_store as store;
 
     /// What a process killed during a layer create leaves: its record, its scratch directory and
     /// a dangling `l/` link.

@@ -235,3 +235,12 @@ fn check_filesystem(home: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// A store with its layout made, in a fresh temporary directory (for unit tests).
+#[cfg(test)]
+pub(crate) fn test_store() -> (tempfile::TempDir, Store) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    drop(store.write_lock().unwrap());
+    (tmp, store)
+}

@@ -74,9 +74,7 @@ mod tests {
 
     #[test]
     fn one_reference_is_an_empty_record_and_more_are_counted_in_decimal() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
-        drop(store.write_lock().unwrap());
+        let (_tmp, store) = crate::store::test_store();
         let id = LayerId::random();
         assert_eq!(get(&store, &id).unwrap(), 0);
         for (count, content) in [(1, Some("")), (3, Some("3")), (1, Some("")), (0, None)] {

@@ -413,8 +413,13 @@ pub(crate) fn diff(root: &Path, args: DiffArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn commit(root: &Path, args: CommitArgs) -> Result<ExitCode> {
-    let options =
-        CommitOptions { reference: args.name, message: args.message, author: args.author, changes: args.change };
+    let options = CommitOptions {
+        reference: args.name,
+        message: args.message,
+        author: args.author,
+        changes: args.change,
+        ..Default::default()
+    };
     println!("{}", containers(root)?.commit(&args.container, &options)?);
     Ok(ExitCode::SUCCESS)
 }

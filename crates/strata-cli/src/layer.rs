@@ -85,7 +85,7 @@ pub(crate) struct ApplyArgs {
     file: Option<PathBuf>,
     /// Fail unless the uncompressed tar hashes to this diffID.
     #[arg(long)]
-    diff_id: Option<Digest>,
+    diff_id: Option<strata::DiffId>,
     /// Fail unless the input, as given, hashes to this digest.
     #[arg(long)]
     digest: Option<Digest>,

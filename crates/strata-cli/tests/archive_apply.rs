@@ -59,7 +59,7 @@ fn every_entry_type_and_its_metadata() {
     let d = layers.diff_dir(&id);
 
     assert_eq!(applied.entries, 14);
-    assert_eq!(applied.stream.diff_id, Digest::of(&tar.bytes()));
+    assert_eq!(applied.stream.diff_id.digest(), Digest::of(&tar.bytes()));
     let tmp = meta(&d.join("tmp"));
     assert_eq!(tmp.permissions().mode() & 0o7777, 0o1777);
     assert_eq!(tmp.mtime(), 1_000, "directory times are set after their contents");
@@ -396,9 +396,13 @@ fn digests_and_compression() {
         [("tar", tar.clone()), ("gzip", gz.clone()), ("zstd", zst.clone()), ("xz", xz.clone()), ("bzip2", bz.clone())]
     {
         let id = layers.create(&CreateOptions::default()).unwrap();
-        let opts = ApplyOptions { diff_id: Some(diff_id), digest: Some(Digest::of(&bytes)), ..Default::default() };
+        let opts = ApplyOptions {
+            diff_id: Some(strata::DiffId::of_tar(diff_id)),
+            digest: Some(Digest::of(&bytes)),
+            ..Default::default()
+        };
         let applied = layers.apply(&id, Cursor::new(bytes.clone()), &opts).unwrap();
-        assert_eq!(applied.stream.diff_id, diff_id, "{name}");
+        assert_eq!(applied.stream.diff_id.digest(), diff_id, "{name}");
         assert_eq!(applied.stream.compressed, Digest::of(&bytes), "{name}");
         assert_eq!(applied.stream.compressed_size, bytes.len() as u64, "{name}");
         assert_eq!(applied.stream.size, tar.len() as u64, "{name}");
@@ -412,12 +416,12 @@ fn digests_and_compression() {
     let mut padded = tar.clone();
     padded.extend_from_slice(&[0u8; 4096]);
     let (_, applied) = apply(&layers, padded.clone());
-    assert_eq!(applied.unwrap().stream.diff_id, Digest::of(&padded));
+    assert_eq!(applied.unwrap().stream.diff_id.digest(), Digest::of(&padded));
 
     // A wrong digest is an error, and the layer stays empty.
     let wrong: Digest = format!("sha256:{}", "0".repeat(64)).parse().unwrap();
     for opts in [
-        ApplyOptions { diff_id: Some(wrong), ..Default::default() },
+        ApplyOptions { diff_id: Some(strata::DiffId::of_tar(wrong)), ..Default::default() },
         ApplyOptions { digest: Some(wrong), ..Default::default() },
     ] {
         let id = layers.create(&CreateOptions::default()).unwrap();
@@ -572,7 +576,7 @@ fn tar_split_gives_back_the_exact_bytes() {
         layers.reassemble(&id, &split, &mut out).unwrap();
         assert_eq!(out.len(), tar.len());
         assert!(out == tar, "the reassembled tar differs");
-        assert_eq!(Digest::of(&out), applied.stream.diff_id);
+        assert_eq!(Digest::of(&out), applied.stream.diff_id.digest());
         // A file changed behind the layer's back is caught.
         fs::write(layers.diff_dir(&id).join("etc/motd"), "HELLO\n").unwrap();
         let err = layers.reassemble(&id, &split, &mut Vec::new()).unwrap_err();

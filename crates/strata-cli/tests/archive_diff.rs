@@ -64,7 +64,7 @@ fn diff_writes_whiteouts_in_tar_form_in_walk_order_and_the_same_bytes_every_time
     layers.unmount(&top).unwrap();
 
     let (tar, digests) = diff_bytes(&layers, &top, Compression::None);
-    assert_eq!(digests.diff_id, Digest::of(&tar));
+    assert_eq!(digests.diff_id.digest(), Digest::of(&tar));
     assert_eq!(
         listing(&tar),
         [

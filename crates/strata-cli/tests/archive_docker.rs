@@ -71,7 +71,7 @@ fn tree(dir: &Path) -> BTreeMap<String, String> {
 }
 
 /// A `docker save` archive of one image made of `layers` (each a tar, compressed or not).
-fn docker_save(tag: &str, layers: &[(Vec<u8>, Digest)]) -> Vec<u8> {
+fn docker_save(tag: &str, layers: &[(Vec<u8>, strata::DiffId)]) -> Vec<u8> {
     let diff_ids: Vec<String> = layers.iter().map(|(_, d)| d.to_string()).collect();
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64",
@@ -114,7 +114,7 @@ fn the_same_tarball_gives_the_same_tree_as_docker_load() {
     let Some(d) = Dockerd::start(docker_root.path()) else { return };
     let scratch = tempfile::tempdir().unwrap();
     let tar = rich_layer();
-    load(&d, scratch.path(), docker_save("rich:1", &[(gzip(&tar), Digest::of(&tar))]));
+    load(&d, scratch.path(), docker_save("rich:1", &[(gzip(&tar), strata::DiffId::of_tar(Digest::of(&tar)))]));
     let upper = PathBuf::from(d.docker(&["image", "inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", "rich:1"]));
     let diff_ids = d.docker(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", "rich:1"]);
 

@@ -76,6 +76,51 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
+/// A layer's diffID: the digest of its uncompressed tar. It names the layer in an image config
+/// and in a chain (`ChainId`). A layer *blob*'s digest (the bytes an archive or a registry
+/// holds, compressed or not) is a plain [`Digest`]: the two are equal only for an uncompressed
+/// blob, and the types keep one from standing for the other.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct DiffId(Digest);
+
+impl DiffId {
+    /// The diffID of an uncompressed tar whose digest is `digest`.
+    pub fn of_tar(digest: Digest) -> DiffId {
+        DiffId(digest)
+    }
+
+    /// The digest itself: the blob digest of the layer stored uncompressed.
+    pub fn digest(&self) -> Digest {
+        self.0
+    }
+
+    /// The 64 hex digits.
+    pub fn hex(&self) -> String {
+        self.0.hex()
+    }
+}
+
+impl FromStr for DiffId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        s.parse().map(DiffId)
+    }
+}
+
+impl fmt::Display for DiffId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for DiffId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DiffId({})", self.0)
+    }
+}
+
 /// A running sha256 with a byte count.
 #[derive(Debug, Clone, Default)]
 pub struct Hasher {

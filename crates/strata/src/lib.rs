@@ -39,7 +39,7 @@ mod sys;
 mod txn;
 mod users;
 
-pub use digest::Digest;
+pub use digest::{DiffId, Digest};
 pub use error::{Error, ErrorKind, Result};
 pub use id::{LayerId, ShortLink};
 pub use scratch::Abandoned;

@@ -7,7 +7,7 @@ use rustix::fs::{CWD, RenameFlags};
 use super::pipeline::{Pipeline, StreamDigests};
 use super::tarstream::TarStream;
 use super::unpack::Extractor;
-use crate::digest::Digest;
+use crate::digest::{DiffId, Digest};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::mkdir;
 use crate::id::LayerId;
@@ -19,7 +19,7 @@ use crate::scratch::Scratch;
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
     /// The diffID the uncompressed tar must hash to.
-    pub diff_id: Option<Digest>,
+    pub diff_id: Option<DiffId>,
     /// The digest the input, as given (compressed or not), must hash to.
     pub digest: Option<Digest>,
     /// Record the tar-split of the stream (see [`Applied::tar_split`]).
@@ -41,17 +41,23 @@ pub struct Applied {
     pub tar_split: Option<Vec<u8>>,
 }
 
-/// A layer extracted aside, not yet part of any layer.
+/// A layer extracted aside, not yet part of any layer: given to
+/// [`ImageWriter::layer`](crate::image::ImageWriter::layer), or removed when dropped.
 #[derive(Debug)]
-pub(crate) struct Staged {
+pub struct Staged {
     pub(crate) scratch: Scratch,
     pub(crate) applied: Applied,
 }
 
 impl Staged {
     /// The extracted files.
-    pub(crate) fn dir(&self) -> &std::path::Path {
+    pub fn dir(&self) -> &std::path::Path {
         self.scratch.dir()
+    }
+
+    /// What extracting it found: its diffID, sizes and tar-split.
+    pub fn applied(&self) -> &Applied {
+        &self.applied
     }
 }
 
@@ -101,7 +107,7 @@ impl LayerStore {
 
     /// Extract a layer tarball into a scratch directory of the store, checking its digests:
     /// the first half of [`apply`](Self::apply), for callers that make the layer afterwards.
-    pub(crate) fn stage(&self, input: impl Read + Send, options: &ApplyOptions) -> Result<Staged> {
+    pub fn stage(&self, input: impl Read + Send, options: &ApplyOptions) -> Result<Staged> {
         self.store().ensure_layout()?;
         let scratch = Scratch::new(self.store(), "stage a layer")?;
         mkdir(scratch.dir(), mode::DIFF)?;
@@ -121,9 +127,10 @@ impl LayerStore {
             Ok(((unpacked, tar_split), stream))
         })?;
         let (unpacked, tar_split) = unpacked;
-        for (what, expected, actual) in
-            [("diffID", options.diff_id, stream.diff_id), ("digest", options.digest, stream.compressed)]
-        {
+        for (what, expected, actual) in [
+            ("diffID", options.diff_id.map(|d| d.digest()), stream.diff_id.digest()),
+            ("digest", options.digest, stream.compressed),
+        ] {
             if let Some(expected) = expected.filter(|e| *e != actual) {
                 return Err(Error::DigestMismatch { what, expected, actual });
             }

@@ -23,8 +23,7 @@ pub(crate) mod tarsplit;
 mod tarstream;
 mod unpack;
 
-pub(crate) use apply::Staged;
-pub use apply::{Applied, ApplyOptions};
+pub use apply::{Applied, ApplyOptions, Staged};
 pub use changes::{Change, ChangeKind};
 pub use compression::{Compression, Encoder};
 pub use pipeline::StreamDigests;

@@ -30,7 +30,7 @@ use super::compression::Compression;
 use super::dir::{is_opaque, sorted_names};
 use super::path::{OPAQUE, WHITEOUT_PREFIX};
 use super::pipeline::StreamDigests;
-use crate::digest::{Hasher, HashingWriter};
+use crate::digest::{DiffId, Hasher, HashingWriter};
 use crate::error::{Error, Result};
 
 /// Largest value an octal ustar uid/gid field holds.
@@ -299,7 +299,13 @@ impl<'scope> Sink<'scope> {
             enc.finish()?.flush()?;
             let size = tar_hash.len();
             let (compressed, compressed_size) = out.finish();
-            Ok(StreamDigests { compression, compressed, compressed_size, diff_id: tar_hash.finish(), size })
+            Ok(StreamDigests {
+                compression,
+                compressed,
+                compressed_size,
+                diff_id: DiffId::of_tar(tar_hash.finish()),
+                size,
+            })
         })?;
         Ok(Sink { tx: Some(tx), buf: Vec::with_capacity(SINK_CHUNK), worker: Some(worker) })
     }

@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use crate::archive::Compression;
-use crate::digest::{Digest, Hasher};
+use crate::digest::{DiffId, Digest, Hasher};
 
 /// Size of one chunk handed from the reader thread to the extractor.
 const CHUNK: usize = 256 * 1024;
@@ -27,7 +27,7 @@ pub struct StreamDigests {
     /// Bytes of input.
     pub compressed_size: u64,
     /// sha256 of the uncompressed tar: the layer's diffID.
-    pub diff_id: Digest,
+    pub diff_id: DiffId,
     /// Bytes of uncompressed tar.
     pub size: u64,
 }
@@ -197,6 +197,7 @@ fn read_all<R: Read + Send>(input: R, tx: &SyncSender<io::Result<Vec<u8>>>) -> i
                 Compression::None => (compressed, compressed_size),
                 _ => (tar_hash.clone().finish(), tar_hash.len()),
             };
+            let diff_id = DiffId::of_tar(diff_id);
             Ok(StreamDigests { compression, compressed, compressed_size, diff_id, size })
         }
         Err(e) => {

@@ -1,14 +1,15 @@
 //! `commit`: the container's writable layer as a new image layer on its image, with the
 //! container's config and a history entry naming its command, as `docker commit` makes it.
 //! A container that changed nothing gives an image with no new layer (an `empty_layer` step).
+//! A builder gives its own `created_by`, a fixed time, or no layer at all.
 
 use serde::Serialize;
 
 use super::ContainerStore;
-use crate::digest::Digest;
+use crate::digest::DiffId;
 use crate::error::{Error, Result};
 use crate::image::change;
-use crate::image::register::Registration;
+use crate::image::config::format_rfc3339;
 use crate::image::{ChainId, ContainerConfig, History, ImageId, Reference, RootFs, now_rfc3339};
 
 /// The diffID of a tar with no entries (two zero blocks).
@@ -25,6 +26,14 @@ pub struct CommitOptions {
     pub author: Option<String>,
     /// Dockerfile instructions applied to the config (`CMD ["/bin/sh"]`, …).
     pub changes: Vec<String>,
+    /// The history entry's `created_by`; the container's command if `None` (as docker).
+    pub created_by: Option<String>,
+    /// The time to record as the image's and the history entry's `created`; now if `None`.
+    /// A fixed time (a build's `SOURCE_DATE_EPOCH`) makes the same commit give the same ID.
+    pub created: Option<std::time::SystemTime>,
+    /// Record a step without a layer (`empty_layer`, as a build's `ENV` or `LABEL`): the
+    /// config changes, the container's files are not committed.
+    pub empty_layer: bool,
 }
 
 /// The config `docker commit` writes, keys in dockerd's order.
@@ -61,16 +70,27 @@ impl ContainerStore {
         for instruction in &options.changes {
             change::apply(&mut config, instruction)?;
         }
-        let staged = self.images.stage_dir(&self.layers.diff_dir(&container.layers.mount_id))?;
-        let diff_id = staged.applied.stream.diff_id;
-        let empty = diff_id == EMPTY_TAR.parse::<Digest>().expect("a digest");
+        let staged = match options.empty_layer {
+            true => None,
+            false => Some(self.images.stage_dir(&self.layers.diff_dir(&container.layers.mount_id))?),
+        };
+        let empty_tar = EMPTY_TAR.parse::<DiffId>().expect("a digest");
+        let diff_id = staged.as_ref().map_or(empty_tar, |s| s.applied.stream.diff_id);
+        let empty = diff_id == empty_tar;
 
-        let created = now_rfc3339();
+        let created = match options.created {
+            None => now_rfc3339(),
+            Some(time) => format_rfc3339(jiff::Timestamp::try_from(time).map_err(|e| Error::BadOption {
+                what: "creation time",
+                value: format!("{time:?}"),
+                reason: e.to_string(),
+            })?),
+        };
         let mut history = image.config.history.clone();
         history.push(History {
             created: Some(created.clone()),
             author: options.author.clone().unwrap_or_default(),
-            created_by: container.record.command(),
+            created_by: options.created_by.clone().unwrap_or_else(|| container.record.command()),
             comment: options.message.clone().unwrap_or_default(),
             empty_layer: empty,
         });
@@ -92,18 +112,16 @@ impl ContainerStore {
             variant: image.config.variant.as_deref(),
         })
         .expect("serializable");
-        let new_id = ImageId::of_config(&bytes);
-
-        let mut registration = Registration::begin(&self.images)?;
+        let mut writer = self.images.writer()?;
         if !empty {
             let parent = parent_chain.map(|c| self.images.layerdb.require(c)).transpose()?;
-            registration.layer(ChainId::of(parent_chain, diff_id), parent.as_ref(), diff_id, Some(staged))?;
+            writer.layer(parent.as_ref(), diff_id, staged)?;
         }
-        registration.image(new_id, &bytes, Some(image_id))?;
+        let new_id = writer.image(&bytes, Some(image_id))?;
         if let Some(reference) = &options.reference {
-            registration.tag(reference.clone().or_latest(), new_id)?;
+            writer.tag(reference.clone().or_latest(), new_id)?;
         }
-        registration.commit()?;
+        writer.commit()?;
         Ok(new_id)
     }
 }

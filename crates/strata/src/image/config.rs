@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::digest::Digest;
+use crate::digest::DiffId;
 use crate::error::{Error, Result};
 
 /// The largest config strata reads (Docker's own limit is 8 MiB).
@@ -59,7 +59,7 @@ pub struct RootFs {
     pub kind: String,
     /// The diffID of each layer, base first.
     #[serde(default)]
-    pub diff_ids: Vec<Digest>,
+    pub diff_ids: Vec<DiffId>,
 }
 
 /// One build step.

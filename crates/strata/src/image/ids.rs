@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::digest::Digest;
+use crate::digest::{DiffId, Digest};
 use crate::error::{Error, Result};
 
 macro_rules! digest_id {
@@ -84,15 +84,15 @@ digest_id!(
 
 impl ChainId {
     /// The chainID of `diff_id` stacked on `parent`.
-    pub fn of(parent: Option<ChainId>, diff_id: Digest) -> ChainId {
+    pub fn of(parent: Option<ChainId>, diff_id: DiffId) -> ChainId {
         match parent {
-            None => ChainId(diff_id),
+            None => ChainId(diff_id.digest()),
             Some(parent) => ChainId(Digest::of(format!("{parent} {diff_id}").as_bytes())),
         }
     }
 
     /// The chainIDs of every prefix of `diff_ids`, base first.
-    pub fn chain(diff_ids: &[Digest]) -> Vec<ChainId> {
+    pub fn chain(diff_ids: &[DiffId]) -> Vec<ChainId> {
         let mut parent = None;
         diff_ids
             .iter()
@@ -126,10 +126,10 @@ mod tests {
     #[test]
     fn chain_ids_are_dockers() {
         // From a dockerd 20.10 root: two layers of a `docker build`.
-        let base: Digest = "sha256:3ff35bda6fb93b2e0a0c19947238b126ec6ceabb5614280bfa7faacef1005a6e".parse().unwrap();
-        let next: Digest = "sha256:b1044686bb7c4d845974f113a2b8e0110272fc5b16a227e442eb4f649aad3719".parse().unwrap();
+        let base: DiffId = "sha256:3ff35bda6fb93b2e0a0c19947238b126ec6ceabb5614280bfa7faacef1005a6e".parse().unwrap();
+        let next: DiffId = "sha256:b1044686bb7c4d845974f113a2b8e0110272fc5b16a227e442eb4f649aad3719".parse().unwrap();
         let chain = ChainId::chain(&[base, next]);
-        assert_eq!(chain[0].digest(), base);
+        assert_eq!(chain[0].digest(), base.digest());
         assert_eq!(chain[1].hex(), "7358fd0355794d61c1e5522d8c6bbdd6c12256b0849d6a8d79b4f11f337ce669");
         assert_eq!(chain[1].digest(), Digest::of(format!("{base} {next}").as_bytes()));
     }

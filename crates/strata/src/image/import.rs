@@ -8,9 +8,8 @@ use serde::Serialize;
 use super::ImageStore;
 use super::change;
 use super::config::{ContainerConfig, History, RootFs, now_rfc3339};
-use super::ids::{ChainId, ImageId};
+use super::ids::ImageId;
 use super::reference::Reference;
-use super::register::Registration;
 use crate::archive::{ApplyOptions, Compression, Staged};
 use crate::error::{Error, Result};
 
@@ -60,11 +59,9 @@ impl ImageStore {
             rootfs: RootFs { kind: "layers".into(), diff_ids: vec![diff_id] },
         })
         .expect("serializable");
-        let id = ImageId::of_config(&bytes);
-
-        let mut registration = Registration::begin(self)?;
-        registration.layer(ChainId::of(None, diff_id), None, diff_id, Some(staged))?;
-        registration.image(id, &bytes, None)?;
+        let mut registration = self.writer()?;
+        registration.layer(None, diff_id, Some(staged))?;
+        let id = registration.image(&bytes, None)?;
         if let Some(name) = name {
             registration.tag(name.or_latest(), id)?;
         }
@@ -75,7 +72,7 @@ impl ImageStore {
     /// A new layer holding what the directory `dir` holds (OverlayFS whiteouts and opaque
     /// directories included), made by packing it into a tar on the fly and extracting that,
     /// so that it has a diffID and a tar-split like any loaded layer.
-    pub(crate) fn stage_dir(&self, dir: &Path) -> Result<Staged> {
+    pub fn stage_dir(&self, dir: &Path) -> Result<Staged> {
         let options = ApplyOptions { tar_split: true, ..Default::default() };
         let (reader, writer) = std::io::pipe().map_err(|e| Error::io("pipe", dir, e))?;
         std::thread::scope(|scope| {

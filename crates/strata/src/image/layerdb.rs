@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use super::ids::ChainId;
-use crate::digest::Digest;
+use crate::digest::DiffId;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{mkdir, parsed_names, read_bytes_optional, read_optional, write_new};
 use crate::id::LayerId;
@@ -38,7 +38,7 @@ pub struct LayerRecord {
     /// The stack's chainID.
     pub chain_id: ChainId,
     /// The top layer's diffID.
-    pub diff_id: Digest,
+    pub diff_id: DiffId,
     /// The stack below, if any.
     pub parent: Option<ChainId>,
     /// The overlay2 layer holding the top layer's files.
@@ -108,7 +108,7 @@ impl LayerDb {
             read_optional(&dir.join(file))?.ok_or_else(|| corrupt(file, "missing".into()))
         };
         let cache_id = cache_id.trim().parse::<LayerId>().map_err(|e| corrupt(CACHE_ID, e.to_string()))?;
-        let diff_id = field(DIFF)?.trim().parse::<Digest>().map_err(|e| corrupt(DIFF, e.to_string()))?;
+        let diff_id = field(DIFF)?.trim().parse::<DiffId>().map_err(|e| corrupt(DIFF, e.to_string()))?;
         let size = field(SIZE)?.trim().parse::<u64>().map_err(|e| corrupt(SIZE, e.to_string()))?;
         let parent = match read_optional(&dir.join(PARENT))? {
             None => None,

@@ -22,10 +22,9 @@ use super::ImageStore;
 use super::config::{ImageConfig, MAX_CONFIG};
 use super::ids::{ChainId, ImageId};
 use super::reference::Reference;
-use super::register::Registration;
 use super::source::Source;
 use crate::archive::{ApplyOptions, Staged};
-use crate::digest::Digest;
+use crate::digest::{DiffId, Digest};
 use crate::error::{Error, Result};
 
 /// What happens to one layer during a load, for progress displays.
@@ -34,14 +33,14 @@ pub enum LayerEvent {
     /// The stack is stored already; nothing to do.
     Exists {
         /// The layer's diffID.
-        diff_id: Digest,
+        diff_id: DiffId,
     },
     /// Extraction is about to start.
     Started {
         /// Index among the layers to extract.
         index: usize,
         /// The layer's diffID.
-        diff_id: Digest,
+        diff_id: DiffId,
         /// Bytes of its blob.
         size: u64,
     },
@@ -102,7 +101,7 @@ struct PlannedLayer {
     blob: String,
     digest: Option<Digest>,
     size: Option<u64>,
-    diff_id: Digest,
+    diff_id: DiffId,
     chain: ChainId,
 }
 
@@ -144,7 +143,7 @@ impl ImageStore {
         // Stacks found stored may have been removed since (an `rmi` beside this load): under
         // the lock, extract what is now missing, and look again.
         let mut registration = loop {
-            let registration = Registration::begin(self)?;
+            let registration = self.writer()?;
             let mut missing: Vec<PlannedLayer> = Vec::new();
             for layer in planned.iter().flat_map(|p| &p.layers) {
                 if !staged.contains_key(&layer.chain)
@@ -173,11 +172,10 @@ impl ImageStore {
         for image in &planned {
             let mut parent = None;
             for layer in &image.layers {
-                let (record, _) =
-                    registration.layer(layer.chain, parent.as_ref(), layer.diff_id, staged.remove(&layer.chain))?;
+                let (record, _) = registration.layer(parent.as_ref(), layer.diff_id, staged.remove(&layer.chain))?;
                 parent = Some(record);
             }
-            registration.image(image.id, &image.config, None)?;
+            registration.image(&image.config, None)?;
             for name in &image.names {
                 registration.tag(name.clone(), image.id)?;
             }

@@ -27,12 +27,12 @@ pub(crate) mod journal;
 pub(crate) mod layerdb;
 mod load;
 mod reference;
-pub(crate) mod register;
 mod remove;
 mod repositories;
 mod save;
 mod source;
 mod view;
+mod writer;
 
 use std::path::PathBuf;
 
@@ -47,6 +47,7 @@ pub use remove::Removed;
 pub use repositories::Repositories;
 pub use save::SaveFormat;
 pub use view::{HistoryItem, ImageInspect, ImageSummary};
+pub use writer::ImageWriter;
 
 use crate::error::{Error, Result};
 use crate::layer::LayerStore;
@@ -93,6 +94,12 @@ impl ImageStore {
     /// The store this belongs to.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Start writing images: takes the store's write lock until the writer is committed or
+    /// dropped. Stage layers (`stage_dir`, `LayerStore::stage`) before, outside the lock.
+    pub fn writer(&self) -> Result<ImageWriter<'_>> {
+        ImageWriter::begin(self)
     }
 
     /// The names → images map.

@@ -11,7 +11,6 @@ use super::ids::{ChainId, ImageId};
 use super::index::ContainerUse;
 use super::journal::{self, Step};
 use super::reference::Reference;
-use super::register::Registration;
 use crate::error::{Error, Result};
 use crate::txn::Journal;
 
@@ -28,7 +27,7 @@ impl ImageStore {
     /// Give the image `source` (a name or ID) the name `target` (`latest` if untagged).
     pub fn tag(&self, source: &str, target: Reference) -> Result<ImageId> {
         let id = self.resolve(source)?;
-        let mut registration = Registration::begin(self)?;
+        let mut registration = self.writer()?;
         if !self.imagedb.contains(id) {
             return Err(Error::ImageNotFound(source.to_owned()));
         }

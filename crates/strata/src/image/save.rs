@@ -151,13 +151,15 @@ impl ImageStore {
             let mut layer_descriptors = Vec::new();
             let mut paths = Vec::new();
             for layer in self.layers_of(image)? {
-                let path = format!("blobs/sha256/{}", layer.diff_id.hex());
-                let size = if written.insert(layer.diff_id) {
+                // Saved uncompressed: the blob's digest is the diffID's.
+                let blob = layer.diff_id.digest();
+                let path = format!("blobs/sha256/{}", blob.hex());
+                let size = if written.insert(blob) {
                     self.layer_entry(tar, &path, &layer)?
                 } else {
                     self.layer_size(&layer)?.0
                 };
-                layer_descriptors.push(descriptor(MediaType::ImageLayer, layer.diff_id, size)?);
+                layer_descriptors.push(descriptor(MediaType::ImageLayer, blob, size)?);
                 paths.push(path);
             }
             let config_path = format!("blobs/sha256/{}", image.id.hex());
@@ -235,8 +237,9 @@ impl ImageStore {
             Ok(())
         })?;
         let actual = actual.expect("the entry was written");
-        if actual != layer.diff_id {
-            return Err(Error::DigestMismatch { what: "diffID of a saved layer", expected: layer.diff_id, actual });
+        if actual != layer.diff_id.digest() {
+            let expected = layer.diff_id.digest();
+            return Err(Error::DigestMismatch { what: "diffID of a saved layer", expected, actual });
         }
         Ok(size)
     }
@@ -256,8 +259,9 @@ impl ImageStore {
             None => drop(crate::archive::pack::pack(&diff, &mut hashing, Compression::None)?),
         }
         let (actual, _) = hashing.finish();
-        if actual != layer.diff_id {
-            return Err(Error::DigestMismatch { what: "diffID of a layer's tarball", expected: layer.diff_id, actual });
+        if actual != layer.diff_id.digest() {
+            let expected = layer.diff_id.digest();
+            return Err(Error::DigestMismatch { what: "diffID of a layer's tarball", expected, actual });
         }
         Ok(())
     }

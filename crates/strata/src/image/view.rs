@@ -73,7 +73,7 @@ pub struct InspectRootFs {
     #[serde(rename = "Type")]
     pub kind: String,
     /// diffIDs, base first.
-    pub layers: Vec<crate::Digest>,
+    pub layers: Vec<crate::DiffId>,
 }
 
 /// `Metadata` of [`ImageInspect`].

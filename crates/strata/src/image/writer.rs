@@ -1,6 +1,7 @@
-//! Adding to the image database under the store lock, step by journaled step (see
-//! `journal`): layers first, then the image config, then names, so that nothing is visible
-//! before what it stands on.
+//! Writing images: adding to the image database under the store lock, step by journaled step
+//! (see `journal`): layers first, then the image config, then names, so that nothing is
+//! visible before what it stands on. `load`, `import` and `commit` write through it, and so
+//! can a builder or a pull.
 
 use super::ImageStore;
 use super::ids::{ChainId, ImageId};
@@ -9,16 +10,31 @@ use super::layerdb::LayerRecord;
 use super::reference::Reference;
 use super::repositories::Repositories;
 use crate::archive::Staged;
-use crate::digest::Digest;
+use crate::digest::DiffId;
 use crate::error::Result;
 use crate::id::LayerId;
 use crate::layer::CreateOptions;
 use crate::lock::StoreLock;
 use crate::txn::Journal;
 
-/// An add in progress. Dropped without [`commit`](Registration::commit), its steps are
-/// undone by the next writer (or at once, by `undo`).
-pub(crate) struct Registration<'a> {
+/// Images being written: an add in progress that holds the store's write lock. Dropped
+/// without [`commit`](ImageWriter::commit) (an error, a panic), every step is undone at once;
+/// a killed process's steps are undone by the next writer.
+///
+/// ```no_run
+/// # fn main() -> strata::Result<()> {
+/// let images = strata::Store::open("/var/lib/strata")?.images();
+/// let staged = images.stage_dir(std::path::Path::new("/tmp/rootfs"))?; // outside the lock
+/// let mut writer = images.writer()?;
+/// let diff_id = staged.applied().stream.diff_id;
+/// let (layer, _) = writer.layer(None, diff_id, Some(staged))?;
+/// let config = format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#, layer.diff_id);
+/// let id = writer.image(config.as_bytes(), None)?;
+/// writer.tag("example:1".parse()?, id)?;
+/// writer.commit()?;
+/// # Ok(()) }
+/// ```
+pub struct ImageWriter<'a> {
     images: &'a ImageStore,
     lock: StoreLock,
     /// `None` once committed.
@@ -29,26 +45,27 @@ pub(crate) struct Registration<'a> {
     layers_synced: bool,
 }
 
-impl<'a> Registration<'a> {
-    /// Take the store lock and start.
+impl<'a> ImageWriter<'a> {
+    /// Take the store's write lock and start (see [`ImageStore::writer`]).
     pub(crate) fn begin(images: &'a ImageStore) -> Result<Self> {
         let lock = images.store.write_lock()?;
         images.layerdb.ensure()?;
         images.imagedb.ensure()?;
         let journal = Journal::begin(&images.store, journal::ADD)?;
         let repos = images.repositories()?;
-        Ok(Registration { images, lock, journal: Some(journal), repos, repos_changed: false, layers_synced: false })
+        Ok(ImageWriter { images, lock, journal: Some(journal), repos, repos_changed: false, layers_synced: false })
     }
 
-    /// The stack `chain` (`diff_id` on `parent`), registered already or now from `staged`.
-    /// Returns its record and whether it was new.
-    pub(crate) fn layer(
+    /// The stack of the layer `diff_id` on `parent` (none: a base layer), stored already or
+    /// made now from `staged` (its files, extracted aside). Returns its record and whether it
+    /// is new; without `staged`, a stack not stored is an error.
+    pub fn layer(
         &mut self,
-        chain: ChainId,
         parent: Option<&LayerRecord>,
-        diff_id: Digest,
+        diff_id: DiffId,
         staged: Option<Staged>,
     ) -> Result<(LayerRecord, bool)> {
+        let chain = ChainId::of(parent.map(|p| p.chain_id), diff_id);
         if let Some(existing) = self.images.layerdb.get(chain)? {
             return Ok((existing, false));
         }
@@ -74,10 +91,12 @@ impl<'a> Registration<'a> {
         Ok((record, true))
     }
 
-    /// Store an image config (if new) and record its parent image, if given.
-    pub(crate) fn image(&mut self, id: ImageId, config: &[u8], parent: Option<ImageId>) -> Result<bool> {
+    /// Store an image config (if new) and record the image it was built on, if given. Returns
+    /// the image ID (the digest of `config`, byte for byte). Its layers must be written first.
+    pub fn image(&mut self, config: &[u8], parent: Option<ImageId>) -> Result<ImageId> {
+        let id = ImageId::of_config(config);
         if self.images.imagedb.contains(id) {
-            return Ok(false);
+            return Ok(id);
         }
         // Durable before visible: an image is listed once its config is stored, so its layers'
         // files reach the disk first.
@@ -91,12 +110,12 @@ impl<'a> Registration<'a> {
             self.images.imagedb.set_parent(id, parent)?;
         }
         crate::failpoint::hit("register.image");
-        Ok(true)
+        Ok(id)
     }
 
     /// Point `name` at `id` (written at [`commit`](Self::commit)). Returns the image it
     /// pointed at before, if another.
-    pub(crate) fn tag(&mut self, name: Reference, id: ImageId) -> Result<Option<ImageId>> {
+    pub fn tag(&mut self, name: Reference, id: ImageId) -> Result<Option<ImageId>> {
         let before = self.repos.get(&name);
         if before == Some(id) {
             return Ok(None);
@@ -109,7 +128,7 @@ impl<'a> Registration<'a> {
     }
 
     /// Write the names and end the journal: the add is complete.
-    pub(crate) fn commit(mut self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
         // The configs (and any layers since) before the names that lead to them; then the
         // names, so that success means the image survives a power loss.
         self.images.store.sync()?;
@@ -127,7 +146,7 @@ impl<'a> Registration<'a> {
     }
 }
 
-impl Drop for Registration<'_> {
+impl Drop for ImageWriter<'_> {
     /// An add that failed with an error is undone at once, under the lock it still holds.
     fn drop(&mut self) {
         if let Some(journal) = self.journal.take()

@@ -139,15 +139,18 @@ impl crate::image::ImageStore {
     fn names_using(&self, chain: ChainId) -> Result<Vec<String>> {
         let repos = self.repositories()?;
         let mut out = Vec::new();
-        let mut images: Vec<_> = self.image_chains()?.into_iter().collect();
-        images.sort_by_key(|(id, _)| *id);
-        for (image, chains) in images {
-            if chains.contains(&chain) {
-                let names = repos.names_of(image);
-                match names.first() {
-                    Some(name) => out.push(name.to_string()),
-                    None => out.push(image.short()),
-                }
+        let hex = chain.hex();
+        let mut images: Vec<crate::image::ImageId> = Vec::new();
+        for (image, chains) in self.image_chain_lists()? {
+            if chains.split(' ').any(|c| c == hex) {
+                images.push(image.parse()?);
+            }
+        }
+        images.sort();
+        for image in images {
+            match repos.names_of(image).first() {
+                Some(name) => out.push(name.to_string()),
+                None => out.push(image.short()),
             }
         }
         Ok(out)

@@ -69,8 +69,13 @@ impl ImageDb {
         let tmp = scratch.join(format!("content-{}", id.hex()));
         write_new(&tmp, config, 0o600)?;
         let target = self.content(id);
-        // The index of configs is left to read it: a change the next reader sees.
-        std::fs::rename(&tmp, &target).ctx("rename", &target)
+        let change = Change::begin(&self.store, &super::index::IMAGES);
+        std::fs::rename(&tmp, &target).ctx("rename", &target)?;
+        // Its configs are parsed by their writers already; one more read to keep the index.
+        if let Ok(parsed) = super::ImageConfig::parse(config, &format!("image {id}")) {
+            change.added(&id.hex(), &super::index::chain_list(&parsed));
+        }
+        Ok(())
     }
 
     /// When the image was last tagged.

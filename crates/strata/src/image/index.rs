@@ -66,8 +66,10 @@ pub(crate) struct ContainerUse {
     pub name: String,
 }
 
-/// A stack as its index knows it: its `cache-id` (`None` if its entry has none) and parent.
-pub(crate) type Stack = (Option<String>, Option<ChainId>);
+/// An image's index value: the chainIDs of its config, hex, base first, joined by spaces.
+pub(crate) fn chain_list(config: &super::ImageConfig) -> String {
+    ChainId::chain(&config.rootfs.diff_ids).iter().map(|c| c.hex()).collect::<Vec<_>>().join(" ")
+}
 
 /// An index value's word, `-` (and `?`) meaning none.
 fn word(w: Option<&str>) -> Option<&str> {
@@ -75,19 +77,6 @@ fn word(w: Option<&str>) -> Option<&str> {
 }
 
 impl ImageStore {
-    /// Every stack's cache-id (`None` if its entry has none) and parent.
-    pub(crate) fn chain_index(&self) -> Result<HashMap<ChainId, Stack>> {
-        let index = Index::load(&self.store, &CHAINS, |name| self.read_chain(name))?;
-        let mut out = HashMap::new();
-        for (name, value) in index.iter() {
-            let mut words = value.split(' ');
-            let cache_id = words.next().filter(|w| *w != "?").map(str::to_owned);
-            let parent = word(words.next()).and_then(|p| p.parse().ok());
-            out.insert(name.parse()?, (cache_id, parent));
-        }
-        Ok(out)
-    }
-
     /// The stacks whose files are in overlay2 layer `id` (normally one, or none). A stack
     /// without a `cache-id` is an error: it might be `id`.
     pub(crate) fn chains_with_cache_id(&self, id: &crate::LayerId) -> Result<Vec<ChainId>> {
@@ -125,34 +114,6 @@ impl ImageStore {
         let mut out: Vec<(String, MountRecord)> =
             found.iter().map(|(name, value)| self.mount_record(name, value)).collect::<Result<_>>()?;
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
-    }
-
-    /// Every container's layers, by container ID. A record that cannot be read is an error,
-    /// never skipped.
-    pub(crate) fn mount_index(&self) -> Result<Vec<(String, MountRecord)>> {
-        let index = Index::load(&self.store, &MOUNTS, |name| self.read_mount(name))?;
-        let mut out: Vec<(String, MountRecord)> =
-            index.iter().map(|(name, value)| self.mount_record(name, value)).collect::<Result<_>>()?;
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
-    }
-
-    /// Every image and the stacks it stands on. A config that cannot be read is an error: it
-    /// might name any layer.
-    pub(crate) fn image_chains(&self) -> Result<HashMap<ImageId, Vec<ChainId>>> {
-        let index = Index::load(&self.store, &IMAGES, |name| {
-            let id: ImageId = name.parse()?;
-            let Some(raw) = self.imagedb.config(id)? else { return Ok(None) };
-            let config = super::ImageConfig::parse(&raw, &format!("image {id}"))?;
-            let chains = ChainId::chain(&config.rootfs.diff_ids);
-            Ok(Some(chains.iter().map(|c| c.hex()).collect::<Vec<_>>().join(" ")))
-        })?;
-        let mut out = HashMap::new();
-        for (name, value) in index.iter() {
-            let chains = value.split(' ').filter(|w| !w.is_empty()).map(str::parse).collect::<Result<_>>()?;
-            out.insert(name.parse()?, chains);
-        }
         Ok(out)
     }
 
@@ -203,6 +164,25 @@ impl ImageStore {
             });
         }
         Ok(out)
+    }
+
+    /// Every image (64 hex digits) and the chainIDs it stands on (hex, base first, joined by
+    /// spaces), as the index holds them: nothing parsed.
+    pub(crate) fn image_chain_lists(&self) -> Result<Vec<(String, String)>> {
+        Index::find(&self.store, &IMAGES, |name| self.read_image(name), |_| true)
+    }
+
+    /// Every container's layers as the index holds them: `mount-id init-id parent` (`?` for a
+    /// writable layer not recorded, `-` for none), nothing parsed.
+    pub(crate) fn mount_values(&self) -> Result<Vec<(String, String)>> {
+        Index::find(&self.store, &MOUNTS, |name| self.read_mount(name), |_| true)
+    }
+
+    /// An image's index value, from its config.
+    fn read_image(&self, name: &str) -> Result<Option<String>> {
+        let id: ImageId = name.parse()?;
+        let Some(raw) = self.imagedb.config(id)? else { return Ok(None) };
+        Ok(Some(chain_list(&super::ImageConfig::parse(&raw, &format!("image {id}"))?)))
     }
 
     /// A stack's index value, from its entry.

@@ -162,19 +162,24 @@ impl ImageStore {
 
     /// The chains of `images` that nothing else stands on, top first, with their cache-ids.
     fn unreferenced_chains(&self, images: &[ImageId]) -> Result<Vec<(ChainId, crate::LayerId)>> {
-        let kept = self.chains_in_use(images, None)?;
-        let mut found: Vec<(usize, ChainId, crate::LayerId)> = Vec::new();
-        let mut seen = HashSet::new();
+        let mut candidates: Vec<(usize, ChainId)> = Vec::new();
         for image in images {
             let Some(raw) = self.imagedb.config(*image)? else { continue };
             let config = super::ImageConfig::parse(&raw, &format!("image {image}"))?;
             for (depth, chain) in ChainId::chain(&config.rootfs.diff_ids).into_iter().enumerate() {
-                if kept.contains(&chain) || !seen.insert(chain) {
-                    continue;
+                if !candidates.iter().any(|(_, c)| *c == chain) {
+                    candidates.push((depth, chain));
                 }
-                if let Some(record) = self.layerdb.get(chain)? {
-                    found.push((depth, chain, record.cache_id));
-                }
+            }
+        }
+        let kept = self.chains_in_use(&candidates.iter().map(|(_, c)| *c).collect(), images, None)?;
+        let mut found: Vec<(usize, ChainId, crate::LayerId)> = Vec::new();
+        for (depth, chain) in candidates {
+            if kept.contains(&chain) {
+                continue;
+            }
+            if let Some(record) = self.layerdb.get(chain)? {
+                found.push((depth, chain, record.cache_id));
             }
         }
         // Deepest first: a layer goes before the one it stands on.
@@ -186,37 +191,57 @@ impl ImageStore {
     /// removed with `rmi -f` left it to its container), top first, with the cache-ids: what
     /// goes with that container, as dockerd releases a removed container's parent layers.
     pub(crate) fn released_with(&self, top: ChainId, leaving: &str) -> Result<Vec<(ChainId, crate::LayerId)>> {
-        let kept = self.chains_in_use(&[], Some(leaving))?;
-        let mut out = Vec::new();
+        let mut stack = Vec::new();
         let mut next = Some(top);
-        while let Some(chain) = next.filter(|c| !kept.contains(c)) {
+        while let Some(chain) = next {
             let Some(record) = self.layerdb.get(chain)? else { break };
             next = record.parent;
-            out.push((chain, record.cache_id));
+            stack.push((chain, record.cache_id));
         }
-        Ok(out)
+        let kept = self.chains_in_use(&stack.iter().map(|(c, _)| *c).collect(), &[], Some(leaving))?;
+        Ok(stack.into_iter().take_while(|(chain, _)| !kept.contains(chain)).collect())
     }
 
-    /// Every chain some image (other than `except_images`) or container (other than
-    /// `except_container`) stands on.
-    fn chains_in_use(&self, except_images: &[ImageId], except_container: Option<&str>) -> Result<HashSet<ChainId>> {
+    /// The chains among `candidates` that some image (other than `except_images`) or container
+    /// (other than `except_container`) stands on. The indexes are compared as text: an image's
+    /// entry lists every chain it stands on, and a container whose stack is the whole of a kept
+    /// image's is covered by that image; only the stacks of other containers (their image
+    /// removed, or being removed) are walked.
+    fn chains_in_use(
+        &self,
+        candidates: &HashSet<ChainId>,
+        except_images: &[ImageId],
+        except_container: Option<&str>,
+    ) -> Result<HashSet<ChainId>> {
+        let wanted: HashMap<String, ChainId> = candidates.iter().map(|c| (c.hex(), *c)).collect();
+        let excepted: HashSet<String> = except_images.iter().map(|i| i.hex()).collect();
         let mut kept = HashSet::new();
-        for (other, chains) in self.image_chains()? {
-            if !except_images.contains(&other) {
-                kept.extend(chains);
-            }
-        }
-        let stacks = self.chain_index()?;
-        for (container, record) in self.mount_index()? {
-            let Some(mut chain) = record.parent else { continue };
-            if Some(container.as_str()) == except_container {
+        let mut kept_tops: HashSet<String> = HashSet::new();
+        for (image, chains) in self.image_chain_lists()? {
+            if excepted.contains(&image) {
                 continue;
             }
-            while kept.insert(chain) {
-                match stacks.get(&chain).and_then(|(_, parent)| *parent) {
-                    Some(parent) => chain = parent,
-                    None => break,
+            kept.extend(chains.split(' ').filter_map(|c| wanted.get(c)));
+            if let Some(top) = chains.rsplit(' ').next().filter(|t| !t.is_empty()) {
+                kept_tops.insert(top.to_owned());
+            }
+        }
+        for (container, record) in self.mount_values()? {
+            let mut words = record.split(' ');
+            if words.next().is_none_or(|w| w == "?") {
+                let path = self.layerdb.mounts_dir().join(&container).join("mount-id");
+                return Err(crate::Error::corrupt(path, "is missing"));
+            }
+            let Some(parent) = words.nth(1).filter(|p| *p != "-") else { continue };
+            if Some(container.as_str()) == except_container || kept_tops.contains(parent) {
+                continue;
+            }
+            let mut next = Some(parent.parse::<ChainId>()?);
+            while let Some(chain) = next {
+                if candidates.contains(&chain) {
+                    kept.insert(chain);
                 }
+                next = self.layerdb.get(chain)?.and_then(|r| r.parent);
             }
         }
         Ok(kept)

@@ -121,43 +121,71 @@ impl Index {
         Ok(index)
     }
 
-    /// The entries whose value `matches`, and their values, as [`load`](Self::load) would
+    /// The few entries whose value `matches`, and their values, as [`load`](Self::load) would
     /// give them; for an index of entries that never change, whose log is current, by one pass
-    /// over its lines (no map of every entry is built).
+    /// over its lines that keeps only the matches (for every entry, [`scan`](Self::scan)).
     pub(crate) fn find(
         store: &Store,
         kind: &Kind,
         read: impl FnMut(&str) -> Result<Option<String>>,
         matches: impl Fn(&str) -> bool,
     ) -> Result<Vec<(String, String)>> {
-        if kind.stamp_file.is_none()
-            && let Some(now) = dir_stamp(&(kind.dir)(store))?
-            && let Ok(text) = std::fs::read_to_string(path(store, kind))
-            && text.starts_with(HEADER)
-            && text.ends_with(&format!("@ {now}\n"))
-        {
+        if let Some(text) = current_log(store, kind)? {
             let mut found: Vec<(&str, &str)> = Vec::new();
-            let mut stamps = 0;
             for line in text[HEADER.len()..].lines() {
-                if line.starts_with('@') {
-                    stamps += 1;
-                } else if let Some(name) = line.strip_prefix('-') {
-                    found.retain(|f| f.0 != name);
-                } else if let Some(rest) = line.strip_prefix('+') {
-                    let mut parts = rest.splitn(3, ' ');
-                    let (name, _, value) = (parts.next().unwrap_or_default(), parts.next(), parts.next());
-                    found.retain(|f| f.0 != name);
-                    if let Some(value) = value.filter(|v| matches(v)) {
-                        found.push((name, value));
+                let (name, value) = match (line.strip_prefix('-'), line.strip_prefix('+')) {
+                    (Some(name), _) => (name, None),
+                    (_, Some(rest)) => {
+                        let mut parts = rest.splitn(3, ' ');
+                        (parts.next().unwrap_or_default(), parts.nth(1).filter(|v| matches(v)))
                     }
+                    _ => continue,
+                };
+                if !found.is_empty() {
+                    found.retain(|f| f.0 != name);
+                }
+                if let Some(value) = value {
+                    found.push((name, value));
                 }
             }
-            if stamps <= MAX_APPENDED {
-                return Ok(found.into_iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect());
-            }
+            return Ok(found.into_iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect());
         }
         let index = Index::load(store, kind, read)?;
         Ok(index.iter().filter(|(_, v)| matches(v)).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+    }
+
+    /// Every entry and its value, as [`load`](Self::load) would give them, handed to `each`
+    /// in no order. For an index of entries that never change, whose log is current, this is
+    /// one pass over its lines from the end (the last line of an entry is its state), with no
+    /// copy of any entry.
+    pub(crate) fn scan(
+        store: &Store,
+        kind: &Kind,
+        read: impl FnMut(&str) -> Result<Option<String>>,
+        mut each: impl FnMut(&str, &str),
+    ) -> Result<()> {
+        if let Some(text) = current_log(store, kind)? {
+            let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+            for line in text[HEADER.len()..].lines().rev() {
+                if let Some(name) = line.strip_prefix('-') {
+                    seen.insert(name);
+                } else if let Some(rest) = line.strip_prefix('+') {
+                    let mut parts = rest.splitn(3, ' ');
+                    let (name, _, value) = (parts.next().unwrap_or_default(), parts.next(), parts.next());
+                    if seen.insert(name)
+                        && let Some(value) = value
+                    {
+                        each(name, value);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let index = Index::load(store, kind, read)?;
+        for (name, value) in index.iter() {
+            each(name, value);
+        }
+        Ok(())
     }
 
     /// Read `name` again unless its stamp is the one known; whether anything changed.
@@ -259,6 +287,20 @@ impl Change {
             tracing::debug!("could not append to the index {}: {e}", self.file.display());
         }
     }
+}
+
+/// The log of an index of entries that never change, if it is current and short enough to
+/// be read as it is (else [`Index::load`] reads the directory, or writes the log anew).
+fn current_log(store: &Store, kind: &Kind) -> Result<Option<String>> {
+    if kind.stamp_file.is_some() {
+        return Ok(None);
+    }
+    let Some(now) = dir_stamp(&(kind.dir)(store))? else { return Ok(None) };
+    let Ok(text) = std::fs::read_to_string(path(store, kind)) else { return Ok(None) };
+    let current = text.starts_with(HEADER)
+        && text.ends_with(&format!("@ {now}\n"))
+        && text.matches("\n@ ").count() <= MAX_APPENDED;
+    Ok(current.then_some(text))
 }
 
 /// `strata/index/<name>` of a store.

@@ -140,12 +140,13 @@ impl crate::image::ImageStore {
         let repos = self.repositories()?;
         let mut out = Vec::new();
         let hex = chain.hex();
-        let mut images: Vec<crate::image::ImageId> = Vec::new();
-        for (image, chains) in self.image_chain_lists()? {
+        let mut using: Vec<String> = Vec::new();
+        self.scan_image_chains(|image, chains| {
             if chains.split(' ').any(|c| c == hex) {
-                images.push(image.parse()?);
+                using.push(image.to_owned());
             }
-        }
+        })?;
+        let mut images = using.iter().map(|i| i.parse()).collect::<Result<Vec<crate::image::ImageId>>>()?;
         images.sort();
         for image in images {
             match repos.names_of(image).first() {

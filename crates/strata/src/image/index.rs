@@ -167,15 +167,17 @@ impl ImageStore {
     }
 
     /// Every image (64 hex digits) and the chainIDs it stands on (hex, base first, joined by
-    /// spaces), as the index holds them: nothing parsed.
-    pub(crate) fn image_chain_lists(&self) -> Result<Vec<(String, String)>> {
-        Index::find(&self.store, &IMAGES, |name| self.read_image(name), |_| true)
+    /// spaces), as the index holds them, handed to `each`: nothing parsed or copied.
+    pub(crate) fn scan_image_chains(&self, each: impl FnMut(&str, &str)) -> Result<()> {
+        Index::scan(&self.store, &IMAGES, |name| self.read_image(name), each)
     }
 
     /// Every container's layers as the index holds them: `mount-id init-id parent` (`?` for a
     /// writable layer not recorded, `-` for none), nothing parsed.
     pub(crate) fn mount_values(&self) -> Result<Vec<(String, String)>> {
-        Index::find(&self.store, &MOUNTS, |name| self.read_mount(name), |_| true)
+        let mut out = Vec::new();
+        Index::scan(&self.store, &MOUNTS, |name| self.read_mount(name), |n, v| out.push((n.to_owned(), v.to_owned())))?;
+        Ok(out)
     }
 
     /// An image's index value, from its config.

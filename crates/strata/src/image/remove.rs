@@ -41,7 +41,7 @@ impl ImageStore {
     pub fn remove(&self, name: &str, force: bool) -> Result<Vec<Removed>> {
         let lock = self.store.write_lock()?;
         let mut repos = self.repositories()?;
-        let id = self.resolve_unlocked(name)?;
+        let id = self.resolve_in(name, &repos)?;
         let containers = self.containers_using()?;
         let using: Vec<&ContainerUse> = containers.get(&id).map(|v| v.iter().collect()).unwrap_or_default();
         let conflict = |reason: String| Error::ImageConflict { image: name.to_owned(), reason };
@@ -217,15 +217,15 @@ impl ImageStore {
         let excepted: HashSet<String> = except_images.iter().map(|i| i.hex()).collect();
         let mut kept = HashSet::new();
         let mut kept_tops: HashSet<String> = HashSet::new();
-        for (image, chains) in self.image_chain_lists()? {
-            if excepted.contains(&image) {
-                continue;
+        self.scan_image_chains(|image, chains| {
+            if excepted.contains(image) {
+                return;
             }
             kept.extend(chains.split(' ').filter_map(|c| wanted.get(c)));
             if let Some(top) = chains.rsplit(' ').next().filter(|t| !t.is_empty()) {
                 kept_tops.insert(top.to_owned());
             }
-        }
+        })?;
         for (container, record) in self.mount_values()? {
             let mut words = record.split(' ');
             if words.next().is_none_or(|w| w == "?") {

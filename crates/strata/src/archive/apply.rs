@@ -41,8 +41,8 @@ pub struct Applied {
     pub tar_split: Option<Vec<u8>>,
 }
 
-/// A layer extracted aside, not yet part of any layer: given to
-/// [`ImageWriter::layer`](crate::image::ImageWriter::layer), or removed when dropped.
+/// A layer extracted aside, not yet part of any layer: given to an image writer's `layer`,
+/// which makes it one, or removed when dropped.
 #[derive(Debug)]
 pub struct Staged {
     pub(crate) scratch: Scratch,

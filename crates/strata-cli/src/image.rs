@@ -444,11 +444,11 @@ impl Progress for Bars {
         let Some(multi) = &self.multi else { return };
         let mut bars = self.bars.lock().expect("not poisoned");
         match event {
-            LayerEvent::Exists { diff_id } => {
+            LayerEvent::Exists { diff_id, .. } => {
                 let _ = multi.println(format!("{}: Already exists", &diff_id.hex()[..12]));
             }
-            LayerEvent::Started { index, diff_id, size } => {
-                let bar = multi.add(ProgressBar::new(size));
+            LayerEvent::Started { index, diff_id, size, .. } => {
+                let bar = multi.add(ProgressBar::new(size.unwrap_or(0)));
                 bar.set_style(
                     ProgressStyle::with_template(
                         "{prefix}: Loading layer [{bar:40}] {decimal_bytes}/{decimal_total_bytes}",

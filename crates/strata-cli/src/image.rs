@@ -35,6 +35,9 @@ pub(crate) struct ImagesArgs {
     /// Show full image IDs.
     #[arg(long)]
     no_trunc: bool,
+    /// Show digests (the manifests the images were pulled or pushed as).
+    #[arg(long)]
+    digests: bool,
 }
 
 #[derive(Debug, Args)]
@@ -154,20 +157,52 @@ const IMAGE_HEADERS: &[(&str, &str)] = &[
     ("Containers", "CONTAINERS"),
 ];
 
-/// The rows `images --format` renders for an image (one per name), with docker's fields.
-fn image_rows(image: &strata::image::ImageSummary, no_trunc: bool) -> Vec<serde_json::Value> {
-    let tags = image.repo_tags.clone().unwrap_or_default();
-    tags.iter()
-        .map(|tag| {
-            let (repo, tag) = match tag.rsplit_once(':') {
-                Some((r, t)) if !t.contains('/') => (r.to_owned(), t.to_owned()),
-                _ => (tag.clone(), "<none>".to_owned()),
-            };
+/// An image's rows as docker lists them: one per tag, the repository's digests beside it
+/// (a row per digest) with `--digests`, and a `<none>` tag row for a repository named only
+/// by digest. Returns (repository, tag, digest).
+fn name_rows(image: &strata::image::ImageSummary, digests: bool) -> Vec<(String, String, String)> {
+    let split = |name: &str, at: char| match name.rsplit_once(at) {
+        Some((r, t)) if !t.contains('/') => (r.to_owned(), t.to_owned()),
+        _ => (name.to_owned(), "<none>".to_owned()),
+    };
+    let mut by_repo: Vec<(String, Vec<String>)> = Vec::new();
+    for (repo, digest) in image.repo_digests.iter().flatten().map(|d| split(d, '@')) {
+        match by_repo.iter_mut().find(|(r, _)| *r == repo) {
+            Some((_, list)) => list.push(digest),
+            None => by_repo.push((repo, vec![digest])),
+        }
+    }
+    let mut rows = Vec::new();
+    let mut tagged = Vec::new();
+    for (repo, tag) in image.repo_tags.iter().flatten().map(|t| split(t, ':')) {
+        let repo_digests = by_repo.iter().find(|(r, _)| *r == repo).map(|(_, d)| d.clone()).unwrap_or_default();
+        tagged.push(repo.clone());
+        if !digests || repo_digests.is_empty() {
+            rows.push((repo, tag, "<none>".to_owned()));
+        } else {
+            rows.extend(repo_digests.into_iter().map(|d| (repo.clone(), tag.clone(), d)));
+        }
+    }
+    for (repo, list) in by_repo.into_iter().filter(|(r, _)| !tagged.contains(r)) {
+        if digests {
+            rows.extend(list.into_iter().map(|d| (repo.clone(), "<none>".to_owned(), d)));
+        } else {
+            rows.push((repo, "<none>".to_owned(), "<none>".to_owned()));
+        }
+    }
+    rows
+}
+
+/// The rows `images --format` renders for an image (see `name_rows`), with docker's fields.
+fn image_rows(image: &strata::image::ImageSummary, no_trunc: bool, digests: bool) -> Vec<serde_json::Value> {
+    name_rows(image, digests)
+        .into_iter()
+        .map(|(repo, tag, digest)| {
             serde_json::json!({
                 "Containers": "N/A",
                 "CreatedAt": human::go_time(image.created),
                 "CreatedSince": human::ago(image.created),
-                "Digest": "<none>",
+                "Digest": digest,
                 "ID": short(&image.id.to_string(), no_trunc),
                 "Repository": repo,
                 "SharedSize": "N/A",
@@ -197,7 +232,8 @@ pub(crate) fn list(root: &Path, args: ImagesArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         ListFormat::Template { text, table } => {
-            let rows: Vec<serde_json::Value> = list.iter().flat_map(|i| image_rows(i, args.no_trunc)).collect();
+            let rows: Vec<serde_json::Value> =
+                list.iter().flat_map(|i| image_rows(i, args.no_trunc, args.digests)).collect();
             print!("{}", crate::template::render(text, *table, &rows, IMAGE_HEADERS)?);
             return Ok(ExitCode::SUCCESS);
         }
@@ -215,16 +251,21 @@ pub(crate) fn list(root: &Path, args: ImagesArgs) -> Result<ExitCode> {
     let mut rows = Vec::new();
     for image in &list {
         let id = short(&image.id.to_string(), args.no_trunc);
-        let tags = image.repo_tags.clone().unwrap_or_default();
-        for tag in tags {
-            let (repo, tag) = match tag.rsplit_once(':') {
-                Some((r, t)) if !t.contains('/') => (r.to_owned(), t.to_owned()),
-                _ => (tag.clone(), "<none>".to_owned()),
-            };
-            rows.push(vec![repo, tag, id.clone(), human::ago(image.created), human::size(image.size)]);
+        for (repo, tag, digest) in name_rows(image, args.digests) {
+            let mut row = vec![repo, tag];
+            if args.digests {
+                row.push(digest);
+            }
+            row.extend([id.clone(), human::ago(image.created), human::size(image.size)]);
+            rows.push(row);
         }
     }
-    print!("{}", human::table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows));
+    let headers: &[&str] = if args.digests {
+        &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
+    } else {
+        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+    };
+    print!("{}", human::table(headers, &rows));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,6 +9,7 @@ mod image;
 mod info;
 mod layer;
 mod monitor;
+mod registry;
 mod system;
 mod template;
 mod walkthrough;
@@ -51,6 +52,8 @@ enum Command {
     Tag(image::TagArgs),
     /// Remove images (or names of images) and the layers nothing else uses.
     Rmi(image::RmiArgs),
+    /// Pull an image from a registry.
+    Pull(registry::PullArgs),
     /// Load images from a `docker save` tar or an OCI layout (directory or tar).
     Load(image::LoadArgs),
     /// Save images to a tar, as `docker save` or as an OCI layout.
@@ -106,6 +109,7 @@ impl Command {
             self,
             Command::Import(_)
                 | Command::Load(_)
+                | Command::Pull(_)
                 | Command::Layer(layer::LayerCommand::Create { .. })
                 | Command::Walkthrough(_)
         )
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
         Command::Tag(args) => image::tag(&cli.root, args),
         Command::Rmi(args) => image::rmi(&cli.root, args),
         Command::Load(args) => image::load(&cli.root, args),
+        Command::Pull(args) => registry::pull(&cli.root, args),
         Command::Save(args) => image::save(&cli.root, args),
         Command::Import(args) => image::import(&cli.root, args),
         Command::Create(args) => container::create(&cli.root, args),
@@ -226,6 +231,10 @@ pub(crate) fn hint(e: &strata::Error) -> Option<String> {
         Corrupt { .. } => "run `strata check` for details, `strata check --repair` to mend".to_owned(),
         ImageNotFound(_) => "see `strata images`".to_owned(),
         ContainerNotFound(_) => "see `strata ps -a`".to_owned(),
+        Registry { kind: strata::ErrorKind::Denied, .. } => {
+            "credentials are read from docker's config.json ($DOCKER_CONFIG or ~/.docker): `docker login` writes them"
+                .to_owned()
+        }
         _ => return None,
     })
 }

@@ -252,6 +252,20 @@ pub enum Error {
         status: u8,
     },
 
+    /// A registry could not be reached, refused a request, or answered what it should not.
+    #[error("{registry}: {reason}")]
+    Registry {
+        /// The registry and repository (`127.0.0.1:5000/app`).
+        registry: String,
+        /// What happened, and what to do.
+        reason: String,
+        /// What kind of failure it is.
+        kind: ErrorKind,
+        /// The transport's error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -282,6 +296,8 @@ pub enum ErrorKind {
     /// The source stopped part way (a dropped connection, an interrupted read): trying again
     /// may work.
     Interrupted,
+    /// The registry wants credentials, or refused the ones given.
+    Denied,
     /// Anything else: the system refused (permissions, space), the kernel or a runtime failed.
     Other,
 }
@@ -310,6 +326,7 @@ impl Error {
             Error::Corrupt { .. } | Error::Archive { .. } | Error::DigestMismatch { .. } | Error::BadImage { .. } => {
                 ErrorKind::Corrupt
             }
+            Error::Registry { kind, .. } => *kind,
             Error::Io { source, .. } => match source.kind() {
                 Io::NotFound => ErrorKind::NotFound,
                 Io::AlreadyExists => ErrorKind::AlreadyExists,

@@ -8,6 +8,7 @@
 //! - [`mount`]: OverlayFS mounts, one page of options or one `lowerdir+` per layer.
 //! - [`image`]: images as stacks of layers, in Docker's image database.
 //! - [`container`]: containers run by an OCI runtime on an image's layers.
+//! - [`registry`]: images pulled from registries.
 //! - [`check`]: find and mend what a crash or a hand edit left behind.
 //!
 //! Every change is built aside and published with one `rename(2)` under a store-wide
@@ -33,6 +34,7 @@ pub mod layer;
 mod lock;
 pub mod mount;
 pub mod prune;
+pub mod registry;
 mod scratch;
 mod store;
 mod sys;

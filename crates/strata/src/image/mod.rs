@@ -18,6 +18,7 @@
 pub mod change;
 pub(crate) mod check;
 pub mod config;
+mod distribution;
 pub(crate) mod filter;
 mod ids;
 mod imagedb;
@@ -39,6 +40,7 @@ mod writer;
 use std::path::PathBuf;
 
 pub use config::{ContainerConfig, History, ImageConfig, RootFs, now_rfc3339};
+pub use distribution::BlobRecord;
 pub use filter::ImageFilters;
 pub use ids::{ChainId, ImageId};
 pub use import::ImportOptions;

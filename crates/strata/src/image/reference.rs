@@ -62,6 +62,12 @@ impl Reference {
         self
     }
 
+    /// The same repository at `digest`, without a tag: the name a pulled image is given by
+    /// its manifest's digest (docker's `RepoDigests`).
+    pub fn with_digest(&self, digest: Digest) -> Reference {
+        Reference { tag: None, digest: Some(digest), ..self.clone() }
+    }
+
     /// The same repository with another tag.
     pub fn with_tag(&self, tag: &str) -> Result<Reference> {
         check_tag(tag, tag)?;

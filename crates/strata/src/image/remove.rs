@@ -59,8 +59,15 @@ impl ImageStore {
                     &c.id[..c.id.len().min(12)]
                 )));
             }
-            untag.push(given);
-            if names.len() > 1 {
+            // A repository's last tag takes its digest names with it, as in dockerd.
+            let same_repository = |n: &Reference| n.domain() == given.domain() && n.path() == given.path();
+            if given.digest().is_none()
+                && !names.iter().any(|n| *n != given && n.digest().is_none() && same_repository(n))
+            {
+                untag.extend(names.iter().filter(|n| n.digest().is_some() && same_repository(n)).cloned());
+            }
+            untag.insert(0, given);
+            if names.iter().any(|n| !untag.contains(n)) {
                 return self.finish_remove(lock, &mut repos, untag, Vec::new(), id);
             }
         } else if single_repository(&names) {

@@ -1,0 +1,159 @@
+//! Blobs: small ones (configs) read whole and checked, layers streamed. A layer's stream that
+//! breaks (a dropped or stalled connection, a short body) is picked up where it broke with a
+//! `Range` request, so the layer's extraction goes on as if nothing happened; the digest
+//! checked downstream covers every byte, wherever it came from.
+
+use std::io::{self, Read};
+
+use super::client::{Client, backoff};
+use crate::digest::Digest;
+use crate::error::{ErrorKind, Result};
+
+/// Times a stream is picked up again without making progress in between.
+const MAX_RESUMES: u32 = 5;
+
+impl Client {
+    /// A small blob's bytes (at most `limit`), checked against its digest.
+    pub(crate) fn blob_bytes(&self, digest: Digest, limit: u64) -> Result<Vec<u8>> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let mut response = self.send("GET", &url, &[])?;
+        if response.status().as_u16() != 200 {
+            return Err(self.refused(&format!("blob {digest}"), response));
+        }
+        let bytes = response.body_mut().with_config().limit(limit).read_to_vec().map_err(|e| {
+            self.error(
+                format!("blob {digest}: {e} (more than {limit} bytes, or the connection dropped)"),
+                ErrorKind::Corrupt,
+            )
+        })?;
+        let actual = Digest::of(&bytes);
+        if actual != digest {
+            return Err(self.error(format!("blob {digest} has digest {actual}: it was damaged"), ErrorKind::Corrupt));
+        }
+        Ok(bytes)
+    }
+
+    /// A reader of a blob from byte `offset`, and its whole size if the registry says.
+    fn open_blob(&self, digest: Digest, offset: u64) -> Result<(ureq::BodyReader<'static>, Option<u64>)> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let headers = if offset > 0 { vec![("Range", format!("bytes={offset}-"))] } else { Vec::new() };
+        let response = self.send("GET", &url, &headers)?;
+        let status = response.status().as_u16();
+        let content_range = response.headers().get("content-range").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let length = response.body().content_length();
+        match status {
+            200 => {
+                let mut reader = response.into_body().into_reader();
+                // The registry ignored the range: skip what was read already.
+                if offset > 0 {
+                    let skipped = io::copy(&mut (&mut reader).take(offset), &mut io::sink())
+                        .map_err(|e| self.error(format!("blob {digest}: {e}"), ErrorKind::Interrupted))?;
+                    if skipped < offset {
+                        return Err(self.error(format!("blob {digest} is shorter than before"), ErrorKind::Corrupt));
+                    }
+                }
+                Ok((reader, length))
+            }
+            206 => {
+                let start = content_range
+                    .as_deref()
+                    .and_then(|r| r.strip_prefix("bytes "))
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|s| s.parse::<u64>().ok());
+                if start != Some(offset) {
+                    return Err(self.error(
+                        format!("blob {digest}: asked from byte {offset}, got {}", content_range.unwrap_or_default()),
+                        ErrorKind::Corrupt,
+                    ));
+                }
+                let total = content_range.as_deref().and_then(|r| r.rsplit('/').next()).and_then(|t| t.parse().ok());
+                Ok((response.into_body().into_reader(), total))
+            }
+            _ => Err(self.refused(&format!("blob {digest}"), response)),
+        }
+    }
+
+    /// A stream of a layer's blob that resumes where it broke.
+    pub(crate) fn blob_stream(&self, digest: Digest) -> Result<(BlobStream<'_>, Option<u64>)> {
+        let (body, size) = self.open_blob(digest, 0)?;
+        Ok((BlobStream { client: self, digest, body: Some(body), offset: 0, size, failures: 0, resumed: 0 }, size))
+    }
+}
+
+/// A blob's bytes, picked up again with a `Range` request when the connection breaks.
+pub(crate) struct BlobStream<'a> {
+    client: &'a Client,
+    digest: Digest,
+    body: Option<ureq::BodyReader<'static>>,
+    offset: u64,
+    size: Option<u64>,
+    /// Failures since the last byte read.
+    failures: u32,
+    /// Times the stream was picked up again.
+    resumed: u32,
+}
+
+impl BlobStream<'_> {
+    fn broke(&mut self, cause: String) -> io::Result<()> {
+        self.body = None;
+        self.failures += 1;
+        if self.failures > MAX_RESUMES {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!(
+                    "{}: blob {} broke off at byte {} and could not be resumed ({} tries): {cause}",
+                    self.client.what(),
+                    self.digest,
+                    self.offset,
+                    MAX_RESUMES
+                ),
+            ));
+        }
+        tracing::warn!(blob = %self.digest, offset = self.offset, "the stream broke ({cause}); resuming");
+        std::thread::sleep(backoff(self.failures));
+        Ok(())
+    }
+}
+
+impl Read for BlobStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let body = match &mut self.body {
+                Some(body) => body,
+                None => match self.client.open_blob(self.digest, self.offset) {
+                    Ok((body, _)) => {
+                        self.resumed += 1;
+                        self.body.insert(body)
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {
+                        self.broke(e.to_string())?;
+                        continue;
+                    }
+                    Err(e) => return Err(io::Error::other(e.to_string())),
+                },
+            };
+            match body.read(buf) {
+                Ok(0) if !buf.is_empty() && self.size.is_some_and(|s| self.offset < s) => {
+                    self.broke("the connection closed early".into())?;
+                }
+                Ok(n) => {
+                    if n > 0 {
+                        self.failures = 0;
+                    }
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.broke(e.to_string())?,
+            }
+        }
+    }
+}
+
+impl Drop for BlobStream<'_> {
+    fn drop(&mut self) {
+        if self.resumed > 0 {
+            tracing::info!(blob = %self.digest, resumed = self.resumed, "blob read with resumed requests");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Registries: images pulled over the OCI distribution protocol (Docker's registry API v2)
+//! into the store, as dockerd records them.
+//!
+//! - `endpoint`: the host, HTTPS with docker's `certs.d`, plain HTTP only where allowed.
+//! - `credentials`: docker's `config.json` and credential helpers.
+//! - `client`: authenticated requests (Basic, Bearer tokens), retried when transient.
+//! - `manifest`, `blob`: manifests checked against their digests; blobs streamed, resumed
+//!   with `Range` requests when a connection breaks.
+//! - [`pull()`]: the whole pull, through the image store's pipeline.
+
+mod blob;
+mod client;
+mod credentials;
+mod endpoint;
+mod manifest;
+mod pull;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use pull::{PullOptions, Pulled, pull};
+
+/// How registries are reached: TLS material, insecure hosts, credentials, limits.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// Directories in docker's `certs.d` layout: `<dir>/<host[:port]>/` holds CAs (`*.crt`)
+    /// and a client certificate (`client.cert` with `client.key`).
+    pub certs_dirs: Vec<PathBuf>,
+    /// Hosts (`host[:port]`) reached without verifying TLS, or over plain HTTP. Loopback hosts
+    /// may always use plain HTTP, but their TLS certificates are verified.
+    pub insecure: Vec<String>,
+    /// The directory of docker's `config.json` (credentials); `None`: none are used.
+    pub docker_config: Option<PathBuf>,
+    /// Layers fetched at once.
+    pub max_concurrent: usize,
+    /// Attempts of a request that fails in a way that may pass (dropped connection, 5xx, 429).
+    pub attempts: u32,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+    /// How long a read may wait before the connection counts as stalled (and is resumed).
+    pub read_timeout: Duration,
+}
+
+impl Default for RegistryOptions {
+    /// docker's: `/etc/docker/certs.d`, no insecure hosts, credentials from `$DOCKER_CONFIG`
+    /// or `~/.docker`, 3 layers at once, 5 attempts.
+    fn default() -> Self {
+        RegistryOptions {
+            certs_dirs: vec![PathBuf::from("/etc/docker/certs.d")],
+            insecure: Vec::new(),
+            docker_config: credentials::default_config_dir(),
+            max_concurrent: 3,
+            attempts: 5,
+            connect_timeout: endpoint::CONNECT_TIMEOUT,
+            read_timeout: endpoint::READ_TIMEOUT,
+        }
+    }
+}

@@ -157,7 +157,12 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let filter = std::env::var("STRATA_LOG").unwrap_or_else(|_| cli.log_level.clone());
+    let mut filter = std::env::var("STRATA_LOG").unwrap_or_else(|_| cli.log_level.clone());
+    // A plain level is strata's: the HTTP and TLS crates' own complaints reach the user as
+    // strata's errors, once, unless their logs are asked for (`ureq=debug`).
+    if !filter.contains('=') {
+        filter.push_str(",ureq=off,ureq_proto=off,rustls=off");
+    }
     let _ = LOG_LEVEL.set(cli.log_level.clone());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into()))

@@ -194,4 +194,5 @@ pub fn visible(dir: &Path) -> BTreeMap<String, String> {
 }
 pub mod dockerd;
 pub mod images;
+pub mod registry;
 pub mod tarball;

@@ -397,8 +397,13 @@ fn transport_kind(e: &ureq::Error) -> ErrorKind {
 
 /// What is wrong with the server's certificate, if that is why a connection failed.
 fn certificate_problem(e: &ureq::Error) -> Option<String> {
-    match e {
-        ureq::Error::Rustls(rustls::Error::InvalidCertificate(reason)) => Some(format!("{reason:?}")),
+    let rustls_error = match e {
+        ureq::Error::Rustls(e) => Some(e),
+        ureq::Error::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    match rustls_error {
+        Some(rustls::Error::InvalidCertificate(reason)) => Some(format!("{reason:?}")),
         _ => None,
     }
 }

@@ -108,7 +108,9 @@ pub(crate) fn parse(bytes: &[u8], content_type: Option<&str>) -> std::result::Re
         manifests: Option<serde_json::Value>,
     }
     let shape: Shape = serde_json::from_slice(bytes).map_err(|e| format!("it is not JSON: {e}"))?;
-    if shape.schema_version == Some(1) || content_type.is_some_and(|t| t.starts_with("application/vnd.docker.distribution.manifest.v1")) {
+    if shape.schema_version == Some(1)
+        || content_type.is_some_and(|t| t.starts_with("application/vnd.docker.distribution.manifest.v1"))
+    {
         return Err("it is a Docker schema 1 manifest, which is no longer supported: push the image again with a current docker, podman or skopeo".into());
     }
     let media_type = shape.media_type.clone().or(content_type.map(str::to_owned)).unwrap_or_default();

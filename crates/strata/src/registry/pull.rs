@@ -82,8 +82,9 @@ pub fn pull(
         Some(digest) => Some(digest),
         None => client.manifest_digest(reference.tag().unwrap_or("latest"))?,
     };
+    let platform = options.platform.clone().unwrap_or_else(Platform::host);
     if let Some(digest) = resolved
-        && let Some(id) = known(images, &reference, digest)?
+        && let Some(id) = known(images, &reference, digest, &platform)?
     {
         let up_to_date = images.repositories()?.get(&reference) == Some(id);
         if !up_to_date {
@@ -104,7 +105,6 @@ pub fn pull(
     let manifest = match top.manifest {
         Manifest::Image(manifest) => manifest,
         Manifest::Index(index) => {
-            let platform = options.platform.clone().unwrap_or_else(Platform::host);
             let chosen = platform.choose(&index).map_err(|reason| {
                 client.error(format!("{reference}: index {digest} has {reason}"), ErrorKind::NotFound)
             })?;
@@ -183,12 +183,16 @@ pub fn pull(
     })
 }
 
-/// The image stored as `reference`'s repository at `digest`, if it is still whole.
-fn known(images: &ImageStore, reference: &Reference, digest: Digest) -> Result<Option<ImageId>> {
+/// The image stored as `reference`'s repository at `digest`, if it is still whole and for
+/// `platform` (an index's digest names images of every platform).
+fn known(images: &ImageStore, reference: &Reference, digest: Digest, platform: &Platform) -> Result<Option<ImageId>> {
     let repos = images.repositories()?;
     let Some(id) = repos.get(&reference.with_digest(digest)) else { return Ok(None) };
-    let whole = images.get(id).and_then(|image| images.layers_of(&image)).is_ok();
-    Ok(whole.then_some(id))
+    let Ok(image) = images.get(id) else { return Ok(None) };
+    let config = &image.config;
+    let whole = images.layers_of(&image).is_ok();
+    let same_platform = platform.matches(&config.os, &config.architecture, config.variant.as_deref());
+    Ok((whole && same_platform).then_some(id))
 }
 
 /// Layer media types a pull takes: OCI's and Docker's tar layers, plain, gzip or zstd.

@@ -1,0 +1,399 @@
+//! `strata pull` against the real registry (distribution 2.8, Debian's `docker-registry`) on
+//! loopback: plain HTTP, Basic auth over TLS, Bearer tokens; OCI and Docker manifests, an
+//! index of platforms, gzip, zstd and plain layers; and a proxy of the test's that drops,
+//! damages, stalls and refuses.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::Root;
+use common::images::{TestImage, sha256, tar_of};
+use common::registry::{
+    Auth, Compress, Fault, OCI_INDEX, OCI_MANIFEST, Proxy, Registry, push_blob, push_image, push_manifest,
+};
+
+/// `strata pull` with credentials from `config` (docker's config directory) and no certs.d
+/// unless given.
+fn pull(root: &Root, config: &Path, certs: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = common::strata_cmd(root.path(), &[&["pull"], args].concat());
+    cmd.env("DOCKER_CONFIG", config).env_remove("STRATA_INSECURE_REGISTRIES").env_remove("STRATA_CERTS_D");
+    if let Some(certs) = certs {
+        cmd.env("STRATA_CERTS_D", certs);
+    }
+    cmd.output().unwrap()
+}
+
+fn pull_ok(root: &Root, config: &Path, certs: Option<&Path>, args: &[&str]) -> String {
+    let out = pull(root, config, certs, args);
+    assert!(out.status.success(), "pull {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn pull_fails(root: &Root, config: &Path, certs: Option<&Path>, args: &[&str]) -> String {
+    let out = pull(root, config, certs, args);
+    assert!(!out.status.success(), "pull {args:?} succeeded");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line of error: {stderr}");
+    stderr.trim_end().to_owned()
+}
+
+/// Bytes that do not compress: layers big enough to be cut part way.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn two_layer_image(seed: u64) -> TestImage {
+    let big = noise(1 << 20, seed);
+    TestImage::new(
+        vec![
+            tar_of(&[("etc/", b""), ("etc/hello", b"hello\n"), ("etc/seed", seed.to_string().as_bytes())]),
+            tar_of(&[("etc/hello", b"bye\n"), ("big", &big)]),
+        ],
+        &["/bin/sh"],
+    )
+}
+
+fn inspect(root: &Root, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&root.ok(&["inspect", name])).unwrap();
+    v[0].clone()
+}
+
+/// The files a container of `image` sees: path → content (lossy text), `/` for directories.
+fn files_of(root: &Root, image: &str) -> std::collections::BTreeMap<String, String> {
+    let name = format!("look-{}", &sha256(image.as_bytes())[..8]);
+    root.ok(&["create", "--name", &name, image, "true"]);
+    let merged = PathBuf::from(root.ok(&["mount", &name]));
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![merged.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(&merged).unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                files.insert(rel, "/".to_owned());
+                stack.push(path);
+            } else {
+                files.insert(rel, String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned());
+            }
+        }
+    }
+    root.ok(&["umount", &name]);
+    root.ok(&["rm", &name]);
+    files
+}
+
+fn blob_gets(registry: &Registry, repo: &str) -> usize {
+    registry.log().matches(&format!("\"GET /v2/{repo}/blobs/")).count()
+}
+
+#[test]
+fn pull_by_tag_and_by_digest_as_docker_records_it() {
+    let registry = Registry::start(Auth::None, None);
+    let host = registry.host();
+    let image = two_layer_image(1);
+    let compress = [Compress::Gzip, Compress::Gzip];
+    let (digest, manifest) = push_image(&host, "team/app", "1.0", &image, &compress, false);
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let blobs: Vec<String> =
+        manifest["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_owned()).collect();
+    let config = tempfile::tempdir().unwrap();
+    let root = Root::new();
+    let name = format!("{host}/team/app:1.0");
+
+    let out = pull_ok(&root, config.path(), None, &[&name]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1.0: Pulling from team/app");
+    for blob in &blobs {
+        assert!(lines.contains(&format!("{}: Pull complete", &blob[7..19]).as_str()), "{out}");
+    }
+    assert!(lines.contains(&format!("Digest: {digest}").as_str()), "{out}");
+    assert!(lines.contains(&format!("Status: Downloaded newer image for {name}").as_str()), "{out}");
+    assert_eq!(lines.last(), Some(&name.as_str()));
+
+    let seen = inspect(&root, &name);
+    assert_eq!(seen["Id"], image.id());
+    assert_eq!(seen["RepoTags"], serde_json::json!([name]));
+    assert_eq!(seen["RepoDigests"], serde_json::json!([format!("{host}/team/app@{digest}")]));
+    assert_eq!(seen["RootFS"]["Layers"], serde_json::json!(image.diff_ids()));
+    let files = files_of(&root, &name);
+    assert!(files.get("etc/hello").unwrap().contains("bye"), "{files:?}");
+    assert!(files.contains_key("big") && files.contains_key("etc/seed"), "{files:?}");
+
+    // Where each layer came from, in dockerd's records.
+    for (blob, diff_id) in blobs.iter().zip(image.diff_ids()) {
+        let dist = root.path().join("image/overlay2/distribution");
+        let by_digest = std::fs::read_to_string(dist.join("diffid-by-digest/sha256").join(&blob[7..])).unwrap();
+        assert_eq!(by_digest, diff_id);
+        let records: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dist.join("v2metadata-by-diffid/sha256").join(&diff_id[7..])).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            records,
+            serde_json::json!([{"Digest": blob, "SourceRepository": format!("{host}/team/app"), "HMAC": ""}])
+        );
+    }
+
+    // Again: one HEAD, no blob fetched, nothing changed.
+    let gets = blob_gets(&registry, "team/app");
+    let out = pull_ok(&root, config.path(), None, &[&name]);
+    assert!(out.contains(&format!("Status: Image is up to date for {name}")), "{out}");
+    assert_eq!(blob_gets(&registry, "team/app"), gets);
+
+    // By digest, into another store: named by digest only.
+    let other = Root::new();
+    let by_digest = format!("{host}/team/app@{digest}");
+    assert_eq!(pull_ok(&other, config.path(), None, &["-q", &by_digest]).trim(), by_digest);
+    assert_eq!(inspect(&other, &by_digest)["Id"], image.id());
+    let listed = other.ok(&["images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}"]);
+    assert_eq!(listed, format!("{host}/team/app <none> {digest}"));
+
+    // Removing the last tag takes the digest name with it, as in dockerd.
+    let untagged = root.ok(&["rmi", &name]);
+    assert!(untagged.contains(&format!("Untagged: {host}/team/app@{digest}")), "{untagged}");
+    assert_eq!(root.ok(&["images", "-q"]), "");
+
+    // A tag or a repository that is not there.
+    let missing = pull_fails(&root, config.path(), None, &[&format!("{host}/team/app:2.0")]);
+    assert!(missing.contains("manifest unknown") || missing.contains("not found"), "{missing}");
+    let missing = pull_fails(&root, config.path(), None, &[&format!("{host}/nobody/here")]);
+    assert!(missing.contains("not found") || missing.contains("unknown"), "{missing}");
+}
+
+#[test]
+fn an_index_gives_the_platform_asked_for_with_oci_zstd_and_plain_layers() {
+    let registry = Registry::start(Auth::None, None);
+    let host = registry.host();
+    let amd64 = two_layer_image(2);
+    let mut arm64 = two_layer_image(3);
+    let mut config: serde_json::Value = serde_json::from_slice(&arm64.config).unwrap();
+    config["architecture"] = "arm64".into();
+    config["variant"] = "v8".into();
+    arm64.config = serde_json::to_vec(&config).unwrap();
+    let (amd64_digest, amd64_manifest) =
+        push_image(&host, "multi", "amd64", &amd64, &[Compress::Zstd, Compress::None], true);
+    let (arm64_digest, arm64_manifest) =
+        push_image(&host, "multi", "arm64", &arm64, &[Compress::Gzip, Compress::Gzip], true);
+    let attestation = push_blob(&host, "multi", b"{}");
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": arm64_digest, "size": arm64_manifest.len(), "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            {"mediaType": OCI_MANIFEST, "digest": amd64_digest, "size": amd64_manifest.len(), "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": OCI_MANIFEST, "digest": attestation, "size": 2, "platform": {"os": "unknown", "architecture": "unknown"}},
+        ],
+    }))
+    .unwrap();
+    let index_digest = push_manifest(&host, "multi", "latest", OCI_INDEX, &index);
+    let config_dir = tempfile::tempdir().unwrap();
+    let root = Root::new();
+    let name = format!("{host}/multi");
+
+    let host_arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
+    let (native, foreign, foreign_platform) =
+        if host_arch == "amd64" { (&amd64, &arm64, "linux/arm64/v8") } else { (&arm64, &amd64, "linux/amd64") };
+    let out = pull_ok(&root, config_dir.path(), None, &[&name]);
+    assert!(out.contains(&format!("Digest: {index_digest}")), "the index's digest is the name's: {out}");
+    let seen = inspect(&root, &format!("{name}:latest"));
+    assert_eq!(seen["Id"], native.id());
+    assert_eq!(seen["RepoDigests"], serde_json::json!([format!("{name}@{index_digest}")]));
+    assert!(files_of(&root, &format!("{name}:latest")).contains_key("big"));
+
+    let other = Root::new();
+    pull_ok(&other, config_dir.path(), None, &["--platform", foreign_platform, &name]);
+    assert_eq!(inspect(&other, &format!("{name}:latest"))["Id"], foreign.id());
+
+    let error = pull_fails(&other, config_dir.path(), None, &["--platform", "linux/s390x", &format!("{name}:latest")]);
+    assert!(error.contains("no image for linux/s390x (it has: linux/arm64/v8, linux/amd64)"), "{error}");
+    let error = pull_fails(&other, config_dir.path(), None, &["--platform", "linux//x", &name]);
+    assert!(error.contains("platform"), "{error}");
+}
+
+#[test]
+fn basic_auth_over_tls_verifies_the_certificate_and_names_the_credentials() {
+    let plain = Registry::start(Auth::None, None);
+    let image = two_layer_image(4);
+    push_image(&plain.host(), "private", "1", &image, &[Compress::Gzip, Compress::Gzip], false);
+    let users = vec![("alice".to_owned(), "wonderland".to_owned())];
+    let tls = Registry::start(Auth::Basic { users }, Some(&plain.dir.path().join("data")));
+    let host = tls.host();
+    let name = format!("{host}/private:1");
+    let root = Root::new();
+    let config = tempfile::tempdir().unwrap();
+
+    // Loopback, but TLS: its certificate must be trusted, and plain HTTP is not tried.
+    let error = pull_fails(&root, config.path(), None, &[&name]);
+    assert!(
+        error.contains("certificate is not trusted") && error.contains(&format!("certs.d/{host}/ca.crt")),
+        "{error}"
+    );
+
+    let certs = tls.certs_d();
+    let error = pull_fails(&root, config.path(), Some(&certs), &[&name]);
+    assert!(error.contains("asks for a user name and password, and none are stored"), "{error}");
+    assert!(error.contains("docker login"), "the hint says how: {error}");
+
+    let auth = |user: &str, password: &str| {
+        use base64::Engine;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        std::fs::write(config.path().join("config.json"), format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#))
+            .unwrap();
+    };
+    auth("alice", "looking-glass");
+    let error = pull_fails(&root, config.path(), Some(&certs), &[&name]);
+    assert!(error.contains("401") && error.contains("tried the credentials of alice from"), "{error}");
+    assert_eq!(root.ok(&["images", "-q"]), "");
+
+    auth("alice", "wonderland");
+    pull_ok(&root, config.path(), Some(&certs), &[&name]);
+    assert_eq!(inspect(&root, &name)["Id"], image.id());
+}
+
+#[test]
+fn bearer_tokens_anonymous_and_with_credentials() {
+    let plain = Registry::start(Auth::None, None);
+    let image = two_layer_image(5);
+    push_image(&plain.host(), "team/app", "1", &image, &[Compress::Gzip, Compress::Gzip], false);
+    let registry = Registry::start(Auth::Token, Some(&plain.dir.path().join("data")));
+    let tokens = registry.tokens.as_ref().unwrap();
+    let name = format!("{}/team/app:1", registry.host());
+    let config = tempfile::tempdir().unwrap();
+
+    let root = Root::new();
+    pull_ok(&root, config.path(), None, &[&name]);
+    assert_eq!(inspect(&root, &name)["Id"], image.id());
+    let requests = tokens.requests.lock().unwrap().clone();
+    assert!(!requests.is_empty());
+    for (query, with_credentials) in &requests {
+        assert!(query.contains("scope=repository%3Ateam%2Fapp%3Apull"), "{query}");
+        assert!(query.contains("service=strata-test-service"), "{query}");
+        assert!(!with_credentials);
+    }
+    // One token serves the whole pull (it lives 300 s).
+    assert_eq!(requests.len(), 1, "{requests:?}");
+
+    use base64::Engine;
+    let write = |user: &str, password: &str| {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        std::fs::write(
+            config.path().join("config.json"),
+            format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, registry.host()),
+        )
+        .unwrap();
+    };
+    write("alice", "wonderland");
+    let other = Root::new();
+    pull_ok(&other, config.path(), None, &[&name]);
+    let last = tokens.requests.lock().unwrap().last().cloned().unwrap();
+    assert!(last.1 && last.0.contains("account=alice"), "{last:?}");
+
+    write("bob", "nope");
+    let third = Root::new();
+    let error = pull_fails(&third, config.path(), None, &[&name]);
+    assert!(error.contains("token service") && error.contains("tried the credentials of bob"), "{error}");
+}
+
+#[test]
+fn dropped_refused_damaged_and_stalled_transfers() {
+    let registry = Registry::start(Auth::None, None);
+    let image = two_layer_image(6);
+    // The second layer plain, so that a flipped byte reaches the tar (and its diffID).
+    let (_, manifest) = push_image(&registry.host(), "app", "1", &image, &[Compress::Gzip, Compress::None], false);
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let layer = |i: usize| {
+        (
+            manifest["layers"][i]["digest"].as_str().unwrap().to_owned(),
+            manifest["layers"][i]["size"].as_u64().unwrap() as usize,
+        )
+    };
+    let ((blob1, size1), (blob2, size2)) = (layer(0), layer(1));
+    let config = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(registry.port);
+    let name = format!("{}/app:1", proxy.host());
+
+    // Cut twice in one layer and once in the other, refused, rate-limited: the pull completes,
+    // and each layer is fetched about once (resumed, not restarted).
+    proxy.add(Fault::Cut { path: blob1.clone(), after: size1 / 3, times: 2 });
+    proxy.add(Fault::Cut { path: blob2.clone(), after: size2 / 2, times: 1 });
+    proxy.add(Fault::Status { path: "/manifests/".into(), status: 503, times: 2, retry_after: None });
+    proxy.add(Fault::Status { path: "/blobs/".into(), status: 429, times: 1, retry_after: Some(1) });
+    let root = Root::new();
+    pull_ok(&root, config.path(), None, &[&name]);
+    assert_eq!(inspect(&root, &name)["Id"], image.id());
+    assert!(files_of(&root, &name).contains_key("big"));
+    let sent1 = proxy.sent_for(&blob1);
+    assert!(sent1 >= size1 && sent1 < size1 + size1 / 10, "layer 1: {sent1} bytes sent for {size1}");
+    let sent2 = proxy.sent_for(&blob2);
+    assert!(sent2 >= size2 && sent2 < size2 + size2 / 10, "layer 2: {sent2} bytes sent for {size2}");
+    let ranges: Vec<String> = proxy.seen.lock().unwrap().iter().filter_map(|(_, _, r)| r.clone()).collect();
+    assert!(ranges.contains(&format!("bytes={}-", size2 / 2)), "{ranges:?}");
+    proxy.faults.lock().unwrap().clear();
+
+    // A damaged byte: the layer's digest does not match; nothing is stored.
+    proxy.add(Fault::Flip { path: blob2.clone(), at: 1000 });
+    let damaged = Root::new();
+    let error = pull_fails(&damaged, config.path(), None, &[&name]);
+    assert!(error.contains(&blob2) && error.contains("mismatch"), "{error}");
+    assert_eq!(damaged.ok(&["images", "-q"]), "");
+    assert_eq!(damaged.ok(&["layer", "ls", "-q"]), "");
+    damaged.ok(&["check"]);
+    proxy.faults.lock().unwrap().clear();
+
+    // A registry that keeps failing: the error says so after the retries.
+    proxy.add(Fault::Status { path: "/manifests/".into(), status: 500, times: 100, retry_after: None });
+    let error = pull_fails(&damaged, config.path(), None, &[&name]);
+    assert!(error.contains("500"), "{error}");
+    proxy.faults.lock().unwrap().clear();
+
+    // Killed while a layer stalls: nothing half visible, and the next pull completes.
+    proxy.add(Fault::Stall { path: blob1.clone(), after: size1 / 2 });
+    let mut child = common::strata_cmd(damaged.path(), &["pull", "-q", &name])
+        .env("DOCKER_CONFIG", config.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy.sent_for(&blob1) < size1 / 2 {
+        assert!(Instant::now() < deadline, "the pull never reached the stall");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(damaged.ok(&["images", "-q"]), "");
+    proxy.faults.lock().unwrap().clear();
+    pull_ok(&damaged, config.path(), None, &[&name]);
+    assert_eq!(inspect(&damaged, &name)["Id"], image.id());
+    damaged.ok(&["check"]);
+
+    // A manifest that is not what its digest says.
+    let digest = manifest_digest(&registry, "app", "1");
+    proxy.add(Fault::Flip { path: "/manifests/".into(), at: 20 });
+    let pinned = format!("{}/app@{digest}", proxy.host());
+    let error = pull_fails(&Root::new(), config.path(), None, &[&pinned]);
+    assert!(error.contains(&format!("manifest {digest} has digest")), "{error}");
+}
+
+/// The digest `repo:tag` resolves to, as the registry says.
+fn manifest_digest(registry: &Registry, repo: &str, tag: &str) -> String {
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let response = agent
+        .head(format!("http://{}/v2/{repo}/manifests/{tag}", registry.host()))
+        .header("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+        .call()
+        .unwrap();
+    response.headers().get("docker-content-digest").unwrap().to_str().unwrap().to_owned()
+}

@@ -1,0 +1,63 @@
+//! Pulls against the real peer, dockerd 20.10: what `docker push` put in a registry, `strata
+//! pull` stores as `docker pull` does (the same image ID and RepoDigests); on strata's root,
+//! dockerd runs it, lists its digest, and pushes it to another repository by mounting the
+//! layers strata recorded, not uploading them.
+
+mod common;
+
+use common::Root;
+use common::dockerd::{DOCKERD, Dockerd};
+use common::images::{TestImage, docker_archive, host_rootfs, tar_dir, tar_of};
+use common::registry::{Auth, Registry};
+
+#[test]
+fn docker_push_strata_pull_then_dockerd_runs_and_pushes_with_mounts() {
+    let _one = DOCKERD.lock().unwrap_or_else(|p| p.into_inner());
+    let registry = Registry::start(Auth::None, None);
+    let host = registry.host();
+    let name = format!("{host}/app:1");
+    let scratch = tempfile::tempdir().unwrap();
+    host_rootfs(&scratch.path().join("rootfs"));
+    let image = TestImage::new(
+        vec![
+            tar_dir(&scratch.path().join("rootfs")),
+            tar_of(&[("etc/", b""), ("etc/greeting", b"pulled by strata\n")]),
+        ],
+        &["/bin/sh", "-c", "cat /etc/greeting"],
+    );
+    let archive = scratch.path().join("app.tar");
+    std::fs::write(&archive, docker_archive(&[(&image, &[name.as_str()])])).unwrap();
+
+    // dockerd pushes; strata pulls into a store of its own.
+    let docker_root = tempfile::tempdir().unwrap();
+    let (docker_digests, pushed) = {
+        let Some(d) = Dockerd::start(docker_root.path()) else { return };
+        d.docker(&["load", "-i", archive.to_str().unwrap()]);
+        let pushed = d.docker(&["push", &name]);
+        d.docker(&["rmi", &name]);
+        d.docker(&["pull", &name]);
+        (d.docker(&["inspect", "--format", "{{json .RepoDigests}}", &name]), pushed)
+    };
+    let root = Root::new();
+    let config = tempfile::tempdir().unwrap();
+    let out = common::strata_cmd(root.path(), &["pull", &name]).env("DOCKER_CONFIG", config.path()).output().unwrap();
+    assert!(out.status.success(), "strata pull: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let digest = stdout.lines().find_map(|l| l.strip_prefix("Digest: ")).unwrap().to_owned();
+    assert!(pushed.contains(&digest), "docker pushed {pushed}; strata pulled {digest}");
+    let inspect: serde_json::Value = serde_json::from_str(&root.ok(&["inspect", &name])).unwrap();
+    assert_eq!(inspect[0]["Id"], image.id(), "the same image as docker's");
+    let docker_digests: serde_json::Value = serde_json::from_str(&docker_digests).unwrap();
+    assert_eq!(inspect[0]["RepoDigests"], docker_digests, "the same RepoDigests as docker pull's");
+    assert_eq!(root.ok(&["run", "--rm", &name]), "pulled by strata");
+
+    // dockerd on strata's root: lists the digest, runs the image, pushes it elsewhere by mounts.
+    let Some(d) = Dockerd::start(root.path()) else { return };
+    let listed = d.docker(&["images", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"]);
+    assert_eq!(listed, format!("{host}/app:1 {digest}"));
+    assert_eq!(d.docker(&["run", "--rm", "--network", "none", &name]), "pulled by strata");
+    let copy = format!("{host}/copy:1");
+    d.docker(&["tag", &name, &copy]);
+    let pushed = d.docker(&["push", &copy]);
+    assert_eq!(pushed.matches("Mounted from app").count(), 2, "both layers mounted, none uploaded: {pushed}");
+}

@@ -138,6 +138,7 @@ aside() { [ -e "$1" ] && mv "$1" "$W/trash.$RANDOM$RANDOM" || true; }
 
 say "pulls over loopback"
 export DOCKER_CONFIG=$W/no-credentials
+mkdir -p "$DOCKER_CONFIG" && echo "{}" > "$DOCKER_CONFIG/config.json"
 timed strata 'aside $W/st' "/usr/bin/time -f '%e %U %S %M' -a -o $W/strata.time $S --root $W/st pull -q $REF"
 timed docker "$DK rmi $REF" "$DK pull -q $REF"
 timed podman "aside $W/pod; aside $W/podrun" "podman --root $W/pod --runroot $W/podrun pull -q --tls-verify=false $REF"

@@ -54,6 +54,10 @@ enum Command {
     Rmi(image::RmiArgs),
     /// Pull an image from a registry.
     Pull(registry::PullArgs),
+    /// Log in to a registry: check the credentials, keep them as the docker CLI does.
+    Login(registry::LoginArgs),
+    /// Forget the credentials kept for a registry.
+    Logout(registry::LogoutArgs),
     /// Load images from a `docker save` tar or an OCI layout (directory or tar).
     Load(image::LoadArgs),
     /// Save images to a tar, as `docker save` or as an OCI layout.
@@ -110,6 +114,8 @@ impl Command {
             Command::Import(_)
                 | Command::Load(_)
                 | Command::Pull(_)
+                | Command::Login(_)
+                | Command::Logout(_)
                 | Command::Layer(layer::LayerCommand::Create { .. })
                 | Command::Walkthrough(_)
         )
@@ -184,6 +190,8 @@ fn main() -> ExitCode {
         Command::Rmi(args) => image::rmi(&cli.root, args),
         Command::Load(args) => image::load(&cli.root, args),
         Command::Pull(args) => registry::pull(&cli.root, args),
+        Command::Login(args) => registry::login(args),
+        Command::Logout(args) => registry::logout(args),
         Command::Save(args) => image::save(&cli.root, args),
         Command::Import(args) => image::import(&cli.root, args),
         Command::Create(args) => container::create(&cli.root, args),

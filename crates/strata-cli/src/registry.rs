@@ -22,6 +22,9 @@ pub(crate) struct PullArgs {
     /// The platform to pull from a multi-platform image: OS/ARCH[/VARIANT] (default: this machine's).
     #[arg(long)]
     platform: Option<Platform>,
+    /// Pull every tag of the repository.
+    #[arg(short, long)]
+    all_tags: bool,
     /// Print only the image's name when done.
     #[arg(short, long)]
     quiet: bool,
@@ -41,35 +44,61 @@ pub(crate) struct PullArgs {
 
 pub(crate) fn pull(root: &Path, args: PullArgs) -> Result<ExitCode> {
     let images = Store::open(root)?.images();
-    let mut registry = RegistryOptions { max_concurrent: args.max_concurrent_downloads.into(), ..Default::default() };
-    registry.insecure.extend(args.insecure_registry.iter().filter(|h| !h.is_empty()).cloned());
-    if let Some(dir) = args.certs_d {
-        registry.certs_dirs.insert(0, dir);
-    }
+    let registry = RegistryOptions {
+        max_concurrent: args.max_concurrent_downloads.into(),
+        ..registry_options(&args.insecure_registry, args.certs_d)
+    };
     let options = PullOptions { platform: args.platform };
-    let reference = args.name.clone().or_latest();
     let quiet = args.quiet || args.format == Format::Json;
-    if !quiet {
-        let at = reference.digest().map(|d| d.to_string()).or(reference.tag().map(str::to_owned)).unwrap_or_default();
-        println!("{at}: Pulling from {}", reference.path());
+    let names = if args.all_tags {
+        if args.name.tag().is_some() || args.name.digest().is_some() {
+            anyhow::bail!("a tag or digest cannot be given with --all-tags");
+        }
+        let tags = strata::registry::list_tags(&args.name, &registry)?;
+        tags.iter().map(|t| args.name.with_tag(t)).collect::<strata::Result<Vec<_>>>()?
+    } else {
+        vec![args.name.clone().or_latest()]
+    };
+    let mut pulled = Vec::new();
+    for reference in &names {
+        if !quiet {
+            let at =
+                reference.digest().map(|d| d.to_string()).or(reference.tag().map(str::to_owned)).unwrap_or_default();
+            println!("{at}: Pulling from {}", reference.path());
+        }
+        let display = PullDisplay::new(quiet);
+        let one = strata::registry::pull(&images, reference, &registry, &options, &display)?;
+        drop(display);
+        if !quiet {
+            println!("Digest: {}", one.digest);
+        }
+        pulled.push(one);
     }
-    let display = PullDisplay::new(quiet);
-    let pulled = strata::registry::pull(&images, &reference, &registry, &options, &display)?;
-    drop(display);
     if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&pulled)?);
+        let out = if args.all_tags {
+            serde_json::to_string_pretty(&pulled)?
+        } else {
+            serde_json::to_string_pretty(&pulled[0])?
+        };
+        println!("{out}");
         return Ok(ExitCode::SUCCESS);
     }
-    let full = format!("{}/{}", reference.domain(), reference.path());
-    let full = match (reference.tag(), reference.digest()) {
-        (_, Some(digest)) => format!("{full}@{digest}"),
-        (Some(tag), None) => format!("{full}:{tag}"),
-        (None, None) => full,
+    // As docker: the status of the name asked for (the repository with -a), then its full name.
+    let shown = if args.all_tags { args.name.name() } else { names[0].to_string() };
+    let full = if args.all_tags {
+        format!("{}/{}", args.name.domain(), args.name.path())
+    } else {
+        let r = &names[0];
+        let base = format!("{}/{}", r.domain(), r.path());
+        match (r.tag(), r.digest()) {
+            (_, Some(digest)) => format!("{base}@{digest}"),
+            (Some(tag), None) => format!("{base}:{tag}"),
+            (None, None) => base,
+        }
     };
     if !quiet {
-        println!("Digest: {}", pulled.digest);
-        let status = if pulled.up_to_date { "Image is up to date" } else { "Downloaded newer image" };
-        println!("Status: {status} for {reference}");
+        let status = if pulled.iter().all(|p| p.up_to_date) { "Image is up to date" } else { "Downloaded newer image" };
+        println!("Status: {status} for {shown}");
     }
     println!("{full}");
     Ok(ExitCode::SUCCESS)
@@ -148,4 +177,111 @@ impl Drop for PullDisplay {
     fn drop(&mut self) {
         let _ = std::io::stdout().flush();
     }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// The registry (HOST[:PORT]; default: Docker Hub).
+    server: Option<String>,
+    /// The user name.
+    #[arg(short, long)]
+    username: Option<String>,
+    /// The password (insecure: it shows in the process list; prefer --password-stdin).
+    #[arg(short, long)]
+    password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    /// A registry (HOST[:PORT]) reached without TLS verification or over plain HTTP (repeatable).
+    #[arg(long, value_name = "HOST", env = "STRATA_INSECURE_REGISTRIES", value_delimiter = ',')]
+    insecure_registry: Vec<String>,
+    /// A directory in docker's certs.d layout (HOST[:PORT]/ca.crt, client.cert, client.key).
+    #[arg(long, value_name = "DIR", env = "STRATA_CERTS_D")]
+    certs_d: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogoutArgs {
+    /// The registry (HOST[:PORT]; default: Docker Hub).
+    server: Option<String>,
+}
+
+fn registry_options(insecure: &[String], certs_d: Option<PathBuf>) -> RegistryOptions {
+    let mut registry = RegistryOptions::default();
+    registry.insecure.extend(insecure.iter().filter(|h| !h.is_empty()).cloned());
+    if let Some(dir) = certs_d {
+        registry.certs_dirs.insert(0, dir);
+    }
+    registry
+}
+
+pub(crate) fn login(args: LoginArgs) -> Result<ExitCode> {
+    use std::io::BufRead;
+    let domain = strata::registry::server_domain(args.server.as_deref());
+    let registry = registry_options(&args.insecure_registry, args.certs_d);
+    if args.password.is_some() && args.password_stdin {
+        anyhow::bail!("--password and --password-stdin are mutually exclusive");
+    }
+    if args.password.is_some() {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+    }
+    let interactive = std::io::stdin().is_terminal();
+    let username = match args.username {
+        Some(u) => u,
+        None if interactive && !args.password_stdin => prompt("Username: ", true)?,
+        None => anyhow::bail!("a user name is needed: give it with -u (there is no terminal to ask on)"),
+    };
+    let password = match (args.password, args.password_stdin) {
+        (Some(p), _) => p,
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\n', '\r']).to_owned()
+        }
+        (None, false) if interactive => prompt("Password: ", false)?,
+        (None, false) => anyhow::bail!("a password is needed: give it with --password-stdin"),
+    };
+    if username.is_empty() || password.is_empty() {
+        anyhow::bail!("a user name and a password are both needed");
+    }
+    let done = strata::registry::login(&domain, &username, &password, &registry)?;
+    if done.stored_in.ends_with("config.json") {
+        eprintln!("WARNING! Your password will be stored unencrypted in {}.", done.stored_in);
+        eprintln!("Configure a credential helper (credsStore in that file) to remove this warning.");
+    }
+    println!("Login Succeeded");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn logout(args: LogoutArgs) -> Result<ExitCode> {
+    let domain = strata::registry::server_domain(args.server.as_deref());
+    let shown = args.server.unwrap_or_else(|| "https://index.docker.io/v1/".into());
+    if strata::registry::logout(&domain, &RegistryOptions::default())? {
+        println!("Removing login credentials for {shown}");
+    } else {
+        println!("Not logged in to {shown}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ask on the terminal; without echo for a password.
+fn prompt(question: &str, echo: bool) -> Result<String> {
+    use std::io::BufRead;
+    eprint!("{question}");
+    std::io::stderr().flush()?;
+    let stdin = std::io::stdin();
+    let saved = if echo { None } else { rustix::termios::tcgetattr(&stdin).ok() };
+    if let Some(saved) = &saved {
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(saved) = &saved {
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, saved);
+        eprintln!();
+    }
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }

@@ -164,8 +164,20 @@ fn pull_by_tag_and_by_digest_as_docker_records_it() {
     assert!(untagged.contains(&format!("Untagged: {host}/team/app@{digest}")), "{untagged}");
     assert_eq!(root.ok(&["images", "-q"]), "");
 
+    // Every tag at once (`-a`), as docker: each tag's lines, then the repository's status.
+    let second = two_layer_image(11);
+    push_image(&host, "team/app", "2.0", &second, &compress, false);
+    let all = Root::new();
+    let out = pull_ok(&all, config.path(), None, &["-a", &format!("{host}/team/app")]);
+    assert!(out.contains("1.0: Pulling from team/app") && out.contains("2.0: Pulling from team/app"), "{out}");
+    assert!(out.contains(&format!("Status: Downloaded newer image for {host}/team/app\n")), "{out}");
+    assert_eq!(out.lines().last(), Some(format!("{host}/team/app").as_str()));
+    let tags = all.ok(&["images", "--format", "{{.Tag}}"]);
+    assert_eq!(tags.lines().collect::<std::collections::BTreeSet<_>>(), ["1.0", "2.0"].into());
+    pull_fails(&all, config.path(), None, &["-a", &name]);
+
     // A tag or a repository that is not there.
-    let missing = pull_fails(&root, config.path(), None, &[&format!("{host}/team/app:2.0")]);
+    let missing = pull_fails(&root, config.path(), None, &[&format!("{host}/team/app:3.0")]);
     assert!(missing.contains("manifest unknown") || missing.contains("not found"), "{missing}");
     let missing = pull_fails(&root, config.path(), None, &[&format!("{host}/nobody/here")]);
     assert!(missing.contains("not found") || missing.contains("unknown"), "{missing}");
@@ -259,6 +271,46 @@ fn basic_auth_over_tls_verifies_the_certificate_and_names_the_credentials() {
     auth("alice", "wonderland");
     pull_ok(&root, config.path(), Some(&certs), &[&name]);
     assert_eq!(inspect(&root, &name)["Id"], image.id());
+
+    // `login` checks before it keeps anything, and keeps it as the docker CLI does.
+    let fresh = tempfile::tempdir().unwrap();
+    let docker_config = fresh.path().join("docker");
+    let out = login(&root, &docker_config, &certs, &["-u", "alice", "--password-stdin", &host], "looking-glass\n");
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("401"), "{error}");
+    assert!(!docker_config.join("config.json").exists(), "nothing kept after a failed login");
+    let out = login(&root, &docker_config, &certs, &["-u", "alice", "--password-stdin", &host], "wonderland\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Login Succeeded");
+    let file = docker_config.join("config.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(kept["auths"][&host]["auth"], "YWxpY2U6d29uZGVybGFuZA==", "base64 of alice:wonderland");
+    let other = Root::new();
+    pull_ok(&other, &docker_config, Some(&certs), &[&name]);
+    let out =
+        common::strata_cmd(root.path(), &["logout", &host]).env("DOCKER_CONFIG", &docker_config).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("Removing login credentials for {host}"));
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(kept["auths"], serde_json::json!({}));
+    pull_fails(&Root::new(), &docker_config, Some(&certs), &[&name]);
+}
+
+/// `strata login ARGS` with `stdin` as its standard input.
+fn login(root: &Root, config: &Path, certs: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = common::strata_cmd(root.path(), &[&["login"], args].concat())
+        .env("DOCKER_CONFIG", config)
+        .env("STRATA_CERTS_D", certs)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -303,6 +355,87 @@ fn bearer_tokens_anonymous_and_with_credentials() {
     let third = Root::new();
     let error = pull_fails(&third, config.path(), None, &[&name]);
     assert!(error.contains("token service") && error.contains("tried the credentials of bob"), "{error}");
+
+    // A login whose token service gives a refresh token keeps it in place of the password,
+    // and pulls trade it for access tokens (OAuth2 POST).
+    let fresh = tempfile::tempdir().unwrap();
+    let empty_certs = fresh.path().join("certs.d");
+    let out = login(&third, fresh.path(), &empty_certs, &["-u", "alice", "-p", "wonderland", &registry.host()], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--password-stdin"), "the -p warning");
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fresh.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(kept["auths"][registry.host()]["identitytoken"], common::registry::REFRESH_TOKEN);
+    assert_eq!(kept["auths"][registry.host()]["auth"], "YWxpY2U6", "base64 of alice: (no password)");
+    pull_ok(&third, fresh.path(), None, &[&name]);
+    let last = tokens.requests.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        last.0.contains("grant_type=refresh_token") && last.0.contains("scope=repository%3Ateam%2Fapp%3Apull"),
+        "{last:?}"
+    );
+}
+
+#[test]
+fn credential_helpers_store_get_and_erase() {
+    let registry = Registry::start(Auth::Basic { users: vec![("carol".into(), "c4r0l".into())] }, None);
+    let host = registry.host();
+    let certs = registry.certs_d();
+    let dir = tempfile::tempdir().unwrap();
+    // A helper as docker-credential-helpers' protocol has it, keeping one secret in a file.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-strata-test");
+    std::fs::write(
+        &helper,
+        format!(
+            r#"#!/bin/sh
+store={0}/kept.json
+case "$1" in
+  store) cat > "$store" ;;
+  get) read url; if [ -f "$store" ] && grep -q ""$url"" "$store"; then cat "$store"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) rm -f "$store" ;;
+esac
+"#,
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("docker");
+    std::fs::create_dir(&config).unwrap();
+    std::fs::write(config.join("config.json"), r#"{"credsStore":"strata-test","experimental":"keep-me"}"#).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let root = Root::new();
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = common::strata_cmd(root.path(), args)
+            .env("DOCKER_CONFIG", &config)
+            .env("STRATA_CERTS_D", &certs)
+            .env("PATH", &path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["login", "-u", "carol", "--password-stdin", &host], "c4r0l\n");
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("kept.json")).unwrap()).unwrap();
+    assert_eq!(kept, serde_json::json!({"ServerURL": host, "Username": "carol", "Secret": "c4r0l"}));
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(config.join("config.json")).unwrap()).unwrap();
+    assert_eq!(file["auths"][&host], serde_json::json!({}), "no secret in the file");
+    assert_eq!(file["experimental"], "keep-me", "other settings kept");
+    let plain = Registry::start(Auth::None, Some(&registry.dir.path().join("data")));
+    let image = two_layer_image(7);
+    push_image(&plain.host(), "helped", "1", &image, &[Compress::Gzip, Compress::Gzip], false);
+    run(&["pull", "-q", &format!("{host}/helped:1")], "");
+    run(&["logout", &host], "");
+    assert!(!dir.path().join("kept.json").exists());
 }
 
 #[test]

@@ -293,7 +293,11 @@ pub fn push_image(
 // ---------------------------------------------------------------------------------------------
 // The token server.
 
-/// A token service as Docker Hub's: anonymous pulls, `alice`/`wonderland` may also push.
+/// The refresh token the token server gives `alice` at a login.
+pub const REFRESH_TOKEN: &str = "alice-refresh-token";
+
+/// A token service as Docker Hub's: anonymous pulls, `alice`/`wonderland` may also push; a
+/// login (`offline_token=true`) gets a refresh token, traded later by an OAuth2 POST.
 pub struct TokenServer {
     pub port: u16,
     /// Every request's query string and whether it carried Basic credentials.
@@ -327,26 +331,37 @@ impl TokenServer {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let Some(request) = read_request(&stream) else { continue };
-                let query = request.target.split_once('?').map(|(_, q)| q.to_owned()).unwrap_or_default();
+                // A GET's parameters are in its query, a POST's (OAuth2) in its body.
+                let query = if request.method == "POST" {
+                    String::from_utf8_lossy(&request.body).into_owned()
+                } else {
+                    request.target.split_once('?').map(|(_, q)| q.to_owned()).unwrap_or_default()
+                };
                 let credentials =
                     request.headers.get("authorization").and_then(|a| a.strip_prefix("Basic ")).map(|b| {
                         String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default())
                             .unwrap_or_default()
                     });
                 seen.lock().unwrap().push((query.clone(), credentials.is_some()));
-                let user = match credentials.as_deref() {
-                    None => String::new(),
-                    Some("alice:wonderland") => "alice".into(),
-                    Some(_) => {
-                        respond(&stream, 401, &[], br#"{"details":"wrong user name or password"}"#);
-                        continue;
-                    }
-                };
                 let params: HashMap<String, String> = query
                     .split('&')
                     .filter_map(|kv| kv.split_once('='))
                     .map(|(k, v)| (k.to_owned(), percent_decode(v)))
                     .collect();
+                let refresh = params.get("refresh_token").map(String::as_str);
+                let user = match (credentials.as_deref(), refresh) {
+                    (_, Some(REFRESH_TOKEN)) => "alice".into(),
+                    (_, Some(_)) => {
+                        respond(&stream, 401, &[], br#"{"details":"unknown refresh token"}"#);
+                        continue;
+                    }
+                    (None, None) => String::new(),
+                    (Some("alice:wonderland"), None) => "alice".into(),
+                    (Some(_), None) => {
+                        respond(&stream, 401, &[], br#"{"details":"wrong user name or password"}"#);
+                        continue;
+                    }
+                };
                 let mut access = Vec::new();
                 if let Some(scope) = params.get("scope") {
                     let mut parts = scope.splitn(3, ':');
@@ -372,7 +387,11 @@ impl TokenServer {
                     "{signing_input}.{}",
                     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature.as_ref())
                 );
-                let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300}).to_string();
+                let mut body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300});
+                if params.get("offline_token").map(String::as_str) == Some("true") && !user.is_empty() {
+                    body["refresh_token"] = REFRESH_TOKEN.into();
+                }
+                let body = body.to_string();
                 respond(&stream, 200, &[("Content-Type", "application/json")], body.as_bytes());
             }
         });
@@ -415,6 +434,8 @@ pub struct Request {
     pub headers: HashMap<String, String>,
     /// The request as received (line and headers), for forwarding.
     pub head: Vec<String>,
+    /// The body, by `Content-Length`.
+    pub body: Vec<u8>,
 }
 
 /// Read a request without a body (GET, HEAD) from `stream`.
@@ -438,7 +459,10 @@ pub fn read_request(stream: &TcpStream) -> Option<Request> {
         }
         head.push(h);
     }
-    Some(Request { method, target, headers, head })
+    let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let mut body = vec![0u8; length.min(1 << 20)];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request { method, target, headers, head, body })
 }
 
 pub fn respond(mut stream: &TcpStream, status: u16, headers: &[(&str, &str)], body: &[u8]) {

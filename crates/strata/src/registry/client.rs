@@ -44,6 +44,8 @@ pub(crate) struct Client {
     actions: &'static str,
     auth: Mutex<Auth>,
     attempts: u32,
+    /// A refresh token the token service gave at a login.
+    refresh_token: Mutex<Option<String>>,
 }
 
 impl Client {
@@ -55,8 +57,19 @@ impl Client {
         options: &RegistryOptions,
         actions: &'static str,
     ) -> Result<Client> {
-        let host = endpoint::host_of(domain);
         let credentials = credentials::lookup(domain, options.docker_config.as_deref())?;
+        Client::connect_as(domain, repository, options, actions, credentials)
+    }
+
+    /// [`connect`](Self::connect) with the credentials given, not those stored.
+    pub(crate) fn connect_as(
+        domain: &str,
+        repository: &str,
+        options: &RegistryOptions,
+        actions: &'static str,
+        credentials: Option<Credentials>,
+    ) -> Result<Client> {
+        let host = endpoint::host_of(domain);
         let what = format!("{domain}/{repository}");
         let mut failures = Vec::new();
         for endpoint in endpoint::endpoints(host, options)? {
@@ -99,6 +112,7 @@ impl Client {
                 actions,
                 auth: Mutex::new(auth),
                 attempts: options.attempts.max(1),
+                refresh_token: Mutex::new(None),
             });
         }
         Err(Error::Registry {
@@ -111,7 +125,12 @@ impl Client {
 
     /// `domain/repository`, for messages.
     pub(crate) fn what(&self) -> String {
-        format!("{}/{}", self.domain, self.repository)
+        if self.repository.is_empty() { self.domain.clone() } else { format!("{}/{}", self.domain, self.repository) }
+    }
+
+    /// `scheme://host[:port]`.
+    pub(crate) fn base(&self) -> &str {
+        &self.endpoint.base
     }
 
     /// The URL of `path` under the repository (`manifests/latest`).
@@ -202,6 +221,18 @@ impl Client {
         error
     }
 
+    /// Check the credentials as `docker login` does: `GET /v2/` authenticated (for a token
+    /// registry, with a token asked for without a scope). Returns the refresh token the token
+    /// service gave, if any: docker keeps it as the identity token, in place of the password.
+    pub(crate) fn login(&self) -> Result<Option<String>> {
+        let url = format!("{}/v2/", self.endpoint.base);
+        let response = self.send("GET", &url, &[])?;
+        if response.status().as_u16() != 200 {
+            return Err(self.refused("login", response));
+        }
+        Ok(self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()).take())
+    }
+
     /// The `Authorization` header for the next request, fetching a token if need be.
     fn authorization(&self) -> Result<Option<String>> {
         let mut auth = self.auth.lock().unwrap_or_else(|p| p.into_inner());
@@ -241,9 +272,16 @@ impl Client {
     }
 
     /// A token for this repository's actions from the token service at `realm`.
+    /// Without a repository (a login), no scope is asked for, and a refresh token is (kept in
+    /// `refresh_token`, as docker keeps it for an identity token).
     fn fetch_token(&self, realm: &str, service: Option<&str>) -> Result<(String, Duration)> {
         let scope = format!("repository:{}:{}", self.repository, self.actions);
-        let mut params = vec![("scope", scope.as_str())];
+        let mut params = Vec::new();
+        if self.repository.is_empty() {
+            params.extend([("offline_token", "true"), ("client_id", "strata")]);
+        } else {
+            params.push(("scope", scope.as_str()));
+        }
         if let Some(service) = service {
             params.push(("service", service));
         }
@@ -289,6 +327,8 @@ impl Client {
             access_token: Option<String>,
             #[serde(default)]
             expires_in: Option<u64>,
+            #[serde(default)]
+            refresh_token: Option<String>,
         }
         let body = response.body_mut().with_config().limit(1 << 20).read_to_vec().map_err(|e| Error::Registry {
             registry: self.what(),
@@ -303,6 +343,9 @@ impl Client {
                 self.error(format!("its token service {realm} answered no token"), ErrorKind::Corrupt)
             })?;
         let life = Duration::from_secs(answer.expires_in.unwrap_or(0)).max(MIN_TOKEN_LIFE);
+        if let Some(refresh) = answer.refresh_token.filter(|t| !t.is_empty()) {
+            *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(refresh);
+        }
         Ok((token, life))
     }
 }

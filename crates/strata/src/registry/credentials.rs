@@ -128,6 +128,130 @@ pub(crate) fn lookup(domain: &str, config_dir: Option<&Path>) -> Result<Option<C
     Ok(password.map(|secret| Credentials { username, secret, identity_token: false, from }))
 }
 
+/// The credential helper configured for `domain`, if any (`credHelpers`, then `credsStore`).
+fn helper_for(config: &serde_json::Value, key: &str) -> Option<String> {
+    let wanted = hostname(key);
+    let helpers = config.get("credHelpers").and_then(|h| h.as_object());
+    let specific = helpers.and_then(|h| h.iter().find(|(k, _)| hostname(k) == wanted)).and_then(|(_, v)| v.as_str());
+    specific.or_else(|| config.get("credsStore").and_then(|s| s.as_str())).filter(|h| !h.is_empty()).map(str::to_owned)
+}
+
+fn read_config(path: &Path) -> Result<serde_json::Value> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(serde_json::json!({})),
+        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) if v.is_object() => Ok(v),
+            _ => Err(Error::corrupt(path, "not a JSON object; fix or remove it")),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::json!({})),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+/// Write `config.json` as the docker CLI does: a temporary file beside it, mode 0600, renamed.
+fn write_config(dir: &Path, config: &serde_json::Value) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io("mkdir", dir, e))?;
+    let path = dir.join("config.json");
+    let tmp = dir.join(format!(".config.json.strata-{}", std::process::id()));
+    let text = serde_json::to_vec_pretty(config).map_err(|e| Error::corrupt(&path, e.to_string()))?;
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        file.write_all(&text)?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io("write", path, e));
+    }
+    Ok(())
+}
+
+/// Store credentials for `domain` as `docker login` does: through the credential helper
+/// configured for it, else in `config.json`'s `auths` (base64 `user:password`, or the user and
+/// an identity token in place of the password). Returns where they went.
+pub(crate) fn store(domain: &str, username: &str, secret: &str, identity_token: bool, dir: &Path) -> Result<String> {
+    let path = dir.join("config.json");
+    let mut config = read_config(&path)?;
+    let key = key_of(domain);
+    let helper = helper_for(&config, &key);
+    if !config.get("auths").is_some_and(|a| a.is_object()) {
+        config["auths"] = serde_json::json!({});
+    }
+    let mut entry = serde_json::Map::new();
+    let stored_in = match helper {
+        Some(helper) => {
+            let user = if identity_token { "<token>" } else { username };
+            let input = serde_json::json!({"ServerURL": key, "Username": user, "Secret": secret}).to_string();
+            run_helper(&helper, "store", &input, domain)?;
+            format!("docker-credential-{helper}")
+        }
+        None => {
+            let pair = if identity_token { format!("{username}:") } else { format!("{username}:{secret}") };
+            entry.insert("auth".into(), base64::engine::general_purpose::STANDARD.encode(pair).into());
+            if identity_token {
+                entry.insert("identitytoken".into(), secret.into());
+            }
+            path.display().to_string()
+        }
+    };
+    config["auths"].as_object_mut().expect("an object").insert(key, serde_json::Value::Object(entry));
+    write_config(dir, &config)?;
+    Ok(stored_in)
+}
+
+/// Remove the credentials stored for `domain` (helper and file). Returns whether there were any.
+pub(crate) fn erase(domain: &str, dir: &Path) -> Result<bool> {
+    let path = dir.join("config.json");
+    let mut config = read_config(&path)?;
+    let key = key_of(domain);
+    let wanted = hostname(&key).to_owned();
+    let mut found = false;
+    if let Some(helper) = helper_for(&config, &key) {
+        found |= run_helper(&helper, "erase", &key, domain).is_ok();
+    }
+    if let Some(auths) = config.get_mut("auths").and_then(|a| a.as_object_mut()) {
+        let keys: Vec<String> = auths.keys().filter(|k| hostname(k) == wanted).cloned().collect();
+        for k in keys {
+            auths.remove(&k);
+            found = true;
+        }
+    }
+    if found && path.exists() {
+        write_config(dir, &config)?;
+    }
+    Ok(found)
+}
+
+/// Run `docker-credential-<helper> <action>` with `input` on stdin; its stdout.
+fn run_helper(helper: &str, action: &str, input: &str, domain: &str) -> Result<String> {
+    let program = format!("docker-credential-{helper}");
+    let failed = |reason: String| Error::Registry {
+        registry: domain.to_owned(),
+        reason: format!("credential helper {program} {action}: {reason}"),
+        kind: ErrorKind::Denied,
+        source: None,
+    };
+    let mut child = Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(format!("cannot run it: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).map_err(|e| failed(format!("cannot write to it: {e}")))?;
+    }
+    let output = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        return Err(failed(format!("{}: {}", output.status, stdout.trim())));
+    }
+    Ok(stdout)
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct HelperAnswer {
@@ -138,32 +262,17 @@ struct HelperAnswer {
 /// `docker-credential-<helper> get`, the server's key on stdin.
 fn from_helper(helper: &str, key: &str, domain: &str) -> Result<Option<Credentials>> {
     let program = format!("docker-credential-{helper}");
-    let failed = |reason: String| Error::Registry {
+    let stdout = match run_helper(helper, "get", key, domain) {
+        Ok(stdout) => stdout,
+        Err(Error::Registry { reason, .. }) if reason.contains("credentials not found") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let answer: HelperAnswer = serde_json::from_str(&stdout).map_err(|e| Error::Registry {
         registry: domain.to_owned(),
-        reason: format!("credential helper {program}: {reason}"),
+        reason: format!("credential helper {program}: its answer is not valid: {e}"),
         kind: ErrorKind::Denied,
         source: None,
-    };
-    let mut child = Command::new(&program)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(format!("cannot run it: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(key.as_bytes()).map_err(|e| failed(format!("cannot write to it: {e}")))?;
-    }
-    let output = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        if stdout.contains("credentials not found") {
-            return Ok(None);
-        }
-        return Err(failed(format!("{}: {}", output.status, stdout.trim())));
-    }
-    let answer: HelperAnswer =
-        serde_json::from_str(&stdout).map_err(|e| failed(format!("its answer is not valid: {e}")))?;
+    })?;
     let identity_token = answer.username == "<token>";
     Ok(Some(Credentials { username: answer.username, secret: answer.secret, identity_token, from: program }))
 }

@@ -94,6 +94,46 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Every tag of the repository, following the registry's pages (`Link: <…>; rel="next"`).
+    pub(crate) fn tags(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut tags = Vec::new();
+        let mut url = self.url("tags/list?n=1000");
+        for _ in 0..1000 {
+            let mut response = self.send("GET", &url, &[])?;
+            if response.status().as_u16() != 200 {
+                return Err(self.refused("tags", response));
+            }
+            let next = response
+                .headers()
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .filter(|l| l.contains("rel=\"next\""))
+                .and_then(|l| Some(l[l.find('<')? + 1..l.find('>')?].to_owned()));
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(MAX_MANIFEST)
+                .read_to_vec()
+                .map_err(|e| self.error(format!("tags: {e}"), ErrorKind::Interrupted))?;
+            let page: Page = serde_json::from_slice(&body)
+                .map_err(|e| self.error(format!("tags: the answer is not valid: {e}"), ErrorKind::Corrupt))?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(next) if next.starts_with("http") => url = next,
+                Some(next) => url = format!("{}{next}", self.base()),
+                None => return Ok(tags),
+            }
+        }
+        Err(self.error("tags: the registry's pages do not end".into(), ErrorKind::Corrupt))
+    }
+}
+
 /// Parse a manifest, telling an image's from an index by its media type (in the body, else
 /// the `Content-Type`) or its shape.
 pub(crate) fn parse(bytes: &[u8], content_type: Option<&str>) -> std::result::Result<(String, Manifest), String> {

@@ -7,18 +7,21 @@
 //! - `manifest`, `blob`: manifests checked against their digests; blobs streamed, resumed
 //!   with `Range` requests when a connection breaks.
 //! - [`pull()`]: the whole pull, through the image store's pipeline.
+//! - [`login()`], [`logout()`]: credentials checked, then kept as the docker CLI keeps them.
 
 mod blob;
 mod client;
 mod credentials;
 mod endpoint;
+mod login;
 mod manifest;
 mod pull;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use pull::{PullOptions, Pulled, pull};
+pub use login::{LoggedIn, login, logout, server_domain};
+pub use pull::{PullOptions, Pulled, list_tags, pull};
 
 /// How registries are reached: TLS material, insecure hosts, credentials, limits.
 #[derive(Debug, Clone)]

@@ -73,8 +73,24 @@ pub fn pull(
     options: &PullOptions,
     progress: &dyn Progress,
 ) -> Result<Pulled> {
-    let reference = reference.clone().or_latest();
     let client = Client::connect(reference.domain(), reference.path(), registry, "pull")?;
+    pull_from(&client, images, reference, registry, options, progress)
+}
+
+/// The tags of `reference`'s repository, as its registry lists them (`docker pull -a`).
+pub fn list_tags(reference: &Reference, registry: &RegistryOptions) -> Result<Vec<String>> {
+    Client::connect(reference.domain(), reference.path(), registry, "pull")?.tags()
+}
+
+fn pull_from(
+    client: &Client,
+    images: &ImageStore,
+    reference: &Reference,
+    registry: &RegistryOptions,
+    options: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<Pulled> {
+    let reference = reference.clone().or_latest();
 
     // Resolve a tag by HEAD; an image already here at that digest needs nothing more.
     let pinned = reference.digest();
@@ -108,7 +124,7 @@ pub fn pull(
             let chosen = platform.choose(&index).map_err(|reason| {
                 client.error(format!("{reference}: index {digest} has {reason}"), ErrorKind::NotFound)
             })?;
-            let chosen = oci_digest(&client, chosen.digest())?;
+            let chosen = oci_digest(client, chosen.digest())?;
             let Fetched { manifest, .. } = client.manifest(&chosen.to_string(), Some(chosen))?;
             match manifest {
                 Manifest::Image(manifest) => manifest,
@@ -121,7 +137,7 @@ pub fn pull(
 
     // The config, checked against its descriptor.
     let config_descriptor = manifest.config();
-    let config_digest = oci_digest(&client, config_descriptor.digest())?;
+    let config_digest = oci_digest(client, config_descriptor.digest())?;
     if config_descriptor.size() > MAX_CONFIG {
         return Err(client.error(
             format!("config {config_digest} is {} bytes: too large", config_descriptor.size()),
@@ -149,7 +165,7 @@ pub fn pull(
                 ErrorKind::Corrupt,
             ));
         }
-        let digest = oci_digest(&client, layer.digest())?;
+        let digest = oci_digest(client, layer.digest())?;
         blobs.push(LayerBlob { locator: digest.to_string(), digest: Some(digest), size: Some(layer.size()) });
     }
     let mut names = vec![reference.with_digest(digest)];
@@ -159,7 +175,7 @@ pub fn pull(
     let plan = ImagePlan::new(&client.what(), config, blobs, names)?;
     let loaded = images.store_images(
         std::slice::from_ref(&plan),
-        &RegistryBlobs { client: &client },
+        &RegistryBlobs { client },
         registry.max_concurrent,
         progress,
     )?;

@@ -54,6 +54,8 @@ enum Command {
     Rmi(image::RmiArgs),
     /// Pull an image from a registry.
     Pull(registry::PullArgs),
+    /// Push an image to a registry.
+    Push(registry::PushArgs),
     /// Log in to a registry: check the credentials, keep them as the docker CLI does.
     Login(registry::LoginArgs),
     /// Forget the credentials kept for a registry.
@@ -190,6 +192,7 @@ fn main() -> ExitCode {
         Command::Rmi(args) => image::rmi(&cli.root, args),
         Command::Load(args) => image::load(&cli.root, args),
         Command::Pull(args) => registry::pull(&cli.root, args),
+        Command::Push(args) => registry::push(&cli.root, args),
         Command::Login(args) => registry::login(args),
         Command::Logout(args) => registry::logout(args),
         Command::Save(args) => image::save(&cli.root, args),

@@ -285,3 +285,81 @@ fn prompt(question: &str, echo: bool) -> Result<String> {
     read?;
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// The image: NAME[:TAG], named for its registry (`strata tag` it first).
+    name: Reference,
+    /// How to compress the layers the registry does not have: gzip (a Docker schema 2 manifest,
+    /// as dockerd pushes) or zstd (an OCI manifest).
+    #[arg(long, value_enum, default_value_t = Compress::Gzip)]
+    compression: Compress,
+    /// Print only the digest's line.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Layers sent at once.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=64))]
+    max_concurrent_uploads: u16,
+    /// A registry (HOST[:PORT]) reached without TLS verification or over plain HTTP (repeatable).
+    #[arg(long, value_name = "HOST", env = "STRATA_INSECURE_REGISTRIES", value_delimiter = ',')]
+    insecure_registry: Vec<String>,
+    /// A directory in docker's certs.d layout (HOST[:PORT]/ca.crt, client.cert, client.key).
+    #[arg(long, value_name = "DIR", env = "STRATA_CERTS_D")]
+    certs_d: Option<PathBuf>,
+    /// Output format (json: the manifest's digest and size, and how many layers were sent).
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// Layer compression for `push`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Compress {
+    Gzip,
+    Zstd,
+}
+
+pub(crate) fn push(root: &Path, args: PushArgs) -> Result<ExitCode> {
+    let images = Store::open(root)?.images();
+    let registry = RegistryOptions {
+        max_concurrent: args.max_concurrent_uploads.into(),
+        ..registry_options(&args.insecure_registry, args.certs_d)
+    };
+    let reference = args.name.clone().or_latest();
+    let quiet = args.quiet || args.format == Format::Json;
+    if !quiet {
+        println!("The push refers to repository [{}/{}]", reference.domain(), reference.path());
+    }
+    let compression = match args.compression {
+        Compress::Gzip => strata::registry::PushCompression::Gzip,
+        Compress::Zstd => strata::registry::PushCompression::Zstd,
+    };
+    let display = PushDisplay { quiet };
+    let pushed = strata::registry::push(&images, &reference, &registry, compression, &display)?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&pushed)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}: digest: {} size: {}", reference.tag().unwrap_or("latest"), pushed.digest, pushed.size);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// docker's push display: a line per layer change.
+struct PushDisplay {
+    quiet: bool,
+}
+
+impl strata::registry::PushProgress for PushDisplay {
+    fn event(&self, event: strata::registry::PushEvent) {
+        use strata::registry::PushEvent::*;
+        if self.quiet {
+            return;
+        }
+        let (diff_id, status) = match event {
+            Preparing { diff_id } => (diff_id, "Preparing".to_owned()),
+            Exists { diff_id } => (diff_id, "Layer already exists".to_owned()),
+            Mounted { diff_id, from } => (diff_id, format!("Mounted from {from}")),
+            Pushed { diff_id } => (diff_id, "Pushed".to_owned()),
+        };
+        println!("{}: {status}", &diff_id.hex()[..12]);
+    }
+}

@@ -373,6 +373,23 @@ fn bearer_tokens_anonymous_and_with_credentials() {
         last.0.contains("grant_type=refresh_token") && last.0.contains("scope=repository%3Ateam%2Fapp%3Apull"),
         "{last:?}"
     );
+
+    // Pushing needs the push scope: alice has it, nobody else.
+    let copy = format!("{}/team/copy:1", registry.host());
+    third.ok(&["tag", &name, &copy]);
+    let anonymous = tempfile::tempdir().unwrap();
+    let out =
+        common::strata_cmd(third.path(), &["push", &copy]).env("DOCKER_CONFIG", anonymous.path()).output().unwrap();
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("401") || error.contains("denied"), "{error}");
+    assert!(error.contains("no credentials"), "{error}");
+    let out = common::strata_cmd(third.path(), &["push", &copy]).env("DOCKER_CONFIG", fresh.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let last = tokens.requests.lock().unwrap().last().cloned().unwrap();
+    assert!(last.0.contains("scope=repository%3Ateam%2Fcopy%3Apull%2Cpush"), "{last:?}");
+    assert!(last.0.contains("scope=repository%3Ateam%2Fapp%3Apull"), "the mount source's scope too: {last:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).matches("Mounted from team/app").count(), 2);
 }
 
 #[test]
@@ -529,4 +546,75 @@ fn manifest_digest(registry: &Registry, repo: &str, tag: &str) -> String {
         .call()
         .unwrap();
     response.headers().get("docker-content-digest").unwrap().to_str().unwrap().to_owned()
+}
+
+#[test]
+fn push_then_pull_gives_the_same_image_and_a_second_push_sends_nothing() {
+    let registry = Registry::start(Auth::None, None);
+    let host = registry.host();
+    let image = two_layer_image(8);
+    let scratch = tempfile::tempdir().unwrap();
+    let archive = scratch.path().join("image.tar");
+    std::fs::write(&archive, common::images::docker_archive(&[(&image, &["local:1"])])).unwrap();
+    let root = Root::new();
+    root.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    let name = format!("{host}/app:1");
+    root.ok(&["tag", "local:1", &name]);
+    let patches = |r: &Registry| r.log().matches("\"PATCH /v2/").count();
+
+    let out = root.ok(&["push", &name]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("The push refers to repository [{host}/app]"));
+    for diff_id in image.diff_ids() {
+        assert!(lines.contains(&format!("{}: Pushed", &diff_id[7..19]).as_str()), "{out}");
+    }
+    let last = lines.last().unwrap();
+    let digest = last.strip_prefix("1: digest: ").unwrap().split(' ').next().unwrap().to_owned();
+    assert_eq!(patches(&registry), 2, "one streamed upload per layer");
+    // What the registry stores is what strata said, and names the image strata has.
+    assert_eq!(manifest_digest(&registry, "app", "1"), digest);
+    let inspect = |r: &Root, n: &str| -> serde_json::Value { serde_json::from_str(&r.ok(&["inspect", n])).unwrap() };
+    assert_eq!(inspect(&root, &name)[0]["RepoDigests"], serde_json::json!([format!("{host}/app@{digest}")]));
+
+    let config = tempfile::tempdir().unwrap();
+    let other = Root::new();
+    pull_ok(&other, config.path(), None, &[&name]);
+    assert_eq!(inspect(&other, &name)[0]["Id"], image.id(), "push then pull: the same image");
+    assert!(files_of(&other, &name).contains_key("big"));
+
+    // Again, and to another repository: nothing is uploaded.
+    let again = root.ok(&["push", &name]);
+    assert_eq!(again.matches("Layer already exists").count(), 2, "{again}");
+    assert!(again.ends_with(&format!("1: digest: {digest} size: {}", last.rsplit(' ').next().unwrap())), "{again}");
+    let copy = format!("{host}/copy:1");
+    other.ok(&["tag", &name, &copy]);
+    let mounted = other.ok(&["push", &copy]);
+    assert_eq!(mounted.matches("Mounted from app").count(), 2, "{mounted}");
+    assert_eq!(patches(&registry), 2, "no upload since the first push");
+
+    // zstd layers, in an OCI manifest; pulled back, the same image.
+    let zstd = format!("{host}/zstd:1");
+    root.ok(&["tag", "local:1", &zstd]);
+    root.ok(&["push", "--compression", "zstd", &zstd]);
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let body = agent
+        .get(format!("http://{host}/v2/zstd/manifests/1"))
+        .header("Accept", OCI_MANIFEST)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(manifest["mediaType"], OCI_MANIFEST);
+    assert_eq!(manifest["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd");
+    let third = Root::new();
+    pull_ok(&third, config.path(), None, &[&zstd]);
+    assert_eq!(inspect(&third, &zstd)[0]["Id"], image.id());
+
+    // Not a name of this store, and a digest: clear refusals.
+    let error = root.fails(&["push", &format!("{host}/nothing:1")]);
+    assert!(error.contains("no such image"), "{error}");
+    let error = root.fails(&["push", &format!("{host}/app@{digest}")]);
+    assert!(error.contains("push a tag"), "{error}");
 }

@@ -1,7 +1,7 @@
-//! Pulls against the real peer, dockerd 20.10: what `docker push` put in a registry, `strata
-//! pull` stores as `docker pull` does (the same image ID and RepoDigests); on strata's root,
-//! dockerd runs it, lists its digest, and pushes it to another repository by mounting the
-//! layers strata recorded, not uploading them.
+//! Registries against the real peer, dockerd 20.10: what `strata push` sent, `docker pull`
+//! stores and runs; what `docker push` sent, `strata pull` stores as `docker pull` does (the
+//! same image ID and RepoDigests); on strata's root, dockerd runs it, lists its digest, and
+//! pushes it to another repository by mounting the layers strata recorded, not uploading them.
 
 mod common;
 
@@ -28,10 +28,23 @@ fn docker_push_strata_pull_then_dockerd_runs_and_pushes_with_mounts() {
     let archive = scratch.path().join("app.tar");
     std::fs::write(&archive, docker_archive(&[(&image, &[name.as_str()])])).unwrap();
 
+    // strata pushes an image of its own first, for dockerd to pull.
+    let pusher = Root::new();
+    let from_strata = format!("{host}/fromstrata:1");
+    pusher.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    pusher.ok(&["tag", &name, &from_strata]);
+    let strata_pushed = pusher.ok(&["push", &from_strata]);
+
     // dockerd pushes; strata pulls into a store of its own.
     let docker_root = tempfile::tempdir().unwrap();
     let (docker_digests, pushed) = {
         let Some(d) = Dockerd::start(docker_root.path()) else { return };
+        d.docker(&["pull", &from_strata]);
+        assert_eq!(d.docker(&["inspect", "--format", "{{.Id}}", &from_strata]), image.id(), "strata push, docker pull");
+        let docker_sees = d.docker(&["inspect", "--format", "{{json .RepoDigests}}", &from_strata]);
+        let digest = strata_pushed.lines().last().unwrap().split(' ').nth(2).unwrap();
+        assert!(docker_sees.contains(digest), "{docker_sees} lacks {digest}");
+        assert_eq!(d.docker(&["run", "--rm", "--network", "none", &from_strata]), "pulled by strata");
         d.docker(&["load", "-i", archive.to_str().unwrap()]);
         let pushed = d.docker(&["push", &name]);
         d.docker(&["rmi", &name]);
@@ -47,8 +60,11 @@ fn docker_push_strata_pull_then_dockerd_runs_and_pushes_with_mounts() {
     assert!(pushed.contains(&digest), "docker pushed {pushed}; strata pulled {digest}");
     let inspect: serde_json::Value = serde_json::from_str(&root.ok(&["inspect", &name])).unwrap();
     assert_eq!(inspect[0]["Id"], image.id(), "the same image as docker's");
-    let docker_digests: serde_json::Value = serde_json::from_str(&docker_digests).unwrap();
-    assert_eq!(inspect[0]["RepoDigests"], docker_digests, "the same RepoDigests as docker pull's");
+    // dockerd's image also has the digest of the `fromstrata` pull: compare the `app` ones.
+    let docker_digests: Vec<String> = serde_json::from_str(&docker_digests).unwrap();
+    let docker_digests: Vec<&String> =
+        docker_digests.iter().filter(|d| d.starts_with(&format!("{host}/app@"))).collect();
+    assert_eq!(inspect[0]["RepoDigests"], serde_json::json!(docker_digests), "the same RepoDigests as docker pull's");
     assert_eq!(root.ok(&["run", "--rm", &name]), "pulled by strata");
 
     // dockerd on strata's root: lists the digest, runs the image, pushes it elsewhere by mounts.

@@ -362,8 +362,9 @@ impl TokenServer {
                         continue;
                     }
                 };
+                // Every scope asked for (a push asks for its mount sources too).
                 let mut access = Vec::new();
-                if let Some(scope) = params.get("scope") {
+                for scope in query.split('&').filter_map(|kv| kv.strip_prefix("scope=")).map(percent_decode) {
                     let mut parts = scope.splitn(3, ':');
                     if let (Some("repository"), Some(name), Some(actions)) = (parts.next(), parts.next(), parts.next())
                     {

@@ -46,6 +46,8 @@ pub(crate) struct Client {
     attempts: u32,
     /// A refresh token the token service gave at a login.
     refresh_token: Mutex<Option<String>>,
+    /// Other repositories a token must cover (`pull` of a push's mount sources).
+    extra_scopes: Vec<String>,
 }
 
 impl Client {
@@ -113,6 +115,7 @@ impl Client {
                 auth: Mutex::new(auth),
                 attempts: options.attempts.max(1),
                 refresh_token: Mutex::new(None),
+                extra_scopes: Vec::new(),
             });
         }
         Err(Error::Registry {
@@ -126,6 +129,39 @@ impl Client {
     /// `domain/repository`, for messages.
     pub(crate) fn what(&self) -> String {
         if self.repository.is_empty() { self.domain.clone() } else { format!("{}/{}", self.domain, self.repository) }
+    }
+
+    /// Tokens will also cover `pull` of these repositories (the sources a push mounts from).
+    pub(crate) fn also_pull_from(&mut self, repositories: impl IntoIterator<Item = String>) {
+        self.extra_scopes.extend(repositories.into_iter().map(|r| format!("repository:{r}:pull")));
+        self.extra_scopes.sort();
+        self.extra_scopes.dedup();
+    }
+
+    /// Send a request with a streamed body, authenticated, not retried (a stream cannot be
+    /// sent twice): the caller starts again.
+    pub(crate) fn send_body(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: ureq::SendBody<'_>,
+    ) -> Result<Response<ureq::Body>> {
+        let mut request = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        if let Some(authorization) = self.authorization()? {
+            request = request.header("Authorization", authorization);
+        }
+        let request =
+            request.body(body).map_err(|e| self.error(format!("bad request {url}: {e}"), ErrorKind::InvalidInput))?;
+        self.endpoint.agent.run(request).map_err(|e| Error::Registry {
+            registry: self.what(),
+            reason: format!("{method} {url}: {e}"),
+            kind: transport_kind(&e),
+            source: Some(Box::new(e)),
+        })
     }
 
     /// `scheme://host[:port]`.
@@ -281,6 +317,7 @@ impl Client {
             params.extend([("offline_token", "true"), ("client_id", "strata")]);
         } else {
             params.push(("scope", scope.as_str()));
+            params.extend(self.extra_scopes.iter().map(|s| ("scope", s.as_str())));
         }
         if let Some(service) = service {
             params.push(("service", service));

@@ -7,6 +7,7 @@
 //! - `manifest`, `blob`: manifests checked against their digests; blobs streamed, resumed
 //!   with `Range` requests when a connection breaks.
 //! - [`pull()`]: the whole pull, through the image store's pipeline.
+//! - [`push()`]: layers skipped, mounted or streamed up compressed; the manifest last.
 //! - [`login()`], [`logout()`]: credentials checked, then kept as the docker CLI keeps them.
 
 mod blob;
@@ -16,12 +17,15 @@ mod endpoint;
 mod login;
 mod manifest;
 mod pull;
+mod push;
+mod upload;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use login::{LoggedIn, login, logout, server_domain};
 pub use pull::{PullOptions, Pulled, list_tags, pull};
+pub use push::{PushCompression, PushEvent, PushProgress, Pushed, push};
 
 /// How registries are reached: TLS material, insecure hosts, credentials, limits.
 #[derive(Debug, Clone)]

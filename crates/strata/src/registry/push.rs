@@ -83,6 +83,9 @@ pub struct Pushed {
     pub layers_reused: usize,
 }
 
+/// What became of one layer: its blob, and how it got there.
+type LayerOutcome = Result<(Blob, Sent)>;
+
 /// One layer's blob as the manifest lists it.
 struct Blob {
     digest: Digest,
@@ -128,7 +131,7 @@ pub fn push(
         PushCompression::Zstd => Compression::Zstd,
     };
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<(Blob, Sent)>>>> = Mutex::new((0..layers.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<LayerOutcome>>> = Mutex::new((0..layers.len()).map(|_| None).collect());
     let workers = registry.max_concurrent.clamp(1, layers.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {

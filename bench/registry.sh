@@ -7,6 +7,7 @@
 #   loopback  `strata pull`, `docker pull`, `podman pull`, `ctr pull` (containerd, unpacked),
 #             `skopeo copy` + `umoci unpack`, from docker-registry (distribution 2.8) on
 #             127.0.0.1; strata's CPU time and peak RSS
+#   push      `strata push` and `docker push` of the same image, each to an empty registry
 #   link      the same pull through a link of 200 Mbit/s with 20 ms of delay each way (a
 #             shaping proxy, bench/src/shaper.rs: this kernel has no netem), against the
 #             larger of "download alone" (curl fetching every blob, 3 at a time, through the
@@ -30,7 +31,7 @@ ROOTFS_TAR=${ROOTFS_TAR:-/var/tmp/strata-debian-rootfs.tar}
 build_release -p strata-bench
 mkdir -p "$BENCH_DIR"
 W=$(mktemp -d "$BENCH_DIR/rg.XXXXXX")
-trap 'kill $(jobs -p) 2>/dev/null; [ -n "${CTRD_PID:-}" ] && kill $CTRD_PID 2>/dev/null; bench_cleanup' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; [ -n "${CTRD_PID:-}" ] && kill $CTRD_PID 2>/dev/null; bench_cleanup; true' EXIT
 say() { echo "== $*" >&2; }
 
 if [ ! -f "$ROOTFS_TAR" ]; then
@@ -156,6 +157,21 @@ ctrd() { # a containerd on a fresh root for run $RUN
 timed ctr 'ctrd' "ctr -a $W/ctr\$RUN.sock -n bench images pull --plain-http $REF"
 timed skopeo 'aside $W/oci; aside $W/bundle' "skopeo copy -q --src-tls-verify=false docker://$REF oci:$W/oci:8 && umoci unpack --image $W/oci:8 $W/bundle"
 
+say "pushes, each to an empty registry"
+# push_registry: a fresh registry for run $RUN on $PUSH_PORT (the last one stopped)
+push_registry() {
+  [ -n "${PUSH_PID:-}" ] && kill "$PUSH_PID" 2>/dev/null && wait "$PUSH_PID" 2>/dev/null || true
+  PUSH_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  sed -e "s|rootdirectory: .*|rootdirectory: $W/pushreg$RUN|" -e "s|addr: .*|addr: 127.0.0.1:$PUSH_PORT|" "$W/registry.yml" > "$W/pushreg.yml"
+  docker-registry serve "$W/pushreg.yml" > /dev/null 2>&1 &
+  PUSH_PID=$!
+  for _ in $(seq 50); do curl -s "http://127.0.0.1:$PUSH_PORT/v2/" >/dev/null && break; sleep 0.1; done
+  echo "$PUSH_PORT" > "$W/push.port"
+}
+timed strata-push 'push_registry; $S --root $W/st tag $REF 127.0.0.1:$PUSH_PORT/bench/pushed:8' "$S --root $W/st push -q 127.0.0.1:\$(cat $W/push.port)/bench/pushed:8"
+timed docker-push 'push_registry; $DK tag $REF 127.0.0.1:$PUSH_PORT/bench/pushed:8' "$DK push 127.0.0.1:\$(cat $W/push.port)/bench/pushed:8"
+kill "$PUSH_PID" 2>/dev/null || true
+
 say "the limited link"
 SPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN/shaper" "127.0.0.1:$SPORT" "127.0.0.1:$PORT" 200 20 &
@@ -192,4 +208,12 @@ print("|---|---|---|")
 print(f"| download alone (curl, 3 at a time) | {dl:.2f} s | |")
 print(f"| apply alone (strata's loopback pull) | {s:.2f} s | |")
 print(f"| strata pull | {link:.2f} s | {link/bound:.2f}× the larger (target ≤ 1.2×) |")
+print()
+sp, dp = t("strata-push"), t("docker-push")
+print("Push of the same image to an empty registry (every layer compressed with gzip and uploaded):")
+print()
+print("| tool | time | strata is |")
+print("|---|---|---|")
+print(f"| strata push | {sp:.2f} s | |")
+print(f"| docker push (dockerd 20.10) | {dp:.2f} s | {dp/sp:.2f}× faster (target ≥ 2×) |")
 PY

@@ -46,7 +46,7 @@ pub(crate) fn pull(root: &Path, args: PullArgs) -> Result<ExitCode> {
     let images = Store::open(root)?.images();
     let registry = RegistryOptions {
         max_concurrent: args.max_concurrent_downloads.into(),
-        ..registry_options(&args.insecure_registry, args.certs_d)
+        ..registry_options(&args.insecure_registry, args.certs_d)?
     };
     let options = PullOptions { platform: args.platform };
     let quiet = args.quiet || args.format == Format::Json;
@@ -206,19 +206,25 @@ pub(crate) struct LogoutArgs {
     server: Option<String>,
 }
 
-fn registry_options(insecure: &[String], certs_d: Option<PathBuf>) -> RegistryOptions {
+/// The registries configuration podman and skopeo read, unless `STRATA_REGISTRIES_CONF` names
+/// another file.
+const REGISTRIES_CONF: &str = "/etc/containers/registries.conf";
+
+fn registry_options(insecure: &[String], certs_d: Option<PathBuf>) -> Result<RegistryOptions> {
     let mut registry = RegistryOptions::default();
     registry.insecure.extend(insecure.iter().filter(|h| !h.is_empty()).cloned());
     if let Some(dir) = certs_d {
         registry.certs_dirs.insert(0, dir);
     }
-    registry
+    let conf = std::env::var_os("STRATA_REGISTRIES_CONF").map(PathBuf::from).unwrap_or_else(|| REGISTRIES_CONF.into());
+    registry.conf = strata::registry::RegistriesConf::load(&conf)?;
+    Ok(registry)
 }
 
 pub(crate) fn login(args: LoginArgs) -> Result<ExitCode> {
     use std::io::BufRead;
     let domain = strata::registry::server_domain(args.server.as_deref());
-    let registry = registry_options(&args.insecure_registry, args.certs_d);
+    let registry = registry_options(&args.insecure_registry, args.certs_d)?;
     if args.password.is_some() && args.password_stdin {
         anyhow::bail!("--password and --password-stdin are mutually exclusive");
     }
@@ -294,6 +300,10 @@ pub(crate) struct PushArgs {
     /// as dockerd pushes) or zstd (an OCI manifest).
     #[arg(long, value_enum, default_value_t = Compress::Gzip)]
     compression: Compress,
+    /// The compression level: gzip 1–9 (default 6, as docker), zstd 1–19 (default 3). gzip
+    /// at 1 compresses about twice as fast, for blobs about a fifth larger.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=19))]
+    compression_level: Option<u32>,
     /// Print only the digest's line.
     #[arg(short, long)]
     quiet: bool,
@@ -322,7 +332,7 @@ pub(crate) fn push(root: &Path, args: PushArgs) -> Result<ExitCode> {
     let images = Store::open(root)?.images();
     let registry = RegistryOptions {
         max_concurrent: args.max_concurrent_uploads.into(),
-        ..registry_options(&args.insecure_registry, args.certs_d)
+        ..registry_options(&args.insecure_registry, args.certs_d)?
     };
     let reference = args.name.clone().or_latest();
     let quiet = args.quiet || args.format == Format::Json;
@@ -334,7 +344,8 @@ pub(crate) fn push(root: &Path, args: PushArgs) -> Result<ExitCode> {
         Compress::Zstd => strata::registry::PushCompression::Zstd,
     };
     let display = PushDisplay { quiet };
-    let pushed = strata::registry::push(&images, &reference, &registry, compression, &display)?;
+    let options = strata::registry::PushOptions { compression, level: args.compression_level };
+    let pushed = strata::registry::push(&images, &reference, &registry, &options, &display)?;
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&pushed)?);
         return Ok(ExitCode::SUCCESS);

@@ -487,7 +487,7 @@ fn dropped_refused_damaged_and_stalled_transfers() {
     assert!(sent1 >= size1 && sent1 < size1 + size1 / 10, "layer 1: {sent1} bytes sent for {size1}");
     let sent2 = proxy.sent_for(&blob2);
     assert!(sent2 >= size2 && sent2 < size2 + size2 / 10, "layer 2: {sent2} bytes sent for {size2}");
-    let ranges: Vec<String> = proxy.seen.lock().unwrap().iter().filter_map(|(_, _, r)| r.clone()).collect();
+    let ranges: Vec<String> = proxy.seen.lock().unwrap().iter().filter_map(|(_, _, r, _)| r.clone()).collect();
     assert!(ranges.contains(&format!("bytes={}-", size2 / 2)), "{ranges:?}");
     proxy.faults.lock().unwrap().clear();
 
@@ -617,4 +617,76 @@ fn push_then_pull_gives_the_same_image_and_a_second_push_sends_nothing() {
     assert!(error.contains("no such image"), "{error}");
     let error = root.fails(&["push", &format!("{host}/app@{digest}")]);
     assert!(error.contains("push a tag"), "{error}");
+}
+
+#[test]
+fn mirrors_and_blocks_from_registries_conf() {
+    let primary = Registry::start(Auth::None, None);
+    let mirror = Registry::start(Auth::None, None);
+    let image = two_layer_image(9);
+    // The mirror keeps the repository under a path of its own.
+    push_image(&mirror.host(), "cache/team/app", "1", &image, &[Compress::Gzip, Compress::Gzip], false);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("registries.conf");
+    let name = format!("{}/team/app:1", primary.host());
+    std::fs::write(
+        &conf,
+        format!(
+            "[[registry]]\nprefix = \"{0}/team\"\nlocation = \"{0}/team\"\n[[registry.mirror]]\nlocation = \"{1}/cache/team\"\n\n[[registry]]\nlocation = \"{0}/secret\"\nblocked = true\n",
+            primary.host(),
+            mirror.host()
+        ),
+    )
+    .unwrap();
+    let root = Root::new();
+    let pull = |args: &[&str]| {
+        common::strata_cmd(root.path(), &[&["pull"], args].concat())
+            .env("DOCKER_CONFIG", dir.path())
+            .env("STRATA_REGISTRIES_CONF", &conf)
+            .output()
+            .unwrap()
+    };
+    let out = pull(&[&name]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(inspect(&root, &name)["Id"], image.id(), "named as asked, fetched from the mirror");
+    assert!(blob_gets(&mirror, "cache/team/app") >= 2);
+    assert_eq!(blob_gets(&primary, "team/app"), 0);
+
+    let out = pull(&[&format!("{}/secret/app:1", primary.host())]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("registries.conf blocks"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(&conf, "[[registry]\nnot toml").unwrap();
+    let out = pull(&[&name]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a valid registries.conf"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_redirect_to_another_host_carries_no_credentials() {
+    let plain = Registry::start(Auth::None, None);
+    let image = two_layer_image(10);
+    push_image(&plain.host(), "team/app", "1", &image, &[Compress::Gzip, Compress::Gzip], false);
+    let tokens = Registry::start(Auth::Token, Some(&plain.dir.path().join("data")));
+    // The registry sends blobs to "storage": another host, which needs no credentials.
+    let storage = Proxy::start(plain.port);
+    let front = Proxy::start(tokens.port);
+    front.add(Fault::Redirect { path: "/blobs/".into(), to: storage.host() });
+    let config = tempfile::tempdir().unwrap();
+    let root = Root::new();
+    let name = format!("{}/team/app:1", front.host());
+    pull_ok(&root, config.path(), None, &[&name]);
+    assert_eq!(inspect(&root, &name)["Id"], image.id());
+    let front_seen = front.seen.lock().unwrap().clone();
+    assert!(front_seen.iter().any(|(_, t, _, auth)| t.contains("/manifests/") && *auth), "the registry got the token");
+    let storage_seen = storage.seen.lock().unwrap().clone();
+    assert!(storage_seen.iter().filter(|(_, t, _, _)| t.contains("/blobs/")).count() >= 3, "{storage_seen:?}");
+    assert!(storage_seen.iter().all(|(_, _, _, auth)| !auth), "no Authorization to another host: {storage_seen:?}");
 }

@@ -74,7 +74,9 @@ pub fn strata_cmd(root: &Path, args: &[&str]) -> Command {
         .args(args)
         .stdin(Stdio::null())
         .env_remove("STRATA_FAILPOINT")
-        .env_remove("STRATA_ROOT");
+        .env_remove("STRATA_ROOT")
+        // The machine's registries.conf (podman's) is not the test's.
+        .env("STRATA_REGISTRIES_CONF", "/nonexistent/registries.conf");
     cmd
 }
 

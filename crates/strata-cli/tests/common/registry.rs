@@ -491,10 +491,13 @@ pub enum Fault {
     Status { path: String, status: u16, times: usize, retry_after: Option<u64> },
     /// Send the headers and this many bytes of the body, then wait without closing.
     Stall { path: String, after: usize },
+    /// Answer 307 to the same path on another host (`host:port`).
+    Redirect { path: String, to: String },
 }
 
-/// A request as the proxy saw it: method, target, `Range` header.
-pub type Seen = (String, String, Option<String>);
+/// A request as the proxy saw it: method, target, `Range` header, whether it carried an
+/// `Authorization` header.
+pub type Seen = (String, String, Option<String>, bool);
 
 /// A proxy in front of a plain-HTTP registry, one request per connection, applying faults;
 /// it counts the body bytes it sent per path and keeps the requests it saw.
@@ -549,7 +552,12 @@ fn serve(
     sent: &Mutex<HashMap<String, usize>>,
 ) {
     let Some(request) = read_request(&client) else { return };
-    seen.lock().unwrap().push((request.method.clone(), request.target.clone(), request.headers.get("range").cloned()));
+    seen.lock().unwrap().push((
+        request.method.clone(),
+        request.target.clone(),
+        request.headers.get("range").cloned(),
+        request.headers.contains_key("authorization"),
+    ));
     // Faults that answer without the registry.
     let mut fault = None;
     {
@@ -559,7 +567,9 @@ fn serve(
                 Fault::Status { path, times, .. } | Fault::Cut { path, times, .. } => {
                     request.target.contains(path.as_str()) && *times > 0
                 }
-                Fault::Flip { path, .. } | Fault::Stall { path, .. } => request.target.contains(path.as_str()),
+                Fault::Flip { path, .. } | Fault::Stall { path, .. } | Fault::Redirect { path, .. } => {
+                    request.target.contains(path.as_str())
+                }
             };
             if matched {
                 if let Fault::Status { times, .. } | Fault::Cut { times, .. } = f {
@@ -574,6 +584,11 @@ fn serve(
         let retry = retry_after.map(|s| s.to_string());
         let headers: Vec<(&str, &str)> = retry.as_deref().map(|r| vec![("Retry-After", r)]).unwrap_or_default();
         respond(&client, *status, &headers, br#"{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}"#);
+        return;
+    }
+    if let Some(Fault::Redirect { to, .. }) = &fault {
+        let location = format!("http://{to}{}", request.target);
+        respond(&client, 307, &[("Location", &location)], b"");
         return;
     }
     let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else { return };

@@ -53,10 +53,21 @@ impl Compression {
 
     /// Wrap `output` in the matching encoder; call `finish` on the result when done.
     pub fn encoder<'a, W: Write + 'a>(self, output: W) -> io::Result<Encoder<'a, W>> {
+        self.encoder_at(output, None)
+    }
+
+    /// [`encoder`](Self::encoder) at a level (gzip 1–9, default 6 as docker's; zstd 1–19,
+    /// default 3).
+    pub fn encoder_at<'a, W: Write + 'a>(self, output: W, level: Option<u32>) -> io::Result<Encoder<'a, W>> {
         Ok(match self {
             Compression::None => Encoder::None(output),
-            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(output, flate2::Compression::default())),
-            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(output, 3)?),
+            Compression::Gzip => {
+                let level = level.map_or(flate2::Compression::default(), |l| flate2::Compression::new(l.clamp(1, 9)));
+                Encoder::Gzip(flate2::write::GzEncoder::new(output, level))
+            }
+            Compression::Zstd => {
+                Encoder::Zstd(zstd::stream::write::Encoder::new(output, level.map_or(3, |l| l.clamp(1, 19) as i32))?)
+            }
             Compression::Xz | Compression::Bzip2 => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,

@@ -1,6 +1,7 @@
 //! Registries: images pulled over the OCI distribution protocol (Docker's registry API v2)
 //! into the store, as dockerd records them.
 //!
+//! - `conf`: mirrors, locations, insecure and blocked registries (containers-registries.conf).
 //! - `endpoint`: the host, HTTPS with docker's `certs.d`, plain HTTP only where allowed.
 //! - `credentials`: docker's `config.json` and credential helpers.
 //! - `client`: authenticated requests (Basic, Bearer tokens), retried when transient.
@@ -12,6 +13,7 @@
 
 mod blob;
 mod client;
+mod conf;
 mod credentials;
 mod endpoint;
 mod login;
@@ -23,9 +25,10 @@ mod upload;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use conf::{Mirror, RegistriesConf, RegistryEntry, Source};
 pub use login::{LoggedIn, login, logout, server_domain};
 pub use pull::{PullOptions, Pulled, list_tags, pull};
-pub use push::{PushCompression, PushEvent, PushProgress, Pushed, push};
+pub use push::{PushCompression, PushEvent, PushOptions, PushProgress, Pushed, push};
 
 /// How registries are reached: TLS material, insecure hosts, credentials, limits.
 #[derive(Debug, Clone)]
@@ -46,6 +49,21 @@ pub struct RegistryOptions {
     pub connect_timeout: Duration,
     /// How long a read may wait before the connection counts as stalled (and is resumed).
     pub read_timeout: Duration,
+    /// Mirrors, locations, insecure and blocked registries (containers-registries.conf).
+    pub conf: RegistriesConf,
+}
+
+impl RegistryOptions {
+    /// The options for reaching `source`: its insecurity added.
+    pub(crate) fn for_source(&self, source: &Source) -> std::borrow::Cow<'_, RegistryOptions> {
+        if source.insecure && !self.insecure.contains(&source.domain) {
+            let mut options = self.clone();
+            options.insecure.push(source.domain.clone());
+            std::borrow::Cow::Owned(options)
+        } else {
+            std::borrow::Cow::Borrowed(self)
+        }
+    }
 }
 
 impl Default for RegistryOptions {
@@ -60,6 +78,7 @@ impl Default for RegistryOptions {
             attempts: 5,
             connect_timeout: endpoint::CONNECT_TIMEOUT,
             read_timeout: endpoint::READ_TIMEOUT,
+            conf: RegistriesConf::default(),
         }
     }
 }

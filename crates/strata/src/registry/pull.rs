@@ -73,13 +73,28 @@ pub fn pull(
     options: &PullOptions,
     progress: &dyn Progress,
 ) -> Result<Pulled> {
-    let client = Client::connect(reference.domain(), reference.path(), registry, "pull")?;
-    pull_from(&client, images, reference, registry, options, progress)
+    // Mirrors first, then the registry itself; the last failure is the one told.
+    let sources = registry.conf.pull_sources(reference)?;
+    let mut last = None;
+    for source in &sources {
+        let attempt = Client::connect(&source.domain, &source.path, &registry.for_source(source), "pull")
+            .and_then(|client| pull_from(&client, images, reference, registry, options, progress));
+        match attempt {
+            Ok(pulled) => return Ok(pulled),
+            Err(e) if source.mirror => {
+                tracing::warn!("mirror {}/{} failed, trying the next source: {e}", source.domain, source.path);
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| crate::Error::ImageNotFound(reference.to_string())))
 }
 
 /// The tags of `reference`'s repository, as its registry lists them (`docker pull -a`).
 pub fn list_tags(reference: &Reference, registry: &RegistryOptions) -> Result<Vec<String>> {
-    Client::connect(reference.domain(), reference.path(), registry, "pull")?.tags()
+    let source = registry.conf.push_source(reference)?;
+    Client::connect(&source.domain, &source.path, &registry.for_source(&source), "pull")?.tags()
 }
 
 fn pull_from(

@@ -21,7 +21,16 @@ use crate::digest::{DiffId, Digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::{ImageId, ImageStore, LayerRecord, Reference};
 
-/// How to push.
+/// How to push: the compression of the layers sent, and its level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PushOptions {
+    /// gzip (default) or zstd.
+    pub compression: PushCompression,
+    /// gzip 1–9 (default 6, docker's), zstd 1–19 (default 3).
+    pub level: Option<u32>,
+}
+
+/// The compression of the layers a push sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PushCompression {
     /// gzip, in a Docker schema 2 manifest (what dockerd pushes; every client reads it).
@@ -98,9 +107,10 @@ pub fn push(
     images: &ImageStore,
     reference: &Reference,
     registry: &RegistryOptions,
-    compression: PushCompression,
+    options: &PushOptions,
     progress: &dyn PushProgress,
 ) -> Result<Pushed> {
+    let compression = options.compression;
     let reference = reference.clone().or_latest();
     let tag = reference.tag().ok_or_else(|| Error::InvalidReference {
         input: reference.to_string(),
@@ -123,7 +133,8 @@ pub fn push(
             }
         }
     }
-    let mut client = Client::connect(reference.domain(), reference.path(), registry, "pull,push")?;
+    let source = registry.conf.push_source(&reference)?;
+    let mut client = Client::connect(&source.domain, &source.path, &registry.for_source(&source), "pull,push")?;
     client.also_pull_from(sources);
 
     let wanted = match compression {
@@ -139,7 +150,7 @@ pub fn push(
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(layer) = layers.get(index) else { return };
-                    let outcome = push_layer(images, &client, layer, &reference, wanted, progress);
+                    let outcome = push_layer(images, &client, layer, &reference, wanted, options.level, progress);
                     let failed = outcome.is_err();
                     results.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(outcome);
                     if failed {
@@ -191,6 +202,7 @@ fn push_layer(
     layer: &LayerRecord,
     reference: &Reference,
     wanted: Compression,
+    level: Option<u32>,
     progress: &dyn PushProgress,
 ) -> Result<(Blob, Sent)> {
     let diff_id = layer.diff_id;
@@ -229,7 +241,7 @@ fn push_layer(
         let outcome = std::thread::scope(|scope| {
             let producer = scope.spawn(move || -> Result<()> {
                 let mut encoder = wanted
-                    .encoder(std::io::BufWriter::with_capacity(256 * 1024, writer))
+                    .encoder_at(std::io::BufWriter::with_capacity(256 * 1024, writer), level)
                     .map_err(|e| Error::io("compress", "a layer", e))?;
                 images.layer_tarball(layer.chain_id, &mut encoder)?;
                 let mut inner = encoder.finish().map_err(|e| Error::io("compress", "a layer", e))?;

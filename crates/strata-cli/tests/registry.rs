@@ -525,9 +525,24 @@ fn dropped_refused_damaged_and_stalled_transfers() {
     child.wait().unwrap();
     assert_eq!(damaged.ok(&["images", "-q"]), "");
     proxy.faults.lock().unwrap().clear();
+    let before = proxy.sent_for(&blob1);
     pull_ok(&damaged, config.path(), None, &[&name]);
     assert_eq!(inspect(&damaged, &name)["Id"], image.id());
     damaged.ok(&["check"]);
+    // The killed pull's bytes were kept: the next one fetched only the rest of the layer.
+    let again = proxy.sent_for(&blob1) - before;
+    assert!(again <= size1 - size1 / 2 + size1 / 20, "fetched {again} of {size1} bytes again");
+    let pulls = damaged.path().join("strata/pulls");
+    assert_eq!(std::fs::read_dir(&pulls).unwrap().count(), 0, "kept bytes go once the layer is stored");
+
+    // Kept bytes that are damaged: the pull finds out and starts the layer again.
+    let resumed = Root::new();
+    let pulls = resumed.path().join("strata/pulls");
+    std::fs::create_dir_all(&pulls).unwrap();
+    std::fs::write(pulls.join(format!("{}.partial", &blob2[7..])), vec![b'x'; 1000]).unwrap();
+    pull_ok(&resumed, config.path(), None, &[&name]);
+    assert_eq!(inspect(&resumed, &name)["Id"], image.id());
+    assert_eq!(std::fs::read_dir(&pulls).unwrap().count(), 0);
 
     // A manifest that is not what its digest says.
     let digest = manifest_digest(&registry, "app", "1");

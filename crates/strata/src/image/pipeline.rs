@@ -28,6 +28,10 @@ pub trait BlobSource: Sync {
 
     /// A reader of a layer's blob (compressed or not), and its size if known.
     fn open(&self, blob: &LayerBlob) -> Result<(Box<dyn Read + Send + '_>, Option<u64>)>;
+
+    /// The blob was staged (`Ok`), or failed with an error of this kind: a source that keeps
+    /// what it read (a pull's partial blobs) drops it now, or keeps it for the next attempt.
+    fn finished(&self, _blob: &LayerBlob, _outcome: std::result::Result<(), crate::ErrorKind>) {}
 }
 
 /// Where a layer's blob is, as its source names it.
@@ -299,7 +303,9 @@ impl Stager<'_> {
                 Error::BadImage { what: what(), reason: e.to_string() }
             }
             e => e,
-        })?;
+        });
+        self.source.finished(blob, staged.as_ref().map(|_| ()).map_err(Error::kind));
+        let staged = staged?;
         self.progress.event(LayerEvent::Done { index });
         Ok(staged)
     }

@@ -73,10 +73,80 @@ impl Client {
         }
     }
 
-    /// A stream of a layer's blob that resumes where it broke.
-    pub(crate) fn blob_stream(&self, digest: Digest) -> Result<(BlobStream<'_>, Option<u64>)> {
-        let (body, size) = self.open_blob(digest, 0)?;
-        Ok((BlobStream { client: self, digest, body: Some(body), offset: 0, size, failures: 0, resumed: 0 }, size))
+    /// A stream of a layer's blob that resumes where it broke. With `partial`, the bytes an
+    /// earlier pull kept come from it first, the rest from the registry, and every byte read
+    /// from the registry is added to it.
+    pub(crate) fn blob_stream(
+        &self,
+        digest: Digest,
+        expected: Option<u64>,
+        partial: Option<Partial>,
+    ) -> Result<(BlobStream<'_>, Option<u64>)> {
+        let mut partial = partial;
+        let kept = partial.as_ref().map_or(0, |p| p.kept);
+        if let Some(p) = &mut partial
+            && expected.is_some_and(|size| kept > size)
+        {
+            // More than the blob holds: not this blob's beginning.
+            p.reset();
+        }
+        let kept = partial.as_ref().map_or(0, |p| p.kept);
+        let complete = expected.is_some_and(|size| kept == size && size > 0);
+        let (body, size) = if complete {
+            (None, expected)
+        } else {
+            let (body, size) = self.open_blob(digest, kept)?;
+            (Some(body), size.or(expected))
+        };
+        if kept > 0 {
+            tracing::info!(blob = %digest, kept, "resuming from the bytes an earlier pull kept");
+        }
+        let replay =
+            partial.as_ref().filter(|p| p.kept > 0).and_then(|p| p.file.try_clone().ok()).map(|f| (f, 0, kept));
+        let stream =
+            BlobStream { client: self, digest, body, offset: kept, size, failures: 0, resumed: 0, replay, partial };
+        Ok((stream, size))
+    }
+}
+
+/// A blob's bytes kept as they arrive (`strata/pulls/<hex>.partial`), locked by the pull
+/// that writes it, so a pull killed part way is resumed by the next one.
+pub(crate) struct Partial {
+    file: std::fs::File,
+    kept: u64,
+}
+
+impl Partial {
+    /// The partial file of `digest` in `dir`, made if need be. `None` if another pull holds it
+    /// or it cannot be made (the pull goes on without).
+    pub(crate) fn open(dir: &std::path::Path, digest: Digest) -> Option<Partial> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir)
+            .or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })
+            .ok()?;
+        let path = Partial::path(dir, digest);
+        let file = std::fs::OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&path).ok()?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
+        let kept = file.metadata().ok()?.len();
+        Some(Partial { file, kept })
+    }
+
+    /// Where the partial file of `digest` is.
+    pub(crate) fn path(dir: &std::path::Path, digest: Digest) -> std::path::PathBuf {
+        dir.join(format!("{}.partial", digest.hex()))
+    }
+
+    /// Whether an earlier pull kept any bytes.
+    pub(crate) fn has_bytes(&self) -> bool {
+        self.kept > 0
+    }
+
+    fn reset(&mut self) {
+        if self.file.set_len(0).is_ok() {
+            self.kept = 0;
+        }
     }
 }
 
@@ -85,12 +155,17 @@ pub(crate) struct BlobStream<'a> {
     client: &'a Client,
     digest: Digest,
     body: Option<ureq::BodyReader<'static>>,
+    /// Bytes of the blob from the registry so far (and kept ones before them).
     offset: u64,
     size: Option<u64>,
     /// Failures since the last byte read.
     failures: u32,
     /// Times the stream was picked up again.
     resumed: u32,
+    /// Kept bytes still to give first: the file, where, and where they end.
+    replay: Option<(std::fs::File, u64, u64)>,
+    /// Where bytes from the registry are kept.
+    partial: Option<Partial>,
 }
 
 impl BlobStream<'_> {
@@ -117,6 +192,35 @@ impl BlobStream<'_> {
 
 impl Read for BlobStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some((file, at, end)) = &mut self.replay {
+            use std::os::unix::fs::FileExt;
+            let want = buf.len().min((*end - *at) as usize);
+            let n = if want == 0 { 0 } else { file.read_at(&mut buf[..want], *at)? };
+            if n > 0 {
+                *at += n as u64;
+                return Ok(n);
+            }
+            self.replay = None;
+        }
+        let n = self.read_registry(buf)?;
+        if n > 0
+            && let Some(partial) = &mut self.partial
+        {
+            use std::io::Write;
+            if let Err(e) = partial.file.write_all(&buf[..n]) {
+                tracing::warn!(blob = %self.digest, "cannot keep the blob's bytes for a later resume: {e}");
+                self.partial = None;
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl BlobStream<'_> {
+    fn read_registry(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.body.is_none() && self.size.is_some_and(|s| self.offset >= s) {
+            return Ok(0);
+        }
         loop {
             let body = match &mut self.body {
                 Some(body) => body,

@@ -14,6 +14,7 @@
 use std::io::Read;
 
 use super::RegistryOptions;
+use super::blob::Partial;
 use super::client::Client;
 use super::manifest::{Fetched, Manifest};
 use crate::digest::Digest;
@@ -46,9 +47,12 @@ pub struct Pulled {
     pub layers_reused: usize,
 }
 
-/// A registry's blobs, for the store pipeline.
+/// A registry's blobs, for the store pipeline; each kept in `partials` as it arrives.
 struct RegistryBlobs<'a> {
     client: &'a Client,
+    partials: std::path::PathBuf,
+    /// Whether bytes kept by an earlier pull were used.
+    resumed: std::sync::atomic::AtomicBool,
 }
 
 impl BlobSource for RegistryBlobs<'_> {
@@ -60,8 +64,21 @@ impl BlobSource for RegistryBlobs<'_> {
         let digest = blob
             .digest
             .ok_or_else(|| self.client.error(format!("layer {} has no digest", blob.locator), ErrorKind::Corrupt))?;
-        let (stream, size) = self.client.blob_stream(digest)?;
+        let partial = Partial::open(&self.partials, digest);
+        if partial.as_ref().is_some_and(Partial::has_bytes) {
+            self.resumed.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let (stream, size) = self.client.blob_stream(digest, blob.size, partial)?;
         Ok((Box::new(stream), size))
+    }
+
+    /// A staged blob's kept bytes go; so do those of a blob that turned out damaged. A
+    /// transfer that failed keeps them for the next pull.
+    fn finished(&self, blob: &LayerBlob, outcome: std::result::Result<(), ErrorKind>) {
+        let Some(digest) = blob.digest else { return };
+        if matches!(outcome, Ok(()) | Err(ErrorKind::Corrupt)) {
+            let _ = std::fs::remove_file(Partial::path(&self.partials, digest));
+        }
     }
 }
 
@@ -188,12 +205,22 @@ fn pull_from(
         names.insert(0, reference.clone());
     }
     let plan = ImagePlan::new(&client.what(), config, blobs, names)?;
-    let loaded = images.store_images(
-        std::slice::from_ref(&plan),
-        &RegistryBlobs { client },
-        registry.max_concurrent,
-        progress,
-    )?;
+    let blobs = RegistryBlobs {
+        client,
+        partials: images.store().private_dir().join("pulls"),
+        resumed: std::sync::atomic::AtomicBool::new(false),
+    };
+    let plan = std::slice::from_ref(&plan);
+    let loaded = match images.store_images(plan, &blobs, registry.max_concurrent, progress) {
+        // Bytes an earlier pull kept may be what is damaged (they are gone now): once more,
+        // from the registry alone.
+        Err(e) if e.kind() == ErrorKind::Corrupt && blobs.resumed.swap(false, std::sync::atomic::Ordering::Relaxed) => {
+            tracing::warn!("{e}; pulling again without the bytes kept from an earlier pull");
+            images.store_images(plan, &blobs, registry.max_concurrent, progress)?
+        }
+        result => result?,
+    };
+    let plan = &plan[0];
 
     // Where each layer came from: a hint for pushes, written after the image is whole.
     let source_repository = format!("{}/{}", reference.domain(), reference.path());

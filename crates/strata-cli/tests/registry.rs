@@ -705,3 +705,71 @@ fn a_redirect_to_another_host_carries_no_credentials() {
     assert!(storage_seen.iter().filter(|(_, t, _, _)| t.contains("/blobs/")).count() >= 3, "{storage_seen:?}");
     assert!(storage_seen.iter().all(|(_, _, _, auth)| !auth), "no Authorization to another host: {storage_seen:?}");
 }
+
+#[test]
+fn a_killed_push_leaves_the_store_as_it_was_and_the_next_one_completes() {
+    let registry = Registry::start(Auth::None, None);
+    let host = registry.host();
+    let image = two_layer_image(12);
+    let scratch = tempfile::tempdir().unwrap();
+    let archive = scratch.path().join("image.tar");
+    std::fs::write(&archive, common::images::docker_archive(&[(&image, &["local:1"])])).unwrap();
+    let root = Root::new();
+    root.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    let name = format!("{host}/killed:1");
+    root.ok(&["tag", "local:1", &name]);
+    let before = common::snapshot(root.path());
+    for delay in [5, 30, 80, 150] {
+        common::kill_after(&root, &["push", &name], Duration::from_millis(delay));
+        root.ok(&["check"]);
+        assert_eq!(inspect(&root, &name)["Id"], image.id());
+    }
+    // Nothing of the store changed but, maybe, the records a finished push writes.
+    let after = common::snapshot(root.path());
+    for (path, what) in &before {
+        assert_eq!(after.get(path), Some(what), "{} changed", path.display());
+    }
+    root.ok(&["push", &name]);
+    let config = tempfile::tempdir().unwrap();
+    let other = Root::new();
+    pull_ok(&other, config.path(), None, &[&name]);
+    assert_eq!(inspect(&other, &name)["Id"], image.id());
+}
+
+#[test]
+fn a_full_disk_stops_a_pull_with_nothing_half_stored() {
+    let registry = Registry::start(Auth::None, None);
+    let image = two_layer_image(13);
+    push_image(&registry.host(), "big", "1", &image, &[Compress::Gzip, Compress::Gzip], false);
+    // A store on a 2 MiB tmpfs: the 1 MiB of noise, kept and extracted, does not fit.
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("small");
+    std::fs::create_dir(&mount).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let store = mount.join("root");
+    let config = tempfile::tempdir().unwrap();
+    let out = common::strata_cmd(&store, &["pull", &format!("{}/big:1", registry.host())])
+        .env("DOCKER_CONFIG", config.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("No space left on device"), "{error}");
+    assert_eq!(error.trim_end().lines().count(), 1, "{error}");
+    let images = common::strata_cmd(&store, &["images", "-q"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&images.stdout).trim(), "");
+    let check = common::strata_cmd(&store, &["check"]).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+}

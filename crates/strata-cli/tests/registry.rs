@@ -773,3 +773,21 @@ fn a_full_disk_stops_a_pull_with_nothing_half_stored() {
     let check = common::strata_cmd(&store, &["check"]).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 }
+
+#[test]
+fn a_client_certificate_from_certs_d() {
+    let plain = Registry::start(Auth::None, None);
+    let image = two_layer_image(14);
+    push_image(&plain.host(), "mtls", "1", &image, &[Compress::Gzip, Compress::Gzip], false);
+    let registry = Registry::start(Auth::ClientCert, Some(&plain.dir.path().join("data")));
+    let name = format!("{}/mtls:1", registry.host());
+    let config = tempfile::tempdir().unwrap();
+    let root = Root::new();
+    // The CA alone: the registry refuses the connection.
+    let error = pull_fails(&root, config.path(), Some(&registry.certs_d()), &[&name]);
+    assert!(error.contains(&registry.host()), "{error}");
+    assert_eq!(root.ok(&["images", "-q"]), "");
+    // With docker's client.cert and client.key beside it: pulled.
+    pull_ok(&root, config.path(), Some(&registry.certs_d_with_client()), &[&name]);
+    assert_eq!(inspect(&root, &name)["Id"], image.id());
+}

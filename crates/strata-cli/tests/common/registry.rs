@@ -32,6 +32,8 @@ pub enum Auth {
     },
     /// Tokens from the test's token server.
     Token,
+    /// TLS that asks for a client certificate signed by the test's CA.
+    ClientCert,
 }
 
 /// A running registry; killed on drop.
@@ -79,6 +81,14 @@ impl Registry {
                 ));
                 tls = true;
             }
+            Auth::ClientCert => {
+                make_ca_and_leaf(d);
+                config.push_str(&format!(
+                    "  tls:\n    certificate: {0}/tls.crt\n    key: {0}/tls.key\n    clientcas:\n      - {0}/ca.crt\n",
+                    d.display()
+                ));
+                tls = true;
+            }
             Auth::Token => {
                 let server = TokenServer::start(d);
                 config.push_str(&format!(
@@ -116,6 +126,54 @@ impl Registry {
     /// The registry's log (its access log counts requests).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// [`certs_d`](Self::certs_d) with a client certificate the CA signed
+    /// (`client.cert`, `client.key`), as docker's layout has it.
+    pub fn certs_d_with_client(&self) -> PathBuf {
+        let certs = self.certs_d();
+        let host_dir = certs.join(self.host());
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(self.dir.path()).output().expect("openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=strata-client",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+        ]);
+        std::fs::write(self.dir.path().join("client.ext"), "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n")
+            .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.cert",
+        ]);
+        std::fs::copy(self.dir.path().join("client.cert"), host_dir.join("client.cert")).unwrap();
+        std::fs::copy(self.dir.path().join("client.key"), host_dir.join("client.key")).unwrap();
+        certs
     }
 
     /// A `certs.d` directory trusting this registry's certificate.

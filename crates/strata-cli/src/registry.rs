@@ -31,12 +31,8 @@ pub(crate) struct PullArgs {
     /// Layers fetched at once.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
     max_concurrent_downloads: u16,
-    /// A registry (HOST[:PORT]) reached without TLS verification or over plain HTTP (repeatable).
-    #[arg(long, value_name = "HOST", env = "STRATA_INSECURE_REGISTRIES", value_delimiter = ',')]
-    insecure_registry: Vec<String>,
-    /// A directory in docker's certs.d layout (HOST[:PORT]/ca.crt, client.cert, client.key).
-    #[arg(long, value_name = "DIR", env = "STRATA_CERTS_D")]
-    certs_d: Option<PathBuf>,
+    #[command(flatten)]
+    reach: ReachArgs,
     /// Output format (json: the image pulled, its digest, and how many layers were new).
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -44,10 +40,8 @@ pub(crate) struct PullArgs {
 
 pub(crate) fn pull(root: &Path, args: PullArgs) -> Result<ExitCode> {
     let images = Store::open(root)?.images();
-    let registry = RegistryOptions {
-        max_concurrent: args.max_concurrent_downloads.into(),
-        ..registry_options(&args.insecure_registry, args.certs_d)?
-    };
+    let registry =
+        RegistryOptions { max_concurrent: args.max_concurrent_downloads.into(), ..registry_options(args.reach)? };
     let options = PullOptions { platform: args.platform };
     let quiet = args.quiet || args.format == Format::Json;
     let names = if args.all_tags {
@@ -192,12 +186,8 @@ pub(crate) struct LoginArgs {
     /// Read the password from standard input.
     #[arg(long)]
     password_stdin: bool,
-    /// A registry (HOST[:PORT]) reached without TLS verification or over plain HTTP (repeatable).
-    #[arg(long, value_name = "HOST", env = "STRATA_INSECURE_REGISTRIES", value_delimiter = ',')]
-    insecure_registry: Vec<String>,
-    /// A directory in docker's certs.d layout (HOST[:PORT]/ca.crt, client.cert, client.key).
-    #[arg(long, value_name = "DIR", env = "STRATA_CERTS_D")]
-    certs_d: Option<PathBuf>,
+    #[command(flatten)]
+    reach: ReachArgs,
 }
 
 #[derive(Debug, Args)]
@@ -210,10 +200,21 @@ pub(crate) struct LogoutArgs {
 /// another file.
 const REGISTRIES_CONF: &str = "/etc/containers/registries.conf";
 
-fn registry_options(insecure: &[String], certs_d: Option<PathBuf>) -> Result<RegistryOptions> {
+/// How registries are reached, for `pull`, `push` and `login`.
+#[derive(Debug, Args)]
+struct ReachArgs {
+    /// A registry (HOST[:PORT]) reached without TLS verification or over plain HTTP (repeatable).
+    #[arg(long, value_name = "HOST", env = "STRATA_INSECURE_REGISTRIES", value_delimiter = ',')]
+    insecure_registry: Vec<String>,
+    /// A directory in docker's certs.d layout (HOST[:PORT]/ca.crt, client.cert, client.key).
+    #[arg(long, value_name = "DIR", env = "STRATA_CERTS_D")]
+    certs_d: Option<PathBuf>,
+}
+
+fn registry_options(reach: ReachArgs) -> Result<RegistryOptions> {
     let mut registry = RegistryOptions::default();
-    registry.insecure.extend(insecure.iter().filter(|h| !h.is_empty()).cloned());
-    if let Some(dir) = certs_d {
+    registry.insecure.extend(reach.insecure_registry.into_iter().filter(|h| !h.is_empty()));
+    if let Some(dir) = reach.certs_d {
         registry.certs_dirs.insert(0, dir);
     }
     let conf = std::env::var_os("STRATA_REGISTRIES_CONF").map(PathBuf::from).unwrap_or_else(|| REGISTRIES_CONF.into());
@@ -224,7 +225,7 @@ fn registry_options(insecure: &[String], certs_d: Option<PathBuf>) -> Result<Reg
 pub(crate) fn login(args: LoginArgs) -> Result<ExitCode> {
     use std::io::BufRead;
     let domain = strata::registry::server_domain(args.server.as_deref());
-    let registry = registry_options(&args.insecure_registry, args.certs_d)?;
+    let registry = registry_options(args.reach)?;
     if args.password.is_some() && args.password_stdin {
         anyhow::bail!("--password and --password-stdin are mutually exclusive");
     }
@@ -310,12 +311,8 @@ pub(crate) struct PushArgs {
     /// Layers sent at once.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=64))]
     max_concurrent_uploads: u16,
-    /// A registry (HOST[:PORT]) reached without TLS verification or over plain HTTP (repeatable).
-    #[arg(long, value_name = "HOST", env = "STRATA_INSECURE_REGISTRIES", value_delimiter = ',')]
-    insecure_registry: Vec<String>,
-    /// A directory in docker's certs.d layout (HOST[:PORT]/ca.crt, client.cert, client.key).
-    #[arg(long, value_name = "DIR", env = "STRATA_CERTS_D")]
-    certs_d: Option<PathBuf>,
+    #[command(flatten)]
+    reach: ReachArgs,
     /// Output format (json: the manifest's digest and size, and how many layers were sent).
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -330,10 +327,8 @@ enum Compress {
 
 pub(crate) fn push(root: &Path, args: PushArgs) -> Result<ExitCode> {
     let images = Store::open(root)?.images();
-    let registry = RegistryOptions {
-        max_concurrent: args.max_concurrent_uploads.into(),
-        ..registry_options(&args.insecure_registry, args.certs_d)?
-    };
+    let registry =
+        RegistryOptions { max_concurrent: args.max_concurrent_uploads.into(), ..registry_options(args.reach)? };
     let reference = args.name.clone().or_latest();
     let quiet = args.quiet || args.format == Format::Json;
     if !quiet {

@@ -63,6 +63,16 @@ impl Client {
         Client::connect_as(domain, repository, options, actions, credentials)
     }
 
+    /// [`connect`](Self::connect) to where `source` says (a mirror, a location of
+    /// registries.conf), with its insecurity.
+    pub(crate) fn connect_source(
+        source: &super::Source,
+        options: &RegistryOptions,
+        actions: &'static str,
+    ) -> Result<Client> {
+        Client::connect(&source.domain, &source.path, &options.for_source(source), actions)
+    }
+
     /// [`connect`](Self::connect) with the credentials given, not those stored.
     pub(crate) fn connect_as(
         domain: &str,
@@ -147,6 +157,23 @@ impl Client {
         headers: &[(&str, String)],
         body: ureq::SendBody<'_>,
     ) -> Result<Response<ureq::Body>> {
+        let request = self.request(method, url, headers, body)?;
+        self.endpoint.agent.run(request).map_err(|e| Error::Registry {
+            registry: self.what(),
+            reason: format!("{method} {url}: {e}"),
+            kind: transport_kind(&e),
+            source: Some(Box::new(e)),
+        })
+    }
+
+    /// A request with `headers` and the `Authorization` the registry wants.
+    fn request<B>(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: B,
+    ) -> Result<ureq::http::Request<B>> {
         let mut request = ureq::http::Request::builder().method(method).uri(url);
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
@@ -154,14 +181,7 @@ impl Client {
         if let Some(authorization) = self.authorization()? {
             request = request.header("Authorization", authorization);
         }
-        let request =
-            request.body(body).map_err(|e| self.error(format!("bad request {url}: {e}"), ErrorKind::InvalidInput))?;
-        self.endpoint.agent.run(request).map_err(|e| Error::Registry {
-            registry: self.what(),
-            reason: format!("{method} {url}: {e}"),
-            kind: transport_kind(&e),
-            source: Some(Box::new(e)),
-        })
+        request.body(body).map_err(|e| self.error(format!("bad request {url}: {e}"), ErrorKind::InvalidInput))
     }
 
     /// `scheme://host[:port]`.
@@ -181,15 +201,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut request = ureq::http::Request::builder().method(method).uri(url);
-            for (name, value) in headers {
-                request = request.header(*name, value.as_str());
-            }
-            if let Some(authorization) = self.authorization()? {
-                request = request.header("Authorization", authorization);
-            }
-            let request =
-                request.body(()).map_err(|e| self.error(format!("bad request {url}: {e}"), ErrorKind::InvalidInput))?;
+            let request = self.request(method, url, headers, ())?;
             let response = match self.endpoint.agent.run(request) {
                 Ok(response) => response,
                 Err(e) if attempt < self.attempts && is_transient(&e) => {

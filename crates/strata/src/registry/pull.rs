@@ -94,7 +94,7 @@ pub fn pull(
     let sources = registry.conf.pull_sources(reference)?;
     let mut last = None;
     for source in &sources {
-        let attempt = Client::connect(&source.domain, &source.path, &registry.for_source(source), "pull")
+        let attempt = Client::connect_source(source, registry, "pull")
             .and_then(|client| pull_from(&client, images, reference, registry, options, progress));
         match attempt {
             Ok(pulled) => return Ok(pulled),
@@ -111,7 +111,7 @@ pub fn pull(
 /// The tags of `reference`'s repository, as its registry lists them (`docker pull -a`).
 pub fn list_tags(reference: &Reference, registry: &RegistryOptions) -> Result<Vec<String>> {
     let source = registry.conf.push_source(reference)?;
-    Client::connect(&source.domain, &source.path, &registry.for_source(&source), "pull")?.tags()
+    Client::connect_source(&source, registry, "pull")?.tags()
 }
 
 fn pull_from(

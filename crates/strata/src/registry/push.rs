@@ -134,7 +134,7 @@ pub fn push(
         }
     }
     let source = registry.conf.push_source(&reference)?;
-    let mut client = Client::connect(&source.domain, &source.path, &registry.for_source(&source), "pull,push")?;
+    let mut client = Client::connect_source(&source, registry, "pull,push")?;
     client.also_pull_from(sources);
 
     let wanted = match compression {

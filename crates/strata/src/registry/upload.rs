@@ -74,13 +74,7 @@ impl Client {
     /// Upload the bytes `body` makes; returns their digest and size, as the registry took
     /// them.
     pub(crate) fn upload(&self, body: &mut dyn Read) -> Result<(Digest, u64)> {
-        let start = self.send("POST", &self.url("blobs/uploads/"), &[("Content-Length", "0".into())])?;
-        if start.status().as_u16() != 202 {
-            return Err(self.refused("starting an upload", start));
-        }
-        let location = self
-            .location(&start)
-            .ok_or_else(|| self.error("an upload without a Location".into(), ErrorKind::Corrupt))?;
+        let location = self.start_upload()?;
         let mut hashing = HashingReader::new(body);
         let patched = self.send_body(
             "PATCH",
@@ -113,13 +107,7 @@ impl Client {
     /// Upload small bytes whole (a config): `POST`, then `PUT ?digest=` with them.
     pub(crate) fn upload_bytes(&self, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::of(bytes);
-        let start = self.send("POST", &self.url("blobs/uploads/"), &[("Content-Length", "0".into())])?;
-        if start.status().as_u16() != 202 {
-            return Err(self.refused("starting an upload", start));
-        }
-        let location = self
-            .location(&start)
-            .ok_or_else(|| self.error("an upload without a Location".into(), ErrorKind::Corrupt))?;
+        let location = self.start_upload()?;
         let separator = if location.contains('?') { '&' } else { '?' };
         let done = self.send_body(
             "PUT",
@@ -152,6 +140,15 @@ impl Client {
                 .error(format!("manifest {reference}: the registry stored {said}, not {digest}"), ErrorKind::Corrupt));
         }
         Ok(digest)
+    }
+
+    /// Open an upload (`POST …/blobs/uploads/`); its `Location`.
+    fn start_upload(&self) -> Result<String> {
+        let start = self.send("POST", &self.url("blobs/uploads/"), &[("Content-Length", "0".into())])?;
+        if start.status().as_u16() != 202 {
+            return Err(self.refused("starting an upload", start));
+        }
+        self.location(&start).ok_or_else(|| self.error("an upload without a Location".into(), ErrorKind::Corrupt))
     }
 
     /// An upload's `Location`, made absolute.

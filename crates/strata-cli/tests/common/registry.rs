@@ -133,45 +133,8 @@ impl Registry {
     pub fn certs_d_with_client(&self) -> PathBuf {
         let certs = self.certs_d();
         let host_dir = certs.join(self.host());
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl").args(args).current_dir(self.dir.path()).output().expect("openssl");
-            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        run(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            "/CN=strata-client",
-            "-keyout",
-            "client.key",
-            "-out",
-            "client.csr",
-        ]);
-        std::fs::write(self.dir.path().join("client.ext"), "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n")
-            .unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "client.ext",
-            "-out",
-            "client.cert",
-        ]);
-        std::fs::copy(self.dir.path().join("client.cert"), host_dir.join("client.cert")).unwrap();
+        sign(self.dir.path(), "client", "/CN=strata-client", "extendedKeyUsage=clientAuth");
+        std::fs::copy(self.dir.path().join("client.crt"), host_dir.join("client.cert")).unwrap();
         std::fs::copy(self.dir.path().join("client.key"), host_dir.join("client.key")).unwrap();
         certs
     }
@@ -210,32 +173,25 @@ fn make_cert(dir: &Path, name: &str, subject: &str, ext: Option<&str>) {
 /// A CA (`ca.crt`) and a server certificate it signed for 127.0.0.1 (`tls.crt`, `tls.key`).
 fn make_ca_and_leaf(dir: &Path) {
     make_cert(dir, "ca", "/CN=strata-test-ca", None);
-    std::fs::write(dir.join("leaf.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
-        .unwrap();
+    sign(dir, "tls", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost");
+}
+
+/// A key and a certificate the CA in `dir` signs: `<name>.key`, `<name>.crt`.
+fn sign(dir: &Path, name: &str, subject: &str, extension: &str) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    run(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "tls.key",
-        "-out",
-        "tls.csr",
-    ]);
+    let (key, csr, crt, ext) =
+        (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"), format!("{name}.ext"));
+    std::fs::write(dir.join(&ext), format!("{extension}\nbasicConstraints=CA:FALSE\n")).unwrap();
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[&["req", "-new"], &ec[..], &["-subj", subject, "-keyout", &key, "-out", &csr]].concat());
     run(&[
         "x509",
         "-req",
         "-in",
-        "tls.csr",
+        &csr,
         "-CA",
         "ca.crt",
         "-CAkey",
@@ -244,9 +200,9 @@ fn make_ca_and_leaf(dir: &Path) {
         "-days",
         "2",
         "-extfile",
-        "leaf.ext",
+        &ext,
         "-out",
-        "tls.crt",
+        &crt,
     ]);
 }
 

@@ -507,6 +507,20 @@ fn dropped_refused_damaged_and_stalled_transfers() {
     assert!(error.contains("500"), "{error}");
     proxy.faults.lock().unwrap().clear();
 
+    // A registry that dies part way: a few dropped connections are retried; for good, the
+    // pull stops with one line saying so, and nothing is stored.
+    proxy.add(Fault::Drop { path: blob2.clone(), times: 2 });
+    let flaky = Root::new();
+    pull_ok(&flaky, config.path(), None, &[&name]);
+    proxy.faults.lock().unwrap().clear();
+    proxy.add(Fault::Drop { path: "/blobs/".into(), times: 1000 });
+    let dead = Root::new();
+    let error = pull_fails(&dead, config.path(), None, &[&name]);
+    assert!(error.contains("tried 5 times") || error.contains("could not be resumed"), "{error}");
+    assert_eq!(dead.ok(&["images", "-q"]), "");
+    dead.ok(&["check"]);
+    proxy.faults.lock().unwrap().clear();
+
     // Killed while a layer stalls: nothing half visible, and the next pull completes.
     proxy.add(Fault::Stall { path: blob1.clone(), after: size1 / 2 });
     let mut child = common::strata_cmd(damaged.path(), &["pull", "-q", &name])

@@ -34,6 +34,31 @@ fn docker_push_strata_pull_then_dockerd_runs_and_pushes_with_mounts() {
     pusher.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
     pusher.ok(&["tag", &name, &from_strata]);
     let strata_pushed = pusher.ok(&["push", &from_strata]);
+    let pushed_digest = strata_pushed.lines().last().unwrap().split(' ').nth(2).unwrap().to_owned();
+
+    // skopeo and podman read what strata pushed.
+    let skopeo = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{from_strata}")])
+        .output()
+        .expect("skopeo (apt-get install skopeo; .ci/run does)");
+    assert!(skopeo.status.success(), "skopeo: {}", String::from_utf8_lossy(&skopeo.stderr));
+    let inspected: serde_json::Value = serde_json::from_slice(&skopeo.stdout).unwrap();
+    assert_eq!(inspected["Digest"], pushed_digest.as_str());
+    let podman_dir = tempfile::tempdir().unwrap();
+    let podman = |args: &[&str]| {
+        let out = std::process::Command::new("podman")
+            .arg("--root")
+            .arg(podman_dir.path().join("root"))
+            .arg("--runroot")
+            .arg(podman_dir.path().join("run"))
+            .args(args)
+            .output()
+            .expect("podman (apt-get install podman; .ci/run does)");
+        assert!(out.status.success(), "podman {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    podman(&["pull", "-q", "--tls-verify=false", &from_strata]);
+    assert_eq!(format!("sha256:{}", podman(&["image", "inspect", "--format", "{{.Id}}", &from_strata])), image.id());
 
     // dockerd pushes; strata pulls into a store of its own.
     let docker_root = tempfile::tempdir().unwrap();
@@ -42,8 +67,7 @@ fn docker_push_strata_pull_then_dockerd_runs_and_pushes_with_mounts() {
         d.docker(&["pull", &from_strata]);
         assert_eq!(d.docker(&["inspect", "--format", "{{.Id}}", &from_strata]), image.id(), "strata push, docker pull");
         let docker_sees = d.docker(&["inspect", "--format", "{{json .RepoDigests}}", &from_strata]);
-        let digest = strata_pushed.lines().last().unwrap().split(' ').nth(2).unwrap();
-        assert!(docker_sees.contains(digest), "{docker_sees} lacks {digest}");
+        assert!(docker_sees.contains(&pushed_digest), "{docker_sees} lacks {pushed_digest}");
         assert_eq!(d.docker(&["run", "--rm", "--network", "none", &from_strata]), "pulled by strata");
         d.docker(&["load", "-i", archive.to_str().unwrap()]);
         let pushed = d.docker(&["push", &name]);

@@ -507,6 +507,8 @@ pub enum Fault {
     Stall { path: String, after: usize },
     /// Answer 307 to the same path on another host (`host:port`).
     Redirect { path: String, to: String },
+    /// Close the connection without an answer, `times` times (a registry that died).
+    Drop { path: String, times: usize },
 }
 
 /// A request as the proxy saw it: method, target, `Range` header, whether it carried an
@@ -578,7 +580,7 @@ fn serve(
         let mut list = faults.lock().unwrap();
         for f in list.iter_mut() {
             let matched = match f {
-                Fault::Status { path, times, .. } | Fault::Cut { path, times, .. } => {
+                Fault::Status { path, times, .. } | Fault::Cut { path, times, .. } | Fault::Drop { path, times } => {
                     request.target.contains(path.as_str()) && *times > 0
                 }
                 Fault::Flip { path, .. } | Fault::Stall { path, .. } | Fault::Redirect { path, .. } => {
@@ -586,7 +588,7 @@ fn serve(
                 }
             };
             if matched {
-                if let Fault::Status { times, .. } | Fault::Cut { times, .. } = f {
+                if let Fault::Status { times, .. } | Fault::Cut { times, .. } | Fault::Drop { times, .. } = f {
                     *times -= 1;
                 }
                 fault = Some(f.clone());
@@ -598,6 +600,10 @@ fn serve(
         let retry = retry_after.map(|s| s.to_string());
         let headers: Vec<(&str, &str)> = retry.as_deref().map(|r| vec![("Retry-After", r)]).unwrap_or_default();
         respond(&client, *status, &headers, br#"{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}"#);
+        return;
+    }
+    if let Some(Fault::Drop { .. }) = &fault {
+        let _ = client.shutdown(Shutdown::Both);
         return;
     }
     if let Some(Fault::Redirect { to, .. }) = &fault {

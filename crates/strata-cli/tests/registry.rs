@@ -641,6 +641,24 @@ fn push_then_pull_gives_the_same_image_and_a_second_push_sends_nothing() {
     pull_ok(&third, config.path(), None, &[&zstd]);
     assert_eq!(inspect(&third, &zstd)[0]["Id"], image.id());
 
+    // A committed image: its new layer goes up, the image's own are there already.
+    root.ok(&["create", "--name", "cc", "local:1", "true"]);
+    let merged = PathBuf::from(root.ok(&["mount", "cc"]));
+    std::fs::write(merged.join("etc/committed"), "by strata\n").unwrap();
+    std::fs::remove_file(merged.join("etc/hello")).unwrap();
+    root.ok(&["umount", "cc"]);
+    let committed = format!("{host}/app:committed");
+    let id = root.ok(&["commit", "cc", &committed]);
+    let out = root.ok(&["push", &committed]);
+    assert_eq!(out.matches("Layer already exists").count(), 2, "{out}");
+    assert_eq!(out.matches(": Pushed").count(), 1, "{out}");
+    let fourth = Root::new();
+    pull_ok(&fourth, config.path(), None, &[&committed]);
+    assert_eq!(inspect(&fourth, &committed)[0]["Id"], id.as_str());
+    let files = files_of(&fourth, &committed);
+    assert_eq!(files.get("etc/committed").map(String::as_str), Some("by strata\n"));
+    assert!(!files.contains_key("etc/hello"), "the whiteout went up and came back: {files:?}");
+
     // Not a name of this store, and a digest: clear refusals.
     let error = root.fails(&["push", &format!("{host}/nothing:1")]);
     assert!(error.contains("no such image"), "{error}");

@@ -122,15 +122,104 @@ fn join(args: &[Value]) -> Result<Value, FuncError> {
     }
 }
 
+/// How Go's `fmt` prints a value (`%v`), which docker's templates print with: `[a b]` for a
+/// list, `map[k:v]` for an object (keys sorted), `<nil>` for null.
+fn go_print(value: &Value) -> String {
+    match value {
+        Value::Nil => "<nil>".into(),
+        Value::Array(items) => format!("[{}]", items.iter().map(go_print).collect::<Vec<_>>().join(" ")),
+        Value::Map(m) | Value::Object(m) => {
+            let sorted: std::collections::BTreeMap<_, _> = m.iter().collect();
+            let parts: Vec<String> = sorted.into_iter().map(|(k, v)| format!("{k}:{}", go_print(v))).collect();
+            format!("map[{}]", parts.join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The function every output action is wrapped in (see `wrap_outputs`).
+fn print(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::from(args.first().map(go_print).unwrap_or_default()))
+}
+
+/// The name `wrap_outputs` gives `print`: no template of a user's calls it.
+const PRINT: &str = "__strata_print";
+
+/// Go's templates print an action's value with `fmt`; gtmpl prints lists and maps as Rust's
+/// debug output. Each action that prints (not `if`, `range`, `end`, …, a comment or an
+/// assignment) is wrapped as `{{PRINT (pipeline)}}`, so values print as docker prints them.
+fn wrap_outputs(text: &str) -> String {
+    const KEYWORDS: &[&str] =
+        &["if", "else", "end", "range", "with", "define", "template", "block", "break", "continue"];
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = action_end(after) else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let inner = &after[..end];
+        let (left, body) = match inner.strip_prefix("- ").or_else(|| inner.strip_prefix("-\t")) {
+            Some(b) => ("- ", b),
+            None => ("", inner),
+        };
+        let (body, right) = match body.strip_suffix(" -").or_else(|| body.strip_suffix("\t-")) {
+            Some(b) => (b, " -"),
+            None => (body, ""),
+        };
+        let trimmed = body.trim_start();
+        let word: String = trimmed.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let assignment =
+            trimmed.starts_with('$') && trimmed.split_whitespace().nth(1).is_some_and(|op| op == ":=" || op == "=");
+        if KEYWORDS.contains(&word.as_str()) || trimmed.starts_with("/*") || assignment || trimmed.is_empty() {
+            out.push_str(&rest[start..start + 2 + end + 2]);
+        } else {
+            out.push_str(&format!("{{{{{left}{PRINT} ({body}){right}}}}}"));
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where an action's `}}` is, past any quoted string.
+fn action_end(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'`' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'`' {
+                    i += 1;
+                }
+            }
+            b'}' if bytes.get(i + 1) == Some(&b'}') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 fn parse(text: &str) -> Result<Template> {
     let mut template = Template::default();
+    template.add_func(PRINT, print);
     template.add_func("json", json);
     template.add_func("upper", upper);
     template.add_func("lower", lower);
     template.add_func("join", join);
     // Go's text/template reads `\t` and `\n` written in a shell argument literally; docker's
     // CLI turns them into tabs and newlines first.
-    let text = text.replace("\\t", "\t").replace("\\n", "\n");
+    let text = wrap_outputs(&text.replace("\\t", "\t").replace("\\n", "\n"));
     template.parse(text).map_err(|e| anyhow!("invalid --format template: {e}"))?;
     Ok(template)
 }
@@ -195,5 +284,32 @@ mod tests {
             ListFormat::Template { text: "{{.ID}}".into(), table: true }
         );
         assert_eq!("json".parse::<ListFormat>().unwrap(), ListFormat::Json);
+    }
+}
+
+#[cfg(test)]
+mod go_print_tests {
+    use super::*;
+
+    fn one(template: &str, value: Json) -> String {
+        render_one(template, &value).unwrap().trim_end_matches('\n').to_owned()
+    }
+
+    #[test]
+    fn values_print_as_go_prints_them() {
+        let v =
+            serde_json::json!({"Tags": ["a:1", "b:2"], "Env": null, "Labels": {"z": "1", "a": "x"}, "N": 3, "S": "s"});
+        assert_eq!(one("{{.Tags}}", v.clone()), "[a:1 b:2]");
+        assert_eq!(one("{{.Labels}}", v.clone()), "map[a:x z:1]");
+        assert_eq!(one("{{.Env}}", v.clone()), "<nil>");
+        assert_eq!(one("{{.N}} {{.S}}", v.clone()), "3 s");
+        assert_eq!(one("{{json .Tags}}", v.clone()), r#"["a:1","b:2"]"#);
+        assert_eq!(one("{{.Tags | json}}", v.clone()), r#"["a:1","b:2"]"#);
+        assert_eq!(one("{{range .Tags}}<{{.}}>{{end}}", v.clone()), "<a:1><b:2>");
+        assert_eq!(one("{{if .N}}yes{{else}}no{{end}}", v.clone()), "yes");
+        assert_eq!(one("{{- .S -}} | {{ .S }}", v.clone()), "s| s", "as Go trims");
+        assert_eq!(one(r#"{{"}}"}} {{/* a comment */}}x"#, v.clone()), "}} x");
+        assert_eq!(one("{{$t := .Tags}}{{index $t 1}}", v.clone()), "b:2");
+        assert_eq!(one("{{join .Tags \",\"}}", v), "a:1,b:2");
     }
 }

@@ -305,6 +305,10 @@ pub(crate) struct PushArgs {
     /// at 1 compresses about twice as fast, for blobs about a fifth larger.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=19))]
     compression_level: Option<u32>,
+    /// Send each layer in chunks of at most this many bytes (`PATCH` requests with their
+    /// `Content-Range`), for registries or proxies that limit a request's size.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(4096..))]
+    chunk_size: Option<u64>,
     /// Print only the digest's line.
     #[arg(short, long)]
     quiet: bool,
@@ -339,7 +343,8 @@ pub(crate) fn push(root: &Path, args: PushArgs) -> Result<ExitCode> {
         Compress::Zstd => strata::registry::PushCompression::Zstd,
     };
     let display = PushDisplay { quiet };
-    let options = strata::registry::PushOptions { compression, level: args.compression_level };
+    let chunk = args.chunk_size.map(|c| c as usize);
+    let options = strata::registry::PushOptions { compression, level: args.compression_level, chunk };
     let pushed = strata::registry::push(&images, &reference, &registry, &options, &display)?;
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&pushed)?);

@@ -659,6 +659,16 @@ fn push_then_pull_gives_the_same_image_and_a_second_push_sends_nothing() {
     assert_eq!(files.get("etc/committed").map(String::as_str), Some("by strata\n"));
     assert!(!files.contains_key("etc/hello"), "the whiteout went up and came back: {files:?}");
 
+    // In chunks of 300 kB, each a PATCH with its Content-Range: the same blobs.
+    let chunked = format!("{host}/chunked:1");
+    root.ok(&["tag", "local:1", &chunked]);
+    let patches_before = patches(&registry);
+    // Without dockerd's records of where the layers went, they are sent again.
+    std::fs::remove_dir_all(root.path().join("image/overlay2/distribution")).unwrap();
+    let out = root.ok(&["push", "--chunk-size", "300000", &chunked]);
+    assert!(out.ends_with(&format!("1: digest: {digest} size: {}", last.rsplit(' ').next().unwrap())), "{out}");
+    assert!(patches(&registry) - patches_before >= 4, "the 1 MiB layer went in several chunks");
+
     // Not a name of this store, and a digest: clear refusals.
     let error = root.fails(&["push", &format!("{host}/nothing:1")]);
     assert!(error.contains("no such image"), "{error}");

@@ -28,6 +28,9 @@ pub struct PushOptions {
     pub compression: PushCompression,
     /// gzip 1–9 (default 6, docker's), zstd 1–19 (default 3).
     pub level: Option<u32>,
+    /// Send each layer in chunks of at most this many bytes (one `PATCH` each), for
+    /// registries or proxies that limit a request's size; `None`: one streamed `PATCH`.
+    pub chunk: Option<usize>,
 }
 
 /// The compression of the layers a push sends.
@@ -137,10 +140,6 @@ pub fn push(
     let mut client = Client::connect_source(&source, registry, "pull,push")?;
     client.also_pull_from(sources);
 
-    let wanted = match compression {
-        PushCompression::Gzip => Compression::Gzip,
-        PushCompression::Zstd => Compression::Zstd,
-    };
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<LayerOutcome>>> = Mutex::new((0..layers.len()).map(|_| None).collect());
     let workers = registry.max_concurrent.clamp(1, layers.len().max(1));
@@ -150,7 +149,7 @@ pub fn push(
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(layer) = layers.get(index) else { return };
-                    let outcome = push_layer(images, &client, layer, &reference, wanted, options.level, progress);
+                    let outcome = push_layer(images, &client, layer, &reference, options, progress);
                     let failed = outcome.is_err();
                     results.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(outcome);
                     if failed {
@@ -201,10 +200,11 @@ fn push_layer(
     client: &Client,
     layer: &LayerRecord,
     reference: &Reference,
-    wanted: Compression,
-    level: Option<u32>,
+    options: &PushOptions,
     progress: &dyn PushProgress,
 ) -> Result<(Blob, Sent)> {
+    let wanted = compression_of(options.compression);
+    let (level, chunk) = (options.level, options.chunk);
     let diff_id = layer.diff_id;
     progress.event(PushEvent::Preparing { diff_id });
     let prefix = format!("{}/", reference.domain());
@@ -248,7 +248,10 @@ fn push_layer(
                 inner.flush().map_err(|e| Error::io("write", "a layer upload", e))
             });
             let mut reader = reader;
-            let uploaded = client.upload(&mut reader);
+            let uploaded = match chunk {
+                Some(chunk) => client.upload_chunked(&mut reader, chunk),
+                None => client.upload(&mut reader),
+            };
             drop(reader);
             let produced = producer
                 .join()
@@ -273,6 +276,13 @@ fn push_layer(
         }
     }
     Err(last_error.unwrap_or_else(|| client.error("the upload failed".into(), ErrorKind::Interrupted)))
+}
+
+fn compression_of(compression: PushCompression) -> Compression {
+    match compression {
+        PushCompression::Gzip => Compression::Gzip,
+        PushCompression::Zstd => Compression::Zstd,
+    }
 }
 
 /// The manifest: Docker schema 2 (gzip or plain layers) or OCI (any with zstd).

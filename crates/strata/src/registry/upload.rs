@@ -104,6 +104,95 @@ impl Client {
         Ok((digest, size))
     }
 
+    /// Upload the bytes `body` makes in chunks of at most `chunk` bytes (for registries and
+    /// proxies that limit a request's size): a `PATCH` with its `Content-Range` each. A chunk
+    /// that fails is sent again from where the registry says the upload stands.
+    pub(crate) fn upload_chunked(&self, body: &mut dyn Read, chunk: usize) -> Result<(Digest, u64)> {
+        let mut location = self.start_upload()?;
+        let mut hashing = HashingReader::new(body);
+        let mut buffer = vec![0u8; chunk.max(1)];
+        let mut sent: u64 = 0;
+        loop {
+            let mut filled = 0;
+            while filled < buffer.len() {
+                match hashing.read(&mut buffer[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = self.send("DELETE", &location, &[]);
+                        return Err(crate::Error::io("read", "the layer being pushed", e));
+                    }
+                }
+            }
+            if filled == 0 {
+                break;
+            }
+            location = self.patch_chunk(&location, &buffer[..filled], sent)?;
+            sent += filled as u64;
+        }
+        let (digest, size) = hashing.finish();
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let done =
+            self.send("PUT", &format!("{location}{separator}digest={digest}"), &[("Content-Length", "0".into())])?;
+        if done.status().as_u16() != 201 {
+            return Err(self.refused(&format!("closing the upload of blob {digest}"), done));
+        }
+        Ok((digest, size))
+    }
+
+    /// Send `bytes` as the chunk at `start`; the upload's next `Location`. A failure is tried
+    /// again (up to 5 times) from the offset the registry reports.
+    fn patch_chunk(&self, location: &str, bytes: &[u8], start: u64) -> Result<String> {
+        let mut location = location.to_owned();
+        let mut from = 0usize;
+        for attempt in 1..=5u32 {
+            let part = &bytes[from..];
+            let first = start + from as u64;
+            let headers = [
+                ("Content-Type", "application/octet-stream".to_owned()),
+                ("Content-Range", format!("{first}-{}", first + part.len() as u64 - 1)),
+                ("Content-Length", part.len().to_string()),
+            ];
+            let failure =
+                match self.send_body("PATCH", &location, &headers, ureq::SendBody::from_reader(&mut &part[..])) {
+                    Ok(response) if response.status().as_u16() == 202 => {
+                        return Ok(self.location(&response).unwrap_or(location));
+                    }
+                    Ok(response) if response.status().as_u16() < 500 && response.status().as_u16() != 408 => {
+                        return Err(self.refused("uploading a chunk", response));
+                    }
+                    Ok(response) => format!("{}", response.status()),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => e.to_string(),
+                    Err(e) => return Err(e),
+                };
+            tracing::warn!(attempt, "a chunk failed ({failure}); asking where the upload stands");
+            std::thread::sleep(super::client::backoff(attempt));
+            // `GET <location>` → 204 with `Range: 0-<last byte>`.
+            let status = self.send("GET", &location, &[])?;
+            let stands = status
+                .headers()
+                .get("range")
+                .and_then(|r| r.to_str().ok())
+                .and_then(|r| r.rsplit('-').next()?.parse::<u64>().ok())
+                .map_or(0, |last| last + 1);
+            if let Some(next) = self.location(&status) {
+                location = next;
+            }
+            if stands < start || stands > start + bytes.len() as u64 {
+                return Err(self.error(
+                    format!("the upload stands at byte {stands}, outside the chunk at {start}: start the push again"),
+                    ErrorKind::Interrupted,
+                ));
+            }
+            from = (stands - start) as usize;
+            if from == bytes.len() {
+                return Ok(location);
+            }
+        }
+        Err(self.error(format!("the chunk at byte {start} could not be sent (tried 5 times)"), ErrorKind::Interrupted))
+    }
+
     /// Upload small bytes whole (a config): `POST`, then `PUT ?digest=` with them.
     pub(crate) fn upload_bytes(&self, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::of(bytes);

@@ -217,6 +217,12 @@ fn registry_options(reach: ReachArgs) -> Result<RegistryOptions> {
     if let Some(dir) = reach.certs_d {
         registry.certs_dirs.insert(0, dir);
     }
+    // How long a read may wait before the connection counts as stalled (and is resumed).
+    if let Some(seconds) = std::env::var("STRATA_REGISTRY_TIMEOUT").ok().filter(|s| !s.is_empty()) {
+        let seconds: u64 =
+            seconds.parse().map_err(|_| anyhow::anyhow!("STRATA_REGISTRY_TIMEOUT={seconds}: a number of seconds"))?;
+        registry.read_timeout = std::time::Duration::from_secs(seconds.max(1));
+    }
     let conf = std::env::var_os("STRATA_REGISTRIES_CONF").map(PathBuf::from).unwrap_or_else(|| REGISTRIES_CONF.into());
     registry.conf = strata::registry::RegistriesConf::load(&conf)?;
     Ok(registry)

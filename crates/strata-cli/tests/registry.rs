@@ -521,8 +521,22 @@ fn dropped_refused_damaged_and_stalled_transfers() {
     dead.ok(&["check"]);
     proxy.faults.lock().unwrap().clear();
 
+    // A connection that stalls: after the read timeout, the layer goes on from where it was.
+    proxy.add(Fault::Stall { path: blob2.clone(), after: size2 / 3, times: 1 });
+    let stalled = Root::new();
+    let out = common::strata_cmd(stalled.path(), &["pull", "-q", &name])
+        .env("DOCKER_CONFIG", config.path())
+        .env("STRATA_REGISTRY_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(inspect(&stalled, &name)["Id"], image.id());
+    let ranges: Vec<String> = proxy.seen.lock().unwrap().iter().filter_map(|(_, _, r, _)| r.clone()).collect();
+    assert!(ranges.contains(&format!("bytes={}-", size2 / 3)), "{ranges:?}");
+    proxy.faults.lock().unwrap().clear();
+
     // Killed while a layer stalls: nothing half visible, and the next pull completes.
-    proxy.add(Fault::Stall { path: blob1.clone(), after: size1 / 2 });
+    proxy.add(Fault::Stall { path: blob1.clone(), after: size1 / 2, times: 1000 });
     let mut child = common::strata_cmd(damaged.path(), &["pull", "-q", &name])
         .env("DOCKER_CONFIG", config.path())
         .stdout(std::process::Stdio::null())

@@ -504,7 +504,7 @@ pub enum Fault {
     /// Answer this status instead, `times` times, with `Retry-After` if given.
     Status { path: String, status: u16, times: usize, retry_after: Option<u64> },
     /// Send the headers and this many bytes of the body, then wait without closing.
-    Stall { path: String, after: usize },
+    Stall { path: String, after: usize, times: usize },
     /// Answer 307 to the same path on another host (`host:port`).
     Redirect { path: String, to: String },
     /// Close the connection without an answer, `times` times (a registry that died).
@@ -580,15 +580,18 @@ fn serve(
         let mut list = faults.lock().unwrap();
         for f in list.iter_mut() {
             let matched = match f {
-                Fault::Status { path, times, .. } | Fault::Cut { path, times, .. } | Fault::Drop { path, times } => {
-                    request.target.contains(path.as_str()) && *times > 0
-                }
-                Fault::Flip { path, .. } | Fault::Stall { path, .. } | Fault::Redirect { path, .. } => {
-                    request.target.contains(path.as_str())
-                }
+                Fault::Status { path, times, .. }
+                | Fault::Cut { path, times, .. }
+                | Fault::Drop { path, times }
+                | Fault::Stall { path, times, .. } => request.target.contains(path.as_str()) && *times > 0,
+                Fault::Flip { path, .. } | Fault::Redirect { path, .. } => request.target.contains(path.as_str()),
             };
             if matched {
-                if let Fault::Status { times, .. } | Fault::Cut { times, .. } | Fault::Drop { times, .. } = f {
+                if let Fault::Status { times, .. }
+                | Fault::Cut { times, .. }
+                | Fault::Drop { times, .. }
+                | Fault::Stall { times, .. } = f
+                {
                     *times -= 1;
                 }
                 fault = Some(f.clone());

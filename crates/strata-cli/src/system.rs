@@ -250,7 +250,9 @@ pub(crate) fn image_prune(root: &Path, args: PruneArgs) -> Result<ExitCode> {
 pub(crate) fn system_prune(root: &Path, args: PruneArgs) -> Result<ExitCode> {
     let images =
         if args.all { "all images without at least one container associated to them" } else { "all dangling images" };
-    let warning = format!("WARNING! This will remove:\n  - all stopped containers\n  - {images}\n");
+    let warning = format!(
+        "WARNING! This will remove:\n  - all stopped containers\n  - {images}\n  - all layers interrupted pulls kept to resume from\n"
+    );
     if !args.force && !confirm(&warning) {
         return Ok(ExitCode::SUCCESS);
     }
@@ -259,6 +261,8 @@ pub(crate) fn system_prune(root: &Path, args: PruneArgs) -> Result<ExitCode> {
     let images = store.prune_images(args.all)?;
     pruned.images_deleted = images.images_deleted;
     pruned.space_reclaimed += images.space_reclaimed;
+    // What interrupted pulls kept to resume from: as docker's prune takes its build cache.
+    pruned.space_reclaimed += strata::registry::prune_partial_pulls(&store)?;
     print_pruned(&pruned, true, true);
     Ok(ExitCode::SUCCESS)
 }

@@ -847,3 +847,21 @@ fn a_client_certificate_from_certs_d() {
     pull_ok(&root, config.path(), Some(&registry.certs_d_with_client()), &[&name]);
     assert_eq!(inspect(&root, &name)["Id"], image.id());
 }
+
+#[test]
+fn system_prune_drops_the_bytes_interrupted_pulls_kept_but_not_a_running_pulls() {
+    let root = Root::new();
+    root.ok(&["layer", "create"]);
+    let pulls = root.path().join("strata/pulls");
+    std::fs::create_dir_all(&pulls).unwrap();
+    let idle = pulls.join(format!("{}.partial", "a".repeat(64)));
+    let busy = pulls.join(format!("{}.partial", "b".repeat(64)));
+    std::fs::write(&idle, vec![0u8; 5000]).unwrap();
+    std::fs::write(&busy, vec![0u8; 7000]).unwrap();
+    let held = std::fs::File::open(&busy).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let out = root.ok(&["system", "prune", "-f"]);
+    assert!(out.ends_with("Total reclaimed space: 5kB"), "{out}");
+    assert!(!idle.exists());
+    assert!(busy.exists(), "a pull that runs keeps its bytes");
+}

@@ -138,6 +138,34 @@ impl Partial {
         dir.join(format!("{}.partial", digest.hex()))
     }
 
+    /// Remove the partial files in `dir` no pull is writing; the bytes they held.
+    pub(crate) fn remove_idle(dir: &std::path::Path) -> crate::error::Result<u64> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(crate::Error::io("read directory", dir, e)),
+        };
+        let mut freed = 0;
+        for entry in entries {
+            let path = entry.map_err(|e| crate::Error::io("read directory", dir, e))?.path();
+            if !path.to_string_lossy().ends_with(".partial") {
+                continue;
+            }
+            let Ok(file) = std::fs::File::open(&path) else { continue };
+            // A pull holds its file locked while it writes.
+            if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+                continue;
+            }
+            let size = file.metadata().map_or(0, |m| m.len());
+            match std::fs::remove_file(&path) {
+                Ok(()) => freed += size,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(crate::Error::io("remove", path, e)),
+            }
+        }
+        Ok(freed)
+    }
+
     /// Whether an earlier pull kept any bytes.
     pub(crate) fn has_bytes(&self) -> bool {
         self.kept > 0

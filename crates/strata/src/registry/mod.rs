@@ -53,6 +53,12 @@ pub struct RegistryOptions {
     pub conf: RegistriesConf,
 }
 
+/// Remove the bytes pulls kept to resume from (`strata/pulls/`), except those a running pull
+/// writes; returns how many bytes that freed (`system prune`).
+pub fn prune_partial_pulls(store: &crate::Store) -> crate::Result<u64> {
+    blob::Partial::remove_idle(&store.private_dir().join("pulls"))
+}
+
 impl RegistryOptions {
     /// The options for reaching `source`: its insecurity added.
     pub(crate) fn for_source(&self, source: &Source) -> std::borrow::Cow<'_, RegistryOptions> {

@@ -197,7 +197,9 @@ pub(crate) fn store(domain: &str, username: &str, secret: &str, identity_token: 
             path.display().to_string()
         }
     };
-    config["auths"].as_object_mut().expect("an object").insert(key, serde_json::Value::Object(entry));
+    if let Some(auths) = config["auths"].as_object_mut() {
+        auths.insert(key, serde_json::Value::Object(entry));
+    }
     write_config(dir, &config)?;
     Ok(stored_in)
 }

@@ -107,7 +107,9 @@ struct PullDisplay {
 
 impl PullDisplay {
     fn new(quiet: bool) -> PullDisplay {
-        let multi = (!quiet && std::io::stdout().is_terminal()).then(MultiProgress::new);
+        // On stdout, with the lines, as docker draws them.
+        let multi = (!quiet && std::io::stdout().is_terminal())
+            .then(|| MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stdout()));
         PullDisplay { quiet, multi, layers: Mutex::new(HashMap::new()) }
     }
 
@@ -169,6 +171,9 @@ impl Progress for PullDisplay {
 
 impl Drop for PullDisplay {
     fn drop(&mut self) {
+        if let Some(multi) = &self.multi {
+            let _ = multi.clear();
+        }
         let _ = std::io::stdout().flush();
     }
 }

@@ -106,3 +106,79 @@ fn commit_takes_created_by_a_fixed_time_and_an_empty_layer() {
     assert!(env.contains(&"STEP=env".to_owned()), "{env:?}");
     assert!(root.ok(&["check"]).ends_with("clean"));
 }
+
+/// Blobs from memory: what a puller, a builder's cache or a test can hand the pipeline.
+struct MemoryBlobs {
+    blobs: std::collections::HashMap<String, Vec<u8>>,
+    finished: std::sync::Mutex<Vec<(String, bool)>>,
+}
+
+impl strata::image::BlobSource for MemoryBlobs {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+
+    fn open(
+        &self,
+        blob: &strata::image::LayerBlob,
+    ) -> strata::Result<(Box<dyn std::io::Read + Send + '_>, Option<u64>)> {
+        let bytes = &self.blobs[&blob.locator];
+        Ok((Box::new(&bytes[..]), Some(bytes.len() as u64)))
+    }
+
+    fn finished(&self, blob: &strata::image::LayerBlob, outcome: Result<(), strata::ErrorKind>) {
+        self.finished.lock().unwrap().push((blob.locator.clone(), outcome.is_ok()));
+    }
+}
+
+#[test]
+fn the_store_pipeline_takes_blobs_from_any_source() {
+    use strata::image::{ImagePlan, LayerBlob};
+    let root = Root::new();
+    let images = strata::Store::open(root.path()).unwrap().images();
+    let layers = [
+        common::images::tar_of(&[("etc/", b""), ("etc/one", b"one\n")]),
+        common::tarball::gzip(&common::images::tar_of(&[("etc/two", b"two\n")])),
+    ];
+    let diff_ids = [
+        format!("sha256:{}", common::images::sha256(&layers[0])),
+        format!("sha256:{}", common::images::sha256(&common::images::tar_of(&[("etc/two", b"two\n")]))),
+    ];
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}","{}"]}}}}"#,
+        diff_ids[0], diff_ids[1]
+    );
+    let source = MemoryBlobs {
+        blobs: [("a".to_owned(), layers[0].clone()), ("b".to_owned(), layers[1].clone())].into(),
+        finished: Default::default(),
+    };
+    let blobs = vec![
+        LayerBlob { locator: "a".into(), digest: None, size: None },
+        LayerBlob {
+            locator: "b".into(),
+            digest: Some(format!("sha256:{}", common::images::sha256(&layers[1])).parse().unwrap()),
+            size: Some(layers[1].len() as u64),
+        },
+    ];
+    let plan = ImagePlan::new("memory", config.into_bytes(), blobs, vec!["frommemory".parse().unwrap()]).unwrap();
+    let stored = images.store_images(std::slice::from_ref(&plan), &source, 2, &()).unwrap();
+    assert_eq!((stored.layers_extracted, stored.layers_reused), (2, 0));
+    assert_eq!(root.ok(&["inspect", "-f", "{{.Id}}", "frommemory:latest"]), plan.id.to_string());
+    let mut finished = source.finished.lock().unwrap().clone();
+    finished.sort();
+    assert_eq!(finished, [("a".to_owned(), true), ("b".to_owned(), true)]);
+
+    // A blob longer than the plan says: told to the source, nothing stored.
+    let three = common::images::tar_of(&[("etc/three", b"three\n")]);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{}"]}}}}"#,
+        common::images::sha256(&three)
+    );
+    let source = MemoryBlobs { blobs: [("c".to_owned(), three)].into(), finished: Default::default() };
+    let short = vec![LayerBlob { locator: "c".into(), digest: None, size: Some(100) }];
+    let wrong = ImagePlan::new("memory", config.into_bytes(), short, vec!["wrong:1".parse().unwrap()]).unwrap();
+    let err = images.store_images(std::slice::from_ref(&wrong), &source, 2, &()).unwrap_err();
+    assert_eq!(err.kind(), strata::ErrorKind::Corrupt, "{err}");
+    assert_eq!(*source.finished.lock().unwrap(), [("c".to_owned(), false)]);
+    root.fails(&["inspect", "wrong:1"]);
+}

@@ -282,10 +282,27 @@ impl Stager<'_> {
         Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().collect())
     }
 
+    /// Stage one layer; the source hears how it went once its blob was opened.
     fn stage_one(&self, job: &LayerPlan, index: usize, cancel: &AtomicBool) -> Result<Staged> {
         let blob = &job.blob;
-        let what = || format!("{}: layer {}", self.source.describe(), blob.locator);
         let (reader, size) = self.source.open(blob)?;
+        let staged = self.stage_opened(job, reader, size, index, cancel);
+        self.source.finished(blob, staged.as_ref().map(|_| ()).map_err(Error::kind));
+        let staged = staged?;
+        self.progress.event(LayerEvent::Done { index });
+        Ok(staged)
+    }
+
+    fn stage_opened(
+        &self,
+        job: &LayerPlan,
+        reader: Box<dyn Read + Send + '_>,
+        size: Option<u64>,
+        index: usize,
+        cancel: &AtomicBool,
+    ) -> Result<Staged> {
+        let blob = &job.blob;
+        let what = || format!("{}: layer {}", self.source.describe(), blob.locator);
         if let (Some(expected), Some(size)) = (blob.size, size)
             && expected != size
         {
@@ -298,16 +315,12 @@ impl Stager<'_> {
         self.progress.event(LayerEvent::Started { index, diff_id: job.diff_id, digest: blob.digest, size });
         let counted = Counted { inner: reader, bytes: 0, limit: size, index, progress: self.progress, cancel };
         let options = ApplyOptions { diff_id: Some(job.diff_id), digest: blob.digest, tar_split: true };
-        let staged = self.images.layers.stage(counted, &options).map_err(|e| match e {
+        self.images.layers.stage(counted, &options).map_err(|e| match e {
             Error::DigestMismatch { .. } | Error::Archive { .. } => {
                 Error::BadImage { what: what(), reason: e.to_string() }
             }
             e => e,
-        });
-        self.source.finished(blob, staged.as_ref().map(|_| ()).map_err(Error::kind));
-        let staged = staged?;
-        self.progress.event(LayerEvent::Done { index });
-        Ok(staged)
+        })
     }
 }
 

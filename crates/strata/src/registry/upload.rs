@@ -94,13 +94,7 @@ impl Client {
             }
         };
         let (digest, size) = hashing.finish();
-        let location = self.location(&patched).unwrap_or(location);
-        let separator = if location.contains('?') { '&' } else { '?' };
-        let done =
-            self.send("PUT", &format!("{location}{separator}digest={digest}"), &[("Content-Length", "0".into())])?;
-        if done.status().as_u16() != 201 {
-            return Err(self.refused(&format!("closing the upload of blob {digest}"), done));
-        }
+        self.finish_upload(&self.location(&patched).unwrap_or(location), digest)?;
         Ok((digest, size))
     }
 
@@ -132,13 +126,19 @@ impl Client {
             sent += filled as u64;
         }
         let (digest, size) = hashing.finish();
+        self.finish_upload(&location, digest)?;
+        Ok((digest, size))
+    }
+
+    /// Close an upload whose bytes are all sent: `PUT <location>?digest=`.
+    fn finish_upload(&self, location: &str, digest: Digest) -> Result<()> {
         let separator = if location.contains('?') { '&' } else { '?' };
         let done =
             self.send("PUT", &format!("{location}{separator}digest={digest}"), &[("Content-Length", "0".into())])?;
         if done.status().as_u16() != 201 {
             return Err(self.refused(&format!("closing the upload of blob {digest}"), done));
         }
-        Ok((digest, size))
+        Ok(())
     }
 
     /// Send `bytes` as the chunk at `start`; the upload's next `Location`. A failure is tried

@@ -136,3 +136,27 @@ fn what_dockerd_does_to_a_store_is_seen_by_the_next_strata_command() {
     root.ok(&["rm", &again, "renamed"]);
     assert!(root.ok(&["check"]).ends_with("clean"), "{}", root.ok(&["check"]));
 }
+
+#[test]
+fn a_container_whose_record_came_late_is_seen_once_it_is_there() {
+    let root = root_with_indexes();
+    // A container directory caught before its record was written (dockerd making it).
+    let late_id = format!("{:064x}", 0x1a7e_u64);
+    let late = root.path().join("containers").join(&late_id);
+    std::fs::create_dir(&late).unwrap();
+    let err = root.fails(&["rmi", "c:1"]);
+    assert!(err.contains(&late_id) && err.contains("is missing"), "{err}");
+    // Now its record says c:1: the image is in use, and stays so for the next command too.
+    let first = container_dir(&root, "first");
+    let record = std::fs::read_to_string(first.join("config.v2.json")).unwrap();
+    let record = record
+        .replace(&image_id(&root, "a:1"), &image_id(&root, "c:1"))
+        .replace(r#""Name":"/first""#, r#""Name":"/late""#);
+    std::fs::write(late.join("config.v2.json"), record).unwrap();
+    for _ in 0..2 {
+        let err = root.fails(&["rmi", "c:1"]);
+        assert!(err.contains(&late_id[..12]), "the late container uses c:1: {err}");
+    }
+    std::fs::remove_dir_all(&late).unwrap();
+    root.ok(&["rmi", "c:1"]);
+}

@@ -224,11 +224,6 @@ impl Index {
         crate::fsutil::replace(file, text.as_bytes(), 0o600)
     }
 
-    /// How many entries there are (at most).
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// Every entry and its value, in no order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries.iter().filter_map(|(k, (_, v))| Some((k.as_str(), v.as_deref()?)))

@@ -199,8 +199,10 @@ impl ContainerStore {
         mkdir(&aside.join("checkpoints"), 0o700)?;
         let target = self.dir(id);
         let change = crate::index::Change::begin(&self.store, &crate::image::index::CONTAINERS);
+        let images = crate::index::Change::begin(&self.store, &crate::image::index::CONTAINER_IMAGES);
         std::fs::rename(&aside, &target).ctx("rename", &target)?;
         change.added(id.as_str(), &format!("{} 0 {name}", image_id.hex()));
+        images.added(id.as_str(), &image_id.hex());
         crate::failpoint::hit("container.created");
         tracing::debug!(%id, name, "created container");
         Ok(id)

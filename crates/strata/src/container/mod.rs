@@ -240,8 +240,10 @@ pub(crate) fn remove_records(store: &Store, id: ContainerId, work: &Scratch) -> 
     let record = store.containers_dir().join(id.as_str());
     if record.exists() {
         let change = crate::index::Change::begin(store, &crate::image::index::CONTAINERS);
+        let images = crate::index::Change::begin(store, &crate::image::index::CONTAINER_IMAGES);
         std::fs::rename(&record, &trash).ctx("rename", &record)?;
         change.removed(id.as_str());
+        images.removed(id.as_str());
         crate::scratch::remove_tree(&trash)?;
     }
     let private = private_dir(store, id);

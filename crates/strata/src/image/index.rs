@@ -53,6 +53,12 @@ pub(crate) static PARENTS: Kind = Kind {
 pub(crate) static CONTAINERS: Kind =
     Kind { name: "containers", dir: Store::containers_dir, stamp_file: Some("config.v2.json"), accept: hex64 };
 
+/// `containers/`: each container's image alone (`?` if its record says none), which never
+/// changes once the container is made: stamped by the directory's inode, so asking "which
+/// containers use these images?" costs no `stat` per container.
+pub(crate) static CONTAINER_IMAGES: Kind =
+    Kind { name: "container-images", dir: Store::containers_dir, stamp_file: None, accept: hex64 };
+
 /// A container as the image commands see it.
 #[derive(Debug, Clone)]
 pub(crate) struct ContainerUse {
@@ -72,6 +78,18 @@ pub(crate) fn chain_list(config: &super::ImageConfig) -> String {
 }
 
 /// An index value's word, `-` (and `?`) meaning none.
+/// A container from its index value `image running name`.
+fn container_use(id: &str, value: &str) -> Option<ContainerUse> {
+    let mut words = value.splitn(3, ' ');
+    let (Some(image), Some(running), Some(name)) = (words.next(), words.next(), words.next()) else { return None };
+    Some(ContainerUse {
+        id: id.to_owned(),
+        image: word(Some(image)).map(str::to_owned),
+        running: running == "1",
+        name: name.to_owned(),
+    })
+}
+
 fn word(w: Option<&str>) -> Option<&str> {
     w.filter(|w| *w != "-" && *w != "?")
 }
@@ -135,35 +153,40 @@ impl ImageStore {
     /// Every container's image, state and name (`<root>/containers/*/config.v2.json`, the file
     /// dockerd and strata keep per container). A record that cannot be parsed is an error.
     pub(crate) fn container_index(&self) -> Result<Vec<ContainerUse>> {
-        let dir = self.store.containers_dir();
-        let index = Index::load(&self.store, &CONTAINERS, |name| {
-            let path = dir.join(name).join("config.v2.json");
-            let unreadable = |why: String| {
-                let what = "which image this container uses is unknown, so no image is removed and no name is taken";
-                Error::corrupt(&path, format!("{why}: {what}"))
-            };
-            let Some(text) = crate::fsutil::read_bytes_optional(&path)? else { return Ok(Some("? 0 -".into())) };
-            let value = serde_json::from_slice::<serde_json::Value>(&text).map_err(|e| unreadable(e.to_string()))?;
-            let image = value["Image"].as_str().and_then(|s| s.parse::<ImageId>().ok());
-            let image = image.ok_or_else(|| unreadable("its Image is not an image ID".into()))?;
-            let running = value["State"]["Running"].as_bool().unwrap_or(false);
-            let name = value["Name"].as_str().unwrap_or_default();
-            let name = name.strip_prefix('/').unwrap_or(name);
-            let name = if crate::index::plain(name) { name } else { "-" };
-            Ok(Some(format!("{} {} {name}", image.hex(), u8::from(running))))
+        let index = Index::load(&self.store, &CONTAINERS, |name| self.read_container(name))?;
+        Ok(index.iter().filter_map(|(id, value)| container_use(id, value)).collect())
+    }
+
+    /// Each container's image (`None`: its directory holds no record), through the index of
+    /// what never changes (see [`CONTAINER_IMAGES`]).
+    pub(crate) fn container_images(&self) -> Result<Vec<(String, Option<String>)>> {
+        let index = Index::load(&self.store, &CONTAINER_IMAGES, |name| {
+            Ok(self.read_container(name)?.map(|v| v.split(' ').next().unwrap_or("?").to_owned()))
         })?;
-        let mut out = Vec::with_capacity(index.len());
-        for (id, value) in index.iter() {
-            let mut words = value.splitn(3, ' ');
-            let (Some(image), Some(running), Some(name)) = (words.next(), words.next(), words.next()) else { continue };
-            out.push(ContainerUse {
-                id: id.to_owned(),
-                image: word(Some(image)).map(str::to_owned),
-                running: running == "1",
-                name: name.to_owned(),
-            });
-        }
-        Ok(out)
+        Ok(index.iter().map(|(id, image)| (id.to_owned(), word(Some(image)).map(str::to_owned))).collect())
+    }
+
+    /// One container as its record says now, read afresh.
+    pub(crate) fn container_now(&self, id: &str) -> Result<Option<ContainerUse>> {
+        Ok(self.read_container(id)?.and_then(|value| container_use(id, &value)))
+    }
+
+    /// A container's record as an index value: `image running name`.
+    fn read_container(&self, name: &str) -> Result<Option<String>> {
+        let path = self.store.containers_dir().join(name).join("config.v2.json");
+        let unreadable = |why: String| {
+            let what = "which image this container uses is unknown, so no image is removed and no name is taken";
+            Error::corrupt(&path, format!("{why}: {what}"))
+        };
+        let Some(text) = crate::fsutil::read_bytes_optional(&path)? else { return Ok(Some("? 0 -".into())) };
+        let value = serde_json::from_slice::<serde_json::Value>(&text).map_err(|e| unreadable(e.to_string()))?;
+        let image = value["Image"].as_str().and_then(|s| s.parse::<ImageId>().ok());
+        let image = image.ok_or_else(|| unreadable("its Image is not an image ID".into()))?;
+        let running = value["State"]["Running"].as_bool().unwrap_or(false);
+        let name = value["Name"].as_str().unwrap_or_default();
+        let name = name.strip_prefix('/').unwrap_or(name);
+        let name = if crate::index::plain(name) { name } else { "-" };
+        Ok(Some(format!("{} {} {name}", image.hex(), u8::from(running))))
     }
 
     /// Every image (64 hex digits) and the chainIDs it stands on (hex, base first, joined by

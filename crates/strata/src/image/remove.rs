@@ -42,8 +42,8 @@ impl ImageStore {
         let lock = self.store.write_lock()?;
         let mut repos = self.repositories()?;
         let id = self.resolve_in(name, &repos)?;
-        let containers = self.containers_using()?;
-        let using: Vec<&ContainerUse> = containers.get(&id).map(|v| v.iter().collect()).unwrap_or_default();
+        let (containers, using) = self.containers_using(id)?;
+        let using: Vec<&ContainerUse> = using.iter().collect();
         let conflict = |reason: String| Error::ImageConflict { image: name.to_owned(), reason };
         let names = repos.names_of(id);
         let by_id = id.is_named_by(name);
@@ -103,7 +103,7 @@ impl ImageStore {
         let mut parent = self.imagedb.parent(id)?;
         while let Some(p) = parent {
             let untouched = repos.names_of(p).is_empty()
-                && !containers.contains_key(&p)
+                && !containers.contains(&p)
                 && self.children_of(p)?.iter().all(|c| delete.contains(c));
             if !untouched || !self.imagedb.contains(p) {
                 break;
@@ -290,8 +290,35 @@ impl ImageStore {
 
     /// Containers by the image they were made from. A record that cannot be read is an
     /// error: it might use any image, so no image is removed.
-    fn containers_using(&self) -> Result<HashMap<ImageId, Vec<ContainerUse>>> {
-        let mut out: HashMap<ImageId, Vec<ContainerUse>> = HashMap::new();
+    /// The images containers use, and the containers that use `id` as their records say now.
+    /// Which image a container uses never changes, so the index of containers' images answers
+    /// the first without a `stat` per container; only the few users of `id` are read afresh. A
+    /// container whose record could not be read is looked at again through the index of whole
+    /// records; one that still has none is an error, naming it.
+    fn containers_using(&self, id: ImageId) -> Result<(HashSet<ImageId>, Vec<ContainerUse>)> {
+        let mut images = HashSet::new();
+        let mut users = Vec::new();
+        let mut unknown = HashSet::new();
+        for (container, image) in self.container_images()? {
+            let Some(image) = image else {
+                unknown.insert(container);
+                continue;
+            };
+            let image: ImageId = image.parse()?;
+            images.insert(image);
+            if image == id
+                && let Some(now) = self.container_now(&container)?
+            {
+                users.push(now);
+            }
+        }
+        if unknown.is_empty() {
+            users.sort_by(|a, b| a.id.cmp(&b.id));
+            return Ok((images, users));
+        }
+        // A record missing when the image index read it may be there now (dockerd was making
+        // the container): the whole-record index says, and the image index learns it.
+        let (mut images, mut users) = (HashSet::new(), Vec::new());
         for container in self.container_index()? {
             let Some(image) = &container.image else {
                 let path = self.store.containers_dir().join(&container.id).join("config.v2.json");
@@ -300,9 +327,16 @@ impl ImageStore {
                     "is missing: which image this container uses is unknown, so no image is removed",
                 ));
             };
-            out.entry(image.parse()?).or_default().push(container);
+            if unknown.contains(&container.id) {
+                crate::index::Change::begin(&self.store, &super::index::CONTAINER_IMAGES).added(&container.id, image);
+            }
+            let image: ImageId = image.parse()?;
+            images.insert(image);
+            if image == id {
+                users.push(container);
+            }
         }
-        Ok(out)
+        Ok((images, users))
     }
 }
 

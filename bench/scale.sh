@@ -85,11 +85,13 @@ for i in $(seq 0 $((CONTAINERS - 1))); do $S --root "$W/large" create "scale/img
 LAYERS=$(find "$W/large/overlay2" -mindepth 1 -maxdepth 1 -not -name l -not -name '.*' | wc -l)
 NAMES100=$(for i in $(seq 0 99); do printf 'extra/img%s ' "$i"; done)
 
-# The strata runs. Each store's indexes are warm (one command ran on it), as on a store in use.
+# The strata runs. Each store's indexes are warm (a listing and an rmi ran on it), as on a store
+# in use.
 for size in small large; do
   R=$W/$size
   say "strata, $size store"
   $S --root "$R" images -q >/dev/null
+  $S --root "$R" load -q -i "$W/one.tar" >/dev/null && $S --root "$R" rmi extra/one0 >/dev/null
   hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$W/strata-$size-a.json" --style basic \
     -n create "$S --root $R create scale/img1" \
     -n images "$S --root $R images -q" \

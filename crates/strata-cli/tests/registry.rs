@@ -93,6 +93,16 @@ fn files_of(root: &Root, image: &str) -> std::collections::BTreeMap<String, Stri
     files
 }
 
+/// A store holding `image` as `local:1`, loaded from a `docker save` archive.
+fn loaded(image: &TestImage) -> Root {
+    let scratch = tempfile::tempdir().unwrap();
+    let archive = scratch.path().join("image.tar");
+    std::fs::write(&archive, common::images::docker_archive(&[(image, &["local:1"])])).unwrap();
+    let root = Root::new();
+    root.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    root
+}
+
 fn blob_gets(registry: &Registry, repo: &str) -> usize {
     registry.log().matches(&format!("\"GET /v2/{repo}/blobs/")).count()
 }
@@ -596,11 +606,7 @@ fn push_then_pull_gives_the_same_image_and_a_second_push_sends_nothing() {
     let registry = Registry::start(Auth::None, None);
     let host = registry.host();
     let image = two_layer_image(8);
-    let scratch = tempfile::tempdir().unwrap();
-    let archive = scratch.path().join("image.tar");
-    std::fs::write(&archive, common::images::docker_archive(&[(&image, &["local:1"])])).unwrap();
-    let root = Root::new();
-    root.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    let root = loaded(&image);
     let name = format!("{host}/app:1");
     root.ok(&["tag", "local:1", &name]);
     let patches = |r: &Registry| r.log().matches("\"PATCH /v2/").count();
@@ -767,11 +773,7 @@ fn a_killed_push_leaves_the_store_as_it_was_and_the_next_one_completes() {
     let registry = Registry::start(Auth::None, None);
     let host = registry.host();
     let image = two_layer_image(12);
-    let scratch = tempfile::tempdir().unwrap();
-    let archive = scratch.path().join("image.tar");
-    std::fs::write(&archive, common::images::docker_archive(&[(&image, &["local:1"])])).unwrap();
-    let root = Root::new();
-    root.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    let root = loaded(&image);
     let name = format!("{host}/killed:1");
     root.ok(&["tag", "local:1", &name]);
     let before = common::snapshot(root.path());

@@ -782,9 +782,13 @@ fn a_killed_push_leaves_the_store_as_it_was_and_the_next_one_completes() {
         root.ok(&["check"]);
         assert_eq!(inspect(&root, &name)["Id"], image.id());
     }
-    // Nothing of the store changed but, maybe, the records a finished push writes.
+    // Nothing of the store changed but, maybe, the records a finished push writes (its
+    // repo digest name and when the image was last updated).
     let after = common::snapshot(root.path());
     for (path, what) in &before {
+        if path.ends_with("lastUpdated") || path.ends_with("repositories.json") {
+            continue;
+        }
         assert_eq!(after.get(path), Some(what), "{} changed", path.display());
     }
     root.ok(&["push", &name]);

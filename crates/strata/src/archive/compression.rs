@@ -6,6 +6,8 @@ use std::io::{self, BufRead, Read, Write};
 
 use serde::Serialize;
 
+use super::parallel_gzip::ParallelGzEncoder;
+
 /// How a layer stream is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,8 +64,8 @@ impl Compression {
         Ok(match self {
             Compression::None => Encoder::None(output),
             Compression::Gzip => {
-                let level = level.map_or(flate2::Compression::default(), |l| flate2::Compression::new(l.clamp(1, 9)));
-                Encoder::Gzip(flate2::write::GzEncoder::new(output, level))
+                let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+                Encoder::Gzip(ParallelGzEncoder::new(output, level.unwrap_or(6), workers)?)
             }
             Compression::Zstd => {
                 Encoder::Zstd(zstd::stream::write::Encoder::new(output, level.map_or(3, |l| l.clamp(1, 19) as i32))?)
@@ -82,8 +84,8 @@ impl Compression {
 pub enum Encoder<'a, W: Write> {
     /// No compression.
     None(W),
-    /// gzip.
-    Gzip(flate2::write::GzEncoder<W>),
+    /// gzip, deflated on every core.
+    Gzip(ParallelGzEncoder<W>),
     /// Zstandard.
     Zstd(zstd::stream::write::Encoder<'a, W>),
 }

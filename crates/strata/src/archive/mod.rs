@@ -17,6 +17,7 @@ mod changes;
 mod compression;
 mod dir;
 pub(crate) mod pack;
+mod parallel_gzip;
 mod path;
 mod pipeline;
 pub(crate) mod tarsplit;

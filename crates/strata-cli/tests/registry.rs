@@ -346,6 +346,19 @@ fn bearer_tokens_anonymous_and_with_credentials() {
     // One token serves the whole pull (it lives 300 s).
     assert_eq!(requests.len(), 1, "{requests:?}");
 
+    // A token that runs out in the middle of a pull (a 503 with Retry-After outlives it): the
+    // registry's 401 is answered with a new token, and the pull goes on. (The registry's 60 s
+    // of leeway leave it 3 s.)
+    tokens.life.store(-57, std::sync::atomic::Ordering::SeqCst);
+    let front = Proxy::start(registry.port);
+    front.add(Fault::Status { path: "/blobs/".into(), status: 503, times: 1, retry_after: Some(5) });
+    let late = Root::new();
+    pull_ok(&late, config.path(), None, &[&format!("{}/team/app:1", front.host())]);
+    assert_eq!(inspect(&late, &format!("{}/team/app:1", front.host()))["Id"], image.id());
+    let renewed = tokens.requests.lock().unwrap().len() - requests.len();
+    assert_eq!(renewed, 2, "a first token, then a new one after the 401");
+    tokens.life.store(300, std::sync::atomic::Ordering::SeqCst);
+
     use base64::Engine;
     let write = |user: &str, password: &str| {
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));

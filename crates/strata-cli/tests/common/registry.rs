@@ -316,6 +316,10 @@ pub struct TokenServer {
     pub port: u16,
     /// Every request's query string and whether it carried Basic credentials.
     pub requests: Arc<Mutex<Vec<(String, bool)>>>,
+    /// Seconds the tokens it signs are valid for (300 unless a test shortens it; the answer
+    /// always says 300, as a token service whose clock runs ahead would). The registry allows
+    /// 60 s of leeway past a token's expiry.
+    pub life: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl TokenServer {
@@ -341,6 +345,8 @@ impl TokenServer {
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&requests);
+        let life = Arc::new(std::sync::atomic::AtomicI64::new(300));
+        let lives = Arc::clone(&life);
         let x5c = base64::engine::general_purpose::STANDARD.encode(&der);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -391,7 +397,7 @@ impl TokenServer {
                 let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [x5c]});
                 let claims = serde_json::json!({
                     "iss": "strata-test-issuer", "sub": user, "aud": "strata-test-service",
-                    "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", rand_u64()),
+                    "exp": now.saturating_add_signed(lives.load(std::sync::atomic::Ordering::SeqCst)), "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", rand_u64()),
                     "access": access,
                 });
                 let b64 =
@@ -410,7 +416,7 @@ impl TokenServer {
                 respond(&stream, 200, &[("Content-Type", "application/json")], body.as_bytes());
             }
         });
-        TokenServer { port, requests }
+        TokenServer { port, requests, life }
     }
 }
 

@@ -238,10 +238,12 @@ fn push_layer(
     let mut last_error = None;
     for attempt in 1..=3 {
         let (reader, writer) = std::io::pipe().map_err(|e| Error::io("make a pipe for", "a layer upload", e))?;
+        // Bytes reach the registry in large pieces: one wake-up per MiB, not per 64 KiB.
+        let _ = rustix::pipe::fcntl_setpipe_size(&writer, 1 << 20);
         let outcome = std::thread::scope(|scope| {
             let producer = scope.spawn(move || -> Result<()> {
                 let mut encoder = wanted
-                    .encoder_at(std::io::BufWriter::with_capacity(256 * 1024, writer), level)
+                    .encoder_at(std::io::BufWriter::with_capacity(1 << 20, writer), level)
                     .map_err(|e| Error::io("compress", "a layer", e))?;
                 images.layer_tarball(layer.chain_id, &mut encoder)?;
                 let mut inner = encoder.finish().map_err(|e| Error::io("compress", "a layer", e))?;

@@ -123,10 +123,31 @@ impl ContainerStore {
         options: &CreateOptions,
         runtime: &Runtime,
     ) -> Result<ContainerId> {
-        let name = self.free_name(options.name.as_deref())?;
-        let repos = self.images.repositories()?;
-        let image_id = self.images.resolve_in(image, &repos)?;
-        let image_record = self.images.get_unlocked(image_id, &repos)?;
+        // The names in use are checked (a `stat` per container) on another thread while this
+        // one makes the layers: the name is needed only for the record.
+        std::thread::scope(|scope| {
+            let names = std::thread::Builder::new()
+                .name("strata-names".into())
+                .spawn_scoped(scope, || self.free_name(options.name.as_deref()));
+            let name = move || match names {
+                Ok(names) => names.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(_) => self.free_name(options.name.as_deref()),
+            };
+            self.create_named(lock, journal, image, options, runtime, name)
+        })
+    }
+
+    fn create_named(
+        &self,
+        lock: &StoreLock,
+        journal: &mut Journal,
+        image: &str,
+        options: &CreateOptions,
+        runtime: &Runtime,
+        name: impl FnOnce() -> Result<String>,
+    ) -> Result<ContainerId> {
+        let image_id = self.images.resolve_unlocked(image)?;
+        let image_record = self.images.get_unnamed(image_id)?;
         let stack = self.images.layers_of(&image_record)?;
 
         let id = ContainerId::random();
@@ -172,6 +193,7 @@ impl ContainerStore {
         };
         extra.insert("SeccompProfile".into(), profile.into());
         extra.insert("NoNewPrivileges".into(), options.security.no_new_privileges.into());
+        let name = name()?;
         let record = Record {
             state: State::default(),
             id,

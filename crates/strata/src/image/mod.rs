@@ -123,17 +123,22 @@ impl ImageStore {
         if let Ok(id) = name.parse::<ImageId>() {
             return if self.imagedb.contains(id) { Ok(id) } else { Err(Error::ImageNotFound(name.to_owned())) };
         }
-        self.resolve_in(name, &self.repositories()?)
+        self.resolve_by(name, |r| Repositories::lookup(&self.repositories, r))
     }
 
     /// [`resolve`](Self::resolve) with the names already read.
     pub(crate) fn resolve_in(&self, name: &str, repos: &Repositories) -> Result<ImageId> {
+        self.resolve_by(name, |r| Ok(repos.get(r)))
+    }
+
+    /// [`resolve`](Self::resolve), names looked up by `lookup`.
+    fn resolve_by(&self, name: &str, lookup: impl FnOnce(&Reference) -> Result<Option<ImageId>>) -> Result<ImageId> {
         if let Ok(id) = name.parse::<ImageId>() {
             return if self.imagedb.contains(id) { Ok(id) } else { Err(Error::ImageNotFound(name.to_owned())) };
         }
         let reference = name.parse::<Reference>();
         if let Ok(r) = &reference
-            && let Some(id) = repos.get(&r.clone().or_latest())
+            && let Some(id) = lookup(&r.clone().or_latest())?
         {
             return Ok(id);
         }
@@ -169,6 +174,11 @@ impl ImageStore {
         let raw_config = self.imagedb.config(id)?.ok_or_else(|| Error::ImageNotFound(id.to_string()))?;
         let config = ImageConfig::parse(&raw_config, &format!("image {id}"))?;
         Ok(Image { id, config, raw_config, names: repos.names_of(id) })
+    }
+
+    /// An image without its names (what a container is made of needs none of them).
+    pub(crate) fn get_unnamed(&self, id: ImageId) -> Result<Image> {
+        self.get_unlocked(id, &Repositories::default())
     }
 
     /// How many images the database holds.

@@ -3,7 +3,7 @@
 //! `{"Repositories":{"debian":{"debian:12":"sha256:…","debian@sha256:…":"sha256:…"}}}`: names
 //! in Docker's short form, grouped by repository, each pointing at an image ID.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -28,11 +28,36 @@ struct OnDisk {
     repositories: BTreeMap<String, BTreeMap<String, String>>,
 }
 
+/// The file as it is, strings borrowed (fails on escaped strings, which names never need).
+#[derive(Deserialize)]
+struct Borrowed<'a> {
+    #[serde(rename = "Repositories", default, borrow)]
+    repositories: HashMap<&'a str, HashMap<&'a str, &'a str>>,
+}
+
 impl Repositories {
     /// Read the file at `path`; a missing file is an empty map.
     pub(crate) fn load(path: &Path) -> Result<Repositories> {
         let Some(text) = read_optional(path)? else { return Ok(Repositories::default()) };
-        let disk: OnDisk = serde_json::from_str(&text).map_err(|e| Error::corrupt(path, e.to_string()))?;
+        Repositories::parse(&text, path)
+    }
+
+    /// The image one name points at, without making every name a [`Reference`] (for commands
+    /// that need one name, in a store of thousands).
+    pub(crate) fn lookup(path: &Path, r: &Reference) -> Result<Option<ImageId>> {
+        let Some(text) = read_optional(path)? else { return Ok(None) };
+        if let Ok(disk) = serde_json::from_str::<Borrowed>(&text)
+            && let Some(id) = disk.repositories.get(r.name().as_str()).and_then(|n| n.get(r.to_string().as_str()))
+            && let Ok(id) = id.parse::<ImageId>()
+        {
+            return Ok(Some(id));
+        }
+        // Escaped strings, or the name spelt another way: the full reading decides.
+        Ok(Repositories::parse(&text, path)?.get(r))
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Repositories> {
+        let disk: OnDisk = serde_json::from_str(text).map_err(|e| Error::corrupt(path, e.to_string()))?;
         let mut refs = BTreeMap::new();
         let mut unknown = Vec::new();
         for (repository, names) in disk.repositories {
@@ -118,5 +143,27 @@ mod tests {
         assert_eq!(back["Repositories"]["Weird"]["Weird@md5:x"], "not-an-id");
         assert_eq!(back["Repositories"]["new"]["new:2"], id.as_str());
         assert_eq!(back["Repositories"]["ok"]["ok:1"], id.as_str());
+    }
+
+    #[test]
+    fn one_name_is_found_as_a_full_reading_finds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("repositories.json");
+        let (a, b, c) = (format!("sha256:{}", "a".repeat(64)), format!("sha256:{}", "b".repeat(64)), "c".repeat(64));
+        let text = format!(
+            r#"{{"Repositories":{{"debian":{{"debian:12":"{a}"}},"\u0061lpine":{{"\u0061lpine:3":"{b}"}},"docker.io/library/busybox":{{"docker.io/library/busybox:latest":"sha256:{c}"}}}}}}"#
+        );
+        std::fs::write(&path, &text).unwrap();
+        let full = Repositories::load(&path).unwrap();
+        for name in ["debian:12", "alpine:3", "busybox:latest", "debian:11", "nothing:1"] {
+            let r: Reference = name.parse().unwrap();
+            assert_eq!(Repositories::lookup(&path, &r).unwrap(), full.get(&r), "{name}");
+        }
+        // The quick reading (exact keys), the fallback (escaped, spelt out) and a miss.
+        assert_eq!(Repositories::lookup(&path, &"debian:12".parse().unwrap()).unwrap(), Some(a.parse().unwrap()));
+        assert_eq!(Repositories::lookup(&path, &"alpine:3".parse().unwrap()).unwrap(), Some(b.parse().unwrap()));
+        assert!(Repositories::lookup(&path, &"busybox:latest".parse().unwrap()).unwrap().is_some());
+        assert_eq!(Repositories::lookup(&path, &"debian:11".parse().unwrap()).unwrap(), None);
+        assert_eq!(Repositories::lookup(&dir.path().join("none.json"), &"debian:12".parse().unwrap()).unwrap(), None);
     }
 }

@@ -63,6 +63,9 @@ pub(crate) struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     rm: bool,
+    /// Run it in the background and print its ID; its output goes to its log (`strata logs`).
+    #[arg(short, long)]
+    detach: bool,
     #[command(flatten)]
     create: CreateArgs,
 }
@@ -74,6 +77,10 @@ pub(crate) struct MonitorArgs {
     /// Remove the container if it cannot be run.
     #[arg(long)]
     remove_on_failure: bool,
+    /// Detached: the output goes to the container's log, and once it runs the monitor says
+    /// so on stderr and lets go of it.
+    #[arg(long)]
+    detach: bool,
 }
 
 #[derive(Debug, Args)]
@@ -230,6 +237,9 @@ pub(crate) fn run(root: &Path, args: RunArgs) -> Result<ExitCode> {
         Ok(c) => c,
         Err(e) => return Ok(failed(e)),
     };
+    if args.detach {
+        return crate::monitor::start_detached(root, &container.id().to_string(), args.rm);
+    }
     crate::monitor::run_monitored(root, &container.id().to_string(), args.rm)
 }
 
@@ -241,10 +251,18 @@ pub(crate) fn start(root: &Path, args: StartArgs) -> Result<ExitCode> {
 /// and record how it ended; with `remove_on_failure`, a container that could not be run is
 /// removed (`run --rm`).
 pub(crate) fn monitor(root: &Path, args: MonitorArgs) -> Result<ExitCode> {
+    if args.detach {
+        crate::monitor::detach()?;
+    }
     let store = containers(root)?;
     let forwarder = crate::monitor::Forwarder::start()?;
     let target = std::sync::Arc::clone(&forwarder.target);
-    let started = store.start_with(&args.container, |pid| target.store(pid, std::sync::atomic::Ordering::SeqCst));
+    let spawned = |pid| target.store(pid, std::sync::atomic::Ordering::SeqCst);
+    let started = if args.detach {
+        store.start_output(&args.container, strata::container::Output::Log, spawned, crate::monitor::detached)
+    } else {
+        store.start_with(&args.container, spawned)
+    };
     drop(forwarder);
     match started {
         Ok(code) => Ok(status(code)),

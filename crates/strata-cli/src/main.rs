@@ -8,6 +8,7 @@ mod human;
 mod image;
 mod info;
 mod layer;
+mod lifecycle;
 mod monitor;
 mod registry;
 mod system;
@@ -68,10 +69,19 @@ enum Command {
     Import(image::ImportArgs),
     /// Create a container: an -init layer and a writable layer on the image's layers.
     Create(container::CreateArgs),
-    /// Create a container and run it in the foreground with an OCI runtime (runc, crun).
+    /// Create a container and run it with an OCI runtime (runc, crun): in the foreground, or
+    /// detached (-d) with its output in its log.
     Run(container::RunArgs),
     /// Run a created or stopped container in the foreground.
     Start(container::StartArgs),
+    /// Show what a detached container wrote (its log, in dockerd's json-file format).
+    Logs(lifecycle::LogsArgs),
+    /// Stop running containers: their stop signal, then SIGKILL after a grace period.
+    Stop(lifecycle::StopArgs),
+    /// Send a signal to running containers.
+    Kill(lifecycle::KillArgs),
+    /// Wait for containers to stop, and print their exit codes.
+    Wait(lifecycle::WaitArgs),
     /// List containers.
     Ps(container::PsArgs),
     /// Mount a container's tree and print where.
@@ -200,6 +210,10 @@ fn main() -> ExitCode {
         Command::Create(args) => container::create(&cli.root, args),
         Command::Run(args) => container::run(&cli.root, args),
         Command::Start(args) => container::start(&cli.root, args),
+        Command::Logs(args) => lifecycle::logs(&cli.root, args),
+        Command::Stop(args) => lifecycle::stop(&cli.root, args),
+        Command::Kill(args) => lifecycle::kill(&cli.root, args),
+        Command::Wait(args) => lifecycle::wait(&cli.root, args),
         Command::ContainerMonitor(args) => container::monitor(&cli.root, args),
         Command::Ps(args) => container::ps(&cli.root, args),
         Command::Mount(args) => container::mount(&cli.root, args),

@@ -82,3 +82,59 @@ pub(crate) fn run_monitored(root: &Path, container: &str, remove_on_failure: boo
     let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
+
+/// What a detached monitor says on stderr once the container runs.
+const STARTED: &str = "strata-monitor: the container runs";
+
+/// Start `container` through a monitor process in a session of its own, its output to its
+/// log, and return once it runs (printing its ID), or with the failure and status docker
+/// gives (125, 126, 127).
+pub(crate) fn start_detached(root: &Path, container: &str, remove_on_failure: bool) -> Result<ExitCode> {
+    use std::io::Read;
+    let exe = std::env::current_exe().context("cannot find the strata binary to start the container's monitor")?;
+    let mut command = Command::new(exe);
+    command.arg("--root").arg(root).arg("container-monitor").arg("--detach").arg(container);
+    if remove_on_failure {
+        command.arg("--remove-on-failure");
+    }
+    if let Some(level) = crate::LOG_LEVEL.get() {
+        command.arg("--log-level").arg(level);
+    }
+    // The monitor makes a session of its own first thing (see `detach`).
+    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = command.spawn().context("cannot start the container's monitor process")?;
+    // Until it runs, the monitor's stderr is this pipe; then it lets go of it.
+    let mut said = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        stderr.read_to_string(&mut said).context("reading from the container's monitor process")?;
+    }
+    if said.lines().any(|l| l == STARTED) {
+        for line in said.lines().filter(|l| *l != STARTED) {
+            eprintln!("{line}");
+        }
+        println!("{container}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprint!("{said}");
+    use std::os::unix::process::ExitStatusExt;
+    let status = child.wait().context("waiting for the container's monitor process")?;
+    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(125).max(1)))
+}
+
+/// A detached monitor's first step: a session of its own, away from the caller's terminal
+/// and its signals.
+pub(crate) fn detach() -> Result<()> {
+    rustix::process::setsid().context("cannot leave the caller's session")?;
+    Ok(())
+}
+
+/// In a detached monitor, once the container runs: say so, and send what the monitor
+/// would print from now on nowhere (the caller has gone).
+pub(crate) fn detached() {
+    eprintln!("{STARTED}");
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
+}

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! <root>/containers/<id>/                 0700  config.v2.json (0600), hostconfig.json,
-//!                                               hostname, hosts, resolv.conf, checkpoints/
+//!                                               hostname, hosts, resolv.conf, checkpoints/,
+//!                                               <id>-json.log (a detached run's output)
 //! <root>/image/overlay2/layerdb/mounts/<id>/    mount-id, init-id, parent (see `layerdb`)
 //! <root>/overlay2/<mount-id>-init/              the init layer (see `init`)
 //! <root>/overlay2/<mount-id>/                   the writable layer
@@ -13,6 +14,8 @@
 //! ```
 //!
 //! - [`ContainerStore::create`], [`ContainerStore::start`], [`ContainerStore::remove`].
+//! - [`ContainerStore::logs`], [`ContainerStore::stop`], [`ContainerStore::kill`],
+//!   [`ContainerStore::wait`].
 //! - [`ContainerStore::diff`], [`ContainerStore::commit`], [`ContainerStore::export`].
 //! - [`ContainerStore::list`], [`ContainerStore::inspect`], [`ContainerStore::mount`].
 
@@ -23,6 +26,8 @@ mod filter;
 mod id;
 mod init;
 pub(crate) mod journal;
+mod lifecycle;
+mod log;
 mod monitor;
 mod record;
 mod remove;
@@ -39,9 +44,12 @@ pub use commit::CommitOptions;
 pub use create::{CreateOptions, Network};
 pub use filter::ContainerFilters;
 pub use id::{ContainerId, valid_name};
+pub use lifecycle::parse_signal;
+pub use log::{LogEntry, LogOptions};
 pub use record::{HostConfig, Record, State};
 pub use runtime::Runtime;
 pub use seccomp::{Seccomp, SecurityOptions};
+pub use start::Output;
 pub use view::{ContainerInspect, ContainerSummary};
 
 use crate::error::{Error, IoContext, Result};

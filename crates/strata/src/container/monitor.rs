@@ -87,3 +87,14 @@ pub(crate) fn wait_released(store: &Store, id: ContainerId, timeout: std::time::
     }
     true
 }
+
+/// Block until no process monitors `id` (at once if none does).
+pub(crate) fn wait_for(store: &Store, id: ContainerId) -> Result<()> {
+    let path = path(store, id);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).ctx("open", &path),
+    };
+    file.lock_shared().ctx("lock", &path)
+}

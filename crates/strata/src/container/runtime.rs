@@ -77,11 +77,19 @@ impl Runtime {
 
     /// Send `signal` (`KILL`, `TERM`) to the container's processes.
     pub(crate) fn kill(&self, id: ContainerId, signal: &str) -> Result<()> {
-        let out = self
-            .command()
-            .args(["kill", "--all", id.as_str(), signal])
-            .output()
-            .map_err(|e| self.error(format!("cannot start it: {e}")))?;
+        self.send(id, signal, true)
+    }
+
+    /// Send `signal` to the container's first process (as `docker kill` and `stop` do), or
+    /// with `all` to every process of it.
+    pub(crate) fn send(&self, id: ContainerId, signal: &str, all: bool) -> Result<()> {
+        let mut command = self.command();
+        command.arg("kill");
+        if all {
+            command.arg("--all");
+        }
+        let out =
+            command.args([id.as_str(), signal]).output().map_err(|e| self.error(format!("cannot start it: {e}")))?;
         if out.status.success() || self.state(id).is_none_or(|s| s == "stopped") {
             Ok(())
         } else {

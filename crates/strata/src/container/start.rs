@@ -3,6 +3,7 @@
 //! unmount and record how the container ended. The store lock is held only while preparing
 //! and while cleaning up; the monitor lock (see `monitor`) for the whole run.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -34,14 +35,26 @@ impl ContainerStore {
     /// [`start`](Self::start), calling `spawned` with the runtime process's ID once it runs, so
     /// that the caller can pass signals on to it (the runtime passes them to the container).
     pub fn start_with(&self, name: &str, spawned: impl FnOnce(u32)) -> Result<i32> {
+        self.start_output(name, Output::Inherit, spawned, || {})
+    }
+
+    /// [`start_with`](Self::start_with), the container's output kept as `output` says, and
+    /// `running` called once the container's process exists (for a caller that detaches).
+    pub fn start_output(
+        &self,
+        name: &str,
+        output: Output,
+        spawned: impl FnOnce(u32),
+        running: impl FnOnce(),
+    ) -> Result<i32> {
         let id = self.resolve(name)?;
         let lock = self.store.write_lock()?;
         let container = self.get_unlocked(id)?;
         let runtime = Runtime::find(&self.store, &container.host.runtime)?;
-        let running = || Error::Container { container: name.to_owned(), reason: "is already running".to_owned() };
-        let Some(monitor) = monitor::acquire(&self.store, id)? else { return Err(running()) };
+        let already = || Error::Container { container: name.to_owned(), reason: "is already running".to_owned() };
+        let Some(monitor) = monitor::acquire(&self.store, id)? else { return Err(already()) };
         if container.running {
-            return Err(running());
+            return Err(already());
         }
         let mut container = self.settle(&lock, container, Some(&runtime))?;
         let mount_id = container.layers.mount_id.clone();
@@ -69,7 +82,8 @@ impl ContainerStore {
         drop(lock);
 
         let pid_file = super::private_dir(&self.store, id).join(PID_FILE);
-        let status = run(&runtime, id, &bundle, &pid_file, spawned);
+        let log = (output == Output::Log).then(|| super::log::path(&self.store.containers_dir(), id));
+        let status = run(&runtime, id, &bundle, &pid_file, log.as_deref(), spawned, running);
         // The runtime wrote it under the caller's umask; strata's files have fixed modes.
         if let Err(e) = std::fs::set_permissions(&pid_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             && e.kind() != std::io::ErrorKind::NotFound
@@ -214,21 +228,82 @@ fn resolv_conf() -> String {
     format!("{}\n", out.trim())
 }
 
-/// Run the runtime in the foreground and wait for it.
-fn run(runtime: &Runtime, id: ContainerId, bundle: &Path, pid_file: &Path, spawned: impl FnOnce(u32)) -> Result<i32> {
+/// Where a started container's stdout and stderr go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// The caller's own (a run in the foreground).
+    #[default]
+    Inherit,
+    /// The container's log, in dockerd's json-file format (a detached run; see
+    /// [`ContainerStore::logs`]).
+    Log,
+}
+
+/// Run the runtime in the foreground and wait for it; with `log`, the container's output goes
+/// there. `running` is called once the runtime has written the container's PID.
+fn run(
+    runtime: &Runtime,
+    id: ContainerId,
+    bundle: &Path,
+    pid_file: &Path,
+    log: Option<&Path>,
+    spawned: impl FnOnce(u32),
+    running: impl FnOnce(),
+) -> Result<i32> {
     let _ = std::fs::remove_file(pid_file);
-    let mut child = runtime
-        .command()
-        .args(["run", "--bundle"])
-        .arg(bundle)
-        .arg("--pid-file")
-        .arg(pid_file)
-        .arg(id.as_str())
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| runtime.error(format!("cannot start it: {e}")))?;
+    let mut command = runtime.command();
+    command.args(["run", "--bundle"]).arg(bundle).arg("--pid-file").arg(pid_file).arg(id.as_str());
+    command.stdin(Stdio::null());
+    let log = match log {
+        Some(path) => {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o640)
+                .open(path)
+                .map_err(|e| Error::io("open", path, e))?;
+            Some((path, std::sync::Arc::new(std::sync::Mutex::new(file))))
+        }
+        None => None,
+    };
+    let mut child = command.spawn().map_err(|e| runtime.error(format!("cannot start it: {e}")))?;
     spawned(child.id());
+    let mut pumps = Vec::new();
+    if let Some((path, file)) = &log {
+        let streams: [(Option<Box<dyn std::io::Read + Send>>, &'static str); 2] = [
+            (child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), "stdout"),
+            (child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), "stderr"),
+        ];
+        for (stream, name) in streams {
+            let (Some(stream), file) = (stream, std::sync::Arc::clone(file)) else { continue };
+            let path = path.to_path_buf();
+            let pump = std::thread::Builder::new().name(format!("strata-log-{name}")).spawn(move || {
+                if let Err(e) = super::log::pump(stream, name, &file) {
+                    tracing::warn!("the container's {name} could not be logged to {}: {e}", path.display());
+                }
+            });
+            match pump {
+                Ok(pump) => pumps.push(pump),
+                Err(e) => tracing::warn!("no thread to log the container's {name}: {e}"),
+            }
+        }
+    }
+    // Running once the PID file is there (or the runtime ended first).
+    loop {
+        if pid_file.exists() {
+            running();
+            break;
+        }
+        if child.try_wait().map_err(|e| runtime.error(format!("waiting for it: {e}")))?.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     let status = child.wait().map_err(|e| runtime.error(format!("waiting for it: {e}")))?;
+    for pump in pumps {
+        let _ = pump.join();
+    }
     use std::os::unix::process::ExitStatusExt;
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }

@@ -1,0 +1,147 @@
+//! Containers that keep running, with the real binary and real runc: `run -d` returns once the
+//! container runs and leaves a monitor of its own session behind; `logs` (dockerd's json-file
+//! format, `-f`, `-t`, `--tail`, `--since`), `stop` (the stop signal, then SIGKILL after
+//! `-t`), `kill -s` and `wait`.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Root;
+use common::images::{copy_with_libs, host_rootfs};
+use serde_json::Value;
+
+/// Import a tiny image of this host's `sh` and `sleep` as `img:1`.
+fn image(root: &Root) {
+    let dir = tempfile::tempdir().unwrap();
+    host_rootfs(dir.path());
+    copy_with_libs(dir.path(), Path::new("/usr/bin/sleep"));
+    root.ok(&["import", dir.path().to_str().unwrap(), "img:1", "-c", r#"CMD ["/bin/sh"]"#]);
+}
+
+fn inspect(root: &Root, name: &str) -> Value {
+    serde_json::from_str::<Value>(&root.ok(&["inspect", name])).unwrap()[0].clone()
+}
+
+/// `run -d` with `script` as the container's shell script; its ID. The command returns with
+/// its pipes closed (a monitor that kept them would hang `output()`).
+fn run_detached(root: &Root, name: &str, script: &str) -> String {
+    let started = Instant::now();
+    let id = root.ok(&["run", "-d", "--name", name, "img:1", "sh", "-c", script]);
+    assert!(started.elapsed() < Duration::from_secs(5), "run -d took {:?}", started.elapsed());
+    assert_eq!(id.len(), 64, "{id}");
+    id
+}
+
+/// Wait until `strata logs` shows `text` on stdout.
+fn wait_for_log(root: &Root, name: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !root.ok(&["logs", name]).contains(text) {
+        assert!(Instant::now() < deadline, "{text:?} never reached the log");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The session ID of process `pid`.
+fn session(pid: i64) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(") ").unwrap().1.split(' ').nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_detached_container_runs_on_logs_and_stops_with_its_signal() {
+    let root = Root::new();
+    image(&root);
+    let script = r#"echo out; echo err >&2; trap "echo bye; exit 3" TERM; while :; do sleep 0.1; done"#;
+    let id = run_detached(&root, "web", script);
+
+    // It runs on, in a session of its own, after the command that started it returned.
+    let state = &inspect(&root, "web")["State"];
+    assert_eq!(state["Running"], true, "{state}");
+    let monitor = state["Pid"].as_i64().unwrap();
+    assert_eq!(session(monitor), monitor, "the monitor leads a session of its own");
+    assert_ne!(session(monitor), session(std::process::id() as i64));
+    assert!(root.ok(&["ps", "-q"]).contains(&id[..12]));
+
+    // Its output is in dockerd's json-file log, each stream where it belongs.
+    wait_for_log(&root, "web", "out");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logs = loop {
+        let out = root.strata(&["logs", "web"]);
+        if !out.stderr.is_empty() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "err\n");
+    let file = root.path().join("containers").join(&id).join(format!("{id}-json.log"));
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let out = lines.iter().find(|l| l["stream"] == "stdout").unwrap();
+    assert_eq!(out["log"], "out\n");
+    assert!(out["time"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(), "{out}");
+    let stamped = root.ok(&["logs", "-t", "web"]);
+    let (time, line) = stamped.split_once(' ').unwrap();
+    assert_eq!((time, line), (out["time"].as_str().unwrap(), "out"));
+    assert_eq!(root.ok(&["logs", "--since", "1h", "web"]), "out");
+    assert_eq!(root.ok(&["logs", "--until", "1h", "web"]), "", "nothing was written an hour ago");
+    assert_eq!(root.ok(&["logs", "--tail", "0", "web"]), "");
+
+    // `logs -f` follows it until `stop` ends it with its trap's status.
+    let follower = common::strata_cmd(root.path(), &["logs", "-f", "web"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(root.ok(&["stop", "web"]), "web");
+    let followed = follower.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&followed.stdout), "out\nbye\n");
+    assert_eq!(root.ok(&["wait", "web"]), "3");
+    let state = &inspect(&root, "web")["State"];
+    assert_eq!((state["Running"].clone(), state["ExitCode"].clone()), (Value::Bool(false), Value::from(3)));
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&root.path().to_string_lossy()[..]));
+    root.ok(&["check"]);
+    // Stopping a stopped container is not an error; signalling one is.
+    assert_eq!(root.ok(&["stop", "web"]), "web");
+    let out = root.strata(&["kill", "web"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not running"));
+}
+
+#[test]
+fn stop_kills_what_ignores_its_signal_and_kill_sends_the_one_asked() {
+    let root = Root::new();
+    image(&root);
+    run_detached(&root, "stubborn", r#"trap "" TERM; echo ready; while :; do sleep 0.1; done"#);
+    run_detached(&root, "usr1", r#"trap "exit 5" USR1; echo ready; while :; do sleep 0.1; done"#);
+    wait_for_log(&root, "stubborn", "ready");
+    wait_for_log(&root, "usr1", "ready");
+
+    let started = Instant::now();
+    assert_eq!(root.ok(&["stop", "-t", "1", "stubborn"]), "stubborn");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(8), "stop -t 1 took {took:?}");
+    assert_eq!(root.ok(&["wait", "stubborn"]), "137", "killed by SIGKILL");
+
+    let bad = root.strata(&["kill", "-s", "NOPE", "usr1"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a signal"));
+    assert_eq!(root.ok(&["kill", "-s", "SIGUSR1", "usr1"]), "usr1");
+    assert_eq!(root.ok(&["wait", "usr1"]), "5");
+    assert_eq!(root.ok(&["ps", "-q"]), "", "nothing runs");
+    root.ok(&["check"]);
+}
+
+#[test]
+fn run_d_of_a_missing_command_fails_as_docker_and_leaves_nothing_running() {
+    let root = Root::new();
+    image(&root);
+    let out = root.strata(&["run", "-d", "--rm", "img:1", "no-such-program"]);
+    assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-program"));
+    assert_eq!(root.ok(&["ps", "-aq"]), "", "--rm removed it");
+}

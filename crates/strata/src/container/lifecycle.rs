@@ -1,0 +1,99 @@
+//! A running container's life from outside: `kill` (a signal through the runtime), `stop` (the
+//! image's stop signal, then SIGKILL after a grace period) and `wait` (until its monitor has
+//! recorded the end). The monitor process (see `monitor`) does the recording; these calls
+//! only signal and watch its lock.
+
+use std::time::Duration;
+
+use super::ContainerStore;
+use super::id::ContainerId;
+use super::monitor;
+use super::runtime::Runtime;
+use crate::error::{Error, Result};
+
+/// How long `stop` waits, after SIGKILL, for the monitor to record the end.
+const AFTER_KILL: Duration = Duration::from_secs(30);
+
+/// A signal as docker takes it (`TERM`, `SIGTERM`, `15`), in the runtime's spelling.
+pub fn parse_signal(signal: &str) -> Result<String> {
+    const NAMES: &[&str] = &[
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
+        "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF",
+        "WINCH", "IO", "PWR", "SYS",
+    ];
+    let upper = signal.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if NAMES.contains(&name) {
+        return Ok(name.to_owned());
+    }
+    match name.parse::<u8>() {
+        Ok(n @ 1..=64) => Ok(n.to_string()),
+        _ => Err(Error::BadOption {
+            what: "signal",
+            value: signal.to_owned(),
+            reason: "is not a signal: give a name (TERM, SIGKILL) or a number from 1 to 64".into(),
+        }),
+    }
+}
+
+impl ContainerStore {
+    /// Send `signal` to a running container's processes, as `docker kill` does.
+    pub fn kill(&self, name: &str, signal: &str) -> Result<ContainerId> {
+        let signal = parse_signal(signal)?;
+        let (id, runtime) = self.running(name)?;
+        runtime.send(id, &signal, false)?;
+        Ok(id)
+    }
+
+    /// Stop a container as `docker stop` does: its stop signal (the image's `StopSignal`, or
+    /// SIGTERM), then SIGKILL if it still runs after `timeout`; returns once its end is
+    /// recorded. A container that does not run is left as it is.
+    pub fn stop(&self, name: &str, timeout: Duration) -> Result<ContainerId> {
+        let container = self.get(self.resolve(name)?)?;
+        let id = container.id();
+        if !container.running {
+            return Ok(id);
+        }
+        let runtime = Runtime::find(&self.store, &container.host.runtime)?;
+        let signal = match container.record.config.stop_signal.as_str() {
+            "" => "TERM".to_owned(),
+            own => parse_signal(own)?,
+        };
+        runtime.send(id, &signal, false)?;
+        if monitor::wait_released(&self.store, id, timeout) {
+            return Ok(id);
+        }
+        tracing::info!(%id, "still running {timeout:?} after SIG{signal}: killing it");
+        runtime.send(id, "KILL", false)?;
+        if monitor::wait_released(&self.store, id, AFTER_KILL) {
+            return Ok(id);
+        }
+        Err(Error::Container {
+            container: name.to_owned(),
+            reason: "was killed but its strata process has not recorded its end; see `ps`".into(),
+        })
+    }
+
+    /// Wait until the container stops and return its exit code, as `docker wait` does (at
+    /// once for a container that does not run).
+    pub fn wait(&self, name: &str) -> Result<i32> {
+        let id = self.resolve(name)?;
+        monitor::wait_for(&self.store, id)?;
+        // A monitor killed before it recorded the end leaves the record to settle.
+        let container = self.get(id)?;
+        if container.record.state.running && !container.running {
+            let lock = self.store.write_lock()?;
+            self.settle_dead(&lock, self.get_unlocked(id)?)?;
+        }
+        Ok(self.get(id)?.record.state.exit_code)
+    }
+
+    /// A running container and its runtime, or the error docker gives for one that is not.
+    fn running(&self, name: &str) -> Result<(ContainerId, Runtime)> {
+        let container = self.get(self.resolve(name)?)?;
+        if !container.running {
+            return Err(Error::Container { container: name.to_owned(), reason: "is not running".into() });
+        }
+        Ok((container.id(), Runtime::find(&self.store, &container.host.runtime)?))
+    }
+}

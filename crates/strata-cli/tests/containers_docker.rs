@@ -612,13 +612,24 @@ fn dockerd_uses_containers_strata_made() {
     }
     // An image strata commits of its container, for dockerd to run.
     root.ok(&["commit", "-m", "by strata", "s2", "by-strata:1"]);
+    // A detached container that wrote to both streams, then ended.
+    let s3 =
+        root.ok(&["run", "-d", "--name", "s3", "deb:1", "sh", "-c", "echo from a detached strata; echo to stderr >&2"]);
+    assert_eq!(root.ok(&["wait", "s3"]), "0");
     let strata_ps = strata_ps(&root);
 
     let Some(d) = Dockerd::start(root.path()) else { return };
     let mut findings = Findings::default();
     // `ps -a`: both, by ID and name, s1 created, s2 exited with 0, with their image and command.
     let ps = docker_ps(&d);
-    assert_eq!(ps.keys().collect::<Vec<_>>(), ["s1", "s2"], "{ps:#?}");
+    assert_eq!(ps.keys().collect::<Vec<_>>(), ["s1", "s2", "s3"], "{ps:#?}");
+    // `logs` reads strata's json-file log, each stream where it was written.
+    let logs = d.try_docker(&["logs", "s3"]);
+    findings.same(
+        "docker logs s3",
+        ("from a detached strata\n".to_owned(), "to stderr\n".to_owned()),
+        (String::from_utf8_lossy(&logs.stdout).into_owned(), String::from_utf8_lossy(&logs.stderr).into_owned()),
+    );
     assert_eq!(ps["s1"]["ID"], s1.as_str());
     assert_eq!(ps["s2"]["ID"], s2.as_str());
     findings.same("docker ps status of s1", "Created", ps["s1"]["Status"].as_str().unwrap());
@@ -685,7 +696,7 @@ fn dockerd_uses_containers_strata_made() {
     );
 
     // `rm` takes both, their layers and records with them.
-    assert_eq!(d.docker(&["rm", "s1", "s2"]), "s1\ns2");
+    assert_eq!(d.docker(&["rm", "s1", "s2", "s3"]), "s1\ns2\ns3");
     for p in &paths {
         findings.same(&format!("{} after docker rm", p.display()), false, p.exists());
     }
@@ -710,8 +721,11 @@ fn dockerd_uses_containers_strata_made() {
 
     // strata's own directories of the two (bundle, monitor lock) are not dockerd's to remove:
     // `check` calls what is left a leftover, and `--repair` removes it.
-    let private: Vec<PathBuf> =
-        [&s1, &s2].iter().map(|id| root.path().join("strata/containers").join(id)).filter(|p| p.exists()).collect();
+    let private: Vec<PathBuf> = [&s1, &s2, &s3]
+        .iter()
+        .map(|id| root.path().join("strata/containers").join(id))
+        .filter(|p| p.exists())
+        .collect();
     if !private.is_empty() {
         let report = root.strata(&["check"]);
         let report = String::from_utf8_lossy(&report.stdout).into_owned();
@@ -739,6 +753,9 @@ fn strata_uses_containers_dockerd_made() {
     d.docker(&["import", "-c", r#"CMD ["/bin/bash"]"#, path_str(&debian_rootfs()), "deb:1"]);
     assert_eq!(d.docker(&["run", "--network", "none", "--name", "d1", "deb:1", "sh", "-c", "echo hi > /y"]), "");
     let d2 = d.docker(&["create", "--name", "d2", "deb:1", "true"]);
+    let said =
+        d.docker(&["run", "--network", "none", "--name", "d3", "deb:1", "sh", "-c", "echo from docker; echo err >&2"]);
+    assert_eq!(said, "from docker");
     let docker_ps = docker_ps(&d);
     let theirs = json(&d.docker(&["inspect", "d1", "d2"]));
     let diff = sorted_lines(&d.docker(&["diff", "d1"]));
@@ -754,7 +771,14 @@ fn strata_uses_containers_dockerd_made() {
     let mut findings = Findings::default();
     // `ps -a`: both, by ID and name, d1 exited with 0, d2 created, with image and command.
     let ps = strata_ps(&root);
-    assert_eq!(ps.keys().collect::<Vec<_>>(), ["d1", "d2"], "{ps:#?}");
+    assert_eq!(ps.keys().collect::<Vec<_>>(), ["d1", "d2", "d3"], "{ps:#?}");
+    // `logs` reads dockerd's json-file log.
+    let logs = root.strata(&["logs", "d3"]);
+    findings.same(
+        "strata logs d3",
+        ("from docker\n".to_owned(), "err\n".to_owned()),
+        (String::from_utf8_lossy(&logs.stdout).into_owned(), String::from_utf8_lossy(&logs.stderr).into_owned()),
+    );
     assert_eq!(ps["d1"]["Id"], d1.as_str());
     assert_eq!(ps["d2"]["Id"], d2.as_str());
     findings.same("strata ps status of d2", "Created", ps["d2"]["Status"].as_str().unwrap());
@@ -806,7 +830,7 @@ fn strata_uses_containers_dockerd_made() {
     assert_eq!(root.ok(&["run", "--rm", "y:1", "cat", "/y"]), "hi");
 
     // `rm` takes both, their layers and records with them.
-    assert_eq!(root.ok(&["rm", "d1", "d2"]), "d1\nd2");
+    assert_eq!(root.ok(&["rm", "d1", "d2", "d3"]), "d1\nd2\nd3");
     for p in &paths {
         findings.same(&format!("{} after strata rm", p.display()), false, p.exists());
     }

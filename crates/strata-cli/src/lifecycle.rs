@@ -1,4 +1,4 @@
-//! The commands for containers that keep running: `logs`, `stop`, `kill`, `wait`.
+//! The commands for containers that keep running: `exec`, `logs`, `stop`, `kill`, `wait`.
 
 use std::io::Write;
 use std::path::Path;
@@ -49,6 +49,33 @@ pub(crate) struct KillArgs {
     /// The containers (names or IDs).
     #[arg(required = true)]
     containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// Start the process and return at once.
+    #[arg(short, long)]
+    detach: bool,
+    /// Keep stdin open for the process.
+    #[arg(short, long)]
+    interactive: bool,
+    /// A terminal for the process (not yet: strata runs exec without one).
+    #[arg(short, long)]
+    tty: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass this process's); repeatable.
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Run as USER[:GROUP] or UID[:GID] (default: the container's user).
+    #[arg(short, long)]
+    user: Option<String>,
+    /// The working directory (default: the container's).
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// The container (name or ID).
+    container: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -141,4 +168,40 @@ pub(crate) fn kill(root: &Path, args: KillArgs) -> Result<ExitCode> {
 pub(crate) fn wait(root: &Path, args: WaitArgs) -> Result<ExitCode> {
     let containers = Store::open(root)?.containers();
     each(&args.containers, |name| Ok(containers.wait(name)?.to_string()))
+}
+
+pub(crate) fn exec(root: &Path, args: ExecArgs) -> Result<ExitCode> {
+    if args.tty {
+        bail!("-t (a terminal) is not supported by strata exec yet: run it without -t");
+    }
+    let options = strata::container::ExecOptions {
+        env: args
+            .env
+            .iter()
+            .filter_map(|e| {
+                if e.contains('=') { Some(e.clone()) } else { std::env::var(e).ok().map(|v| format!("{e}={v}")) }
+            })
+            .collect(),
+        user: args.user,
+        workdir: args.workdir,
+        stdin: args.interactive,
+        detach: args.detach,
+    };
+    let containers = Store::open(root)?.containers();
+    let forwarder = crate::monitor::Forwarder::start()?;
+    let target = std::sync::Arc::clone(&forwarder.target);
+    let done = containers
+        .exec(&args.container, &args.command, &options, |pid| target.store(pid, std::sync::atomic::Ordering::SeqCst));
+    drop(forwarder);
+    match done {
+        Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(255))),
+        // The command could not be run: 126 or 127, as docker's.
+        Err(e @ strata::Error::Command { .. }) => {
+            let strata::Error::Command { status, .. } = &e else { unreachable!() };
+            let status = *status;
+            eprintln!("strata: {}", crate::describe(&e));
+            Ok(ExitCode::from(status))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

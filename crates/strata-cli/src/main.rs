@@ -74,6 +74,8 @@ enum Command {
     Run(container::RunArgs),
     /// Run a created or stopped container in the foreground.
     Start(container::StartArgs),
+    /// Run a command in a running container.
+    Exec(lifecycle::ExecArgs),
     /// Show what a detached container wrote (its log, in dockerd's json-file format).
     Logs(lifecycle::LogsArgs),
     /// Stop running containers: their stop signal, then SIGKILL after a grace period.
@@ -210,6 +212,7 @@ fn main() -> ExitCode {
         Command::Create(args) => container::create(&cli.root, args),
         Command::Run(args) => container::run(&cli.root, args),
         Command::Start(args) => container::start(&cli.root, args),
+        Command::Exec(args) => lifecycle::exec(&cli.root, args),
         Command::Logs(args) => lifecycle::logs(&cli.root, args),
         Command::Stop(args) => lifecycle::stop(&cli.root, args),
         Command::Kill(args) => lifecycle::kill(&cli.root, args),

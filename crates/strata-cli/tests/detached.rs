@@ -90,6 +90,31 @@ fn a_detached_container_runs_on_logs_and_stops_with_its_signal() {
     assert_eq!(root.ok(&["logs", "--until", "1h", "web"]), "", "nothing was written an hour ago");
     assert_eq!(root.ok(&["logs", "--tail", "0", "web"]), "");
 
+    // `exec` runs beside it: the container's environment, user and directory unless told
+    // otherwise, its status passed through, 127 for a program that is not there.
+    assert_eq!(root.ok(&["exec", "-e", "A=1", "-w", "/tmp", "web", "sh", "-c", "echo $A; pwd"]), "1\n/tmp");
+    assert_eq!(root.ok(&["exec", "-e", "PATH=/nowhere", "web", "/bin/sh", "-c", "echo $PATH"]), "/nowhere");
+    let uid = r#"while read k v rest; do [ "$k" = Uid: ] && echo $v; done < /proc/self/status; true"#;
+    assert_eq!(root.ok(&["exec", "web", "sh", "-c", uid]), "0");
+    assert_eq!(root.ok(&["exec", "-u", "1000:1000", "web", "sh", "-c", uid]), "1000");
+    assert_eq!(root.strata(&["exec", "web", "sh", "-c", "exit 7"]).status.code(), Some(7));
+    let missing = root.strata(&["exec", "web", "no-such-program"]);
+    assert_eq!(missing.status.code(), Some(127));
+    assert_eq!(String::from_utf8_lossy(&missing.stderr).lines().count(), 1);
+    let mut cat = common::strata_cmd(root.path(), &["exec", "-i", "web", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut cat.stdin.take().unwrap(), b"through stdin\n").unwrap();
+    assert_eq!(String::from_utf8_lossy(&cat.wait_with_output().unwrap().stdout), "through stdin\n");
+    assert_eq!(root.ok(&["exec", "-d", "web", "sh", "-c", "echo later > /tmp/d"]), "");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while root.strata(&["exec", "web", "cat", "/tmp/d"]).stdout != b"later\n" {
+        assert!(Instant::now() < deadline, "exec -d never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
     // `logs -f` follows it until `stop` ends it with its trap's status.
     let follower = common::strata_cmd(root.path(), &["logs", "-f", "web"])
         .stdout(std::process::Stdio::piped())
@@ -107,9 +132,11 @@ fn a_detached_container_runs_on_logs_and_stops_with_its_signal() {
     root.ok(&["check"]);
     // Stopping a stopped container is not an error; signalling one is.
     assert_eq!(root.ok(&["stop", "web"]), "web");
-    let out = root.strata(&["kill", "web"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not running"));
+    for args in [&["kill", "web"][..], &["exec", "web", "true"]] {
+        let out = root.strata(args);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not running"), "{args:?}");
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@
 //! ```
 //!
 //! - [`ContainerStore::create`], [`ContainerStore::start`], [`ContainerStore::remove`].
-//! - [`ContainerStore::logs`], [`ContainerStore::stop`], [`ContainerStore::kill`],
+//! - [`ContainerStore::exec`], [`ContainerStore::logs`], [`ContainerStore::stop`], [`ContainerStore::kill`],
 //!   [`ContainerStore::wait`].
 //! - [`ContainerStore::diff`], [`ContainerStore::commit`], [`ContainerStore::export`].
 //! - [`ContainerStore::list`], [`ContainerStore::inspect`], [`ContainerStore::mount`].
@@ -22,6 +22,7 @@
 mod check;
 mod commit;
 mod create;
+mod exec;
 mod filter;
 mod id;
 mod init;
@@ -42,6 +43,7 @@ use std::path::PathBuf;
 
 pub use commit::CommitOptions;
 pub use create::{CreateOptions, Network};
+pub use exec::ExecOptions;
 pub use filter::ContainerFilters;
 pub use id::{ContainerId, valid_name};
 pub use lifecycle::parse_signal;

@@ -3,6 +3,8 @@
 #
 #   run -d   `run -d deb:1 sleep 1000`, until the command returns (the container runs); the
 #            last run's container is killed and removed in --prepare
+#   exec     `exec C true` in a running container, beside its floor: `runc exec` of the same
+#            container (what every one of the three runs underneath)
 #   stop     `stop` of a container that exits on SIGTERM (started in --prepare)
 #   logs     `logs` of a container that wrote 100,000 lines (`seq 100000`), to /dev/null
 #
@@ -67,6 +69,15 @@ hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$RES/run.json" --style bas
   -n "podman run -d" --prepare "$W/kill-b-podman" "$(cat "$W/run-podman") -d --name bb deb:1 sleep 1000" >&2
 for t in strata docker podman; do "$W/kill-b-$t"; done
 
+say "exec"
+for t in strata docker podman; do "$W/start-s-$t"; done
+SS=$($S --root "$R" ps -q --no-trunc --filter name=ss)
+hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$RES/exec.json" --style basic \
+  -n "strata exec" "$S --root $R exec ss true" \
+  -n "runc exec" "runc --root $R/strata/runtime/runc exec $SS true" \
+  -n "docker exec" "$DK exec ss true" \
+  -n "podman exec" "$PODMAN exec ss true" >&2
+
 say "stop"
 hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$RES/stop.json" --style basic \
   -n "strata stop" --prepare "$W/start-s-strata" "$S --root $R stop ss" \
@@ -91,14 +102,17 @@ python3 - "$RES" <<'PY'
 import json, sys
 res = sys.argv[1]
 rows = {}
-for part in ("run", "stop", "logs"):
+for part in ("run", "exec", "stop", "logs"):
     for r in json.load(open(f"{res}/{part}.json"))["results"]:
         rows[r["command"]] = r
 ms = lambda r: f'{r["mean"]*1e3:.1f} ± {r["stddev"]*1e3:.1f} ms'
 print("| case | strata | docker | podman | strata is |")
 print("|---|---|---|---|---|")
-for case, target in (("run -d", "≥ 2× faster than docker, faster than podman"), ("stop", ""), ("logs", "at least as fast as docker")):
+for case, target in (("run -d", "≥ 2× faster than docker, faster than podman"),
+                     ("exec", "≥ 2× faster than docker, faster than podman"), ("stop", ""), ("logs", "at least as fast as docker")):
     s, d, p = (rows[f"{t} {case}"] for t in ("strata", "docker", "podman"))
     ratio = f'{d["mean"]/s["mean"]:.2f}× faster than docker, {p["mean"]/s["mean"]:.2f}× than podman'
     print(f"| `{case}` | {ms(s)} | {ms(d)} | {ms(p)} | {ratio}{' (target ' + target + ')' if target else ''} |")
+f = rows["runc exec"]
+print(f"\n`runc exec` of the same container alone (the floor of all three): {ms(f)}; strata's exec is {rows['strata exec']['mean']/f['mean']:.2f}× it.")
 PY

@@ -55,15 +55,7 @@ if [ ! -s "$ROOTFS_TAR" ]; then
   tar --numeric-owner --xattrs -C "$W/rootfs" -cf "$ROOTFS_TAR" .
 fi
 
-R=$W/strata
-PODMAN="env TMPDIR=$W/ptmp podman --root $W/podman --runroot $W/r --storage-driver overlay --events-backend none --cgroup-manager cgroupfs --runtime runc"
-PLIMITS="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
-mkdir -p "$W/ptmp"
-say "importing $ROOTFS_TAR as deb:1"
-start_dockerd
-$S --root "$R" import "$ROOTFS_TAR" deb:1 -c 'CMD ["/bin/bash"]' >/dev/null
-$DK import -c 'CMD ["/bin/bash"]' "$ROOTFS_TAR" deb:1 >/dev/null
-$PODMAN import -q -c 'CMD ["/bin/bash"]' "$ROOTFS_TAR" deb:1 >/dev/null
+start_peers_with_debian
 
 # ---------------------------------------------------------------------------------------------
 # Each tool's store emptied of containers, then a sync: create's --prepare.

@@ -33,14 +33,7 @@ script() { cat > "$1"; chmod +x "$1"; } # hyperfine -N runs --prepare without a 
 RES=$W/results
 mkdir -p "$RES" "$W/ptmp"
 
-R=$W/strata
-PODMAN="env TMPDIR=$W/ptmp podman --root $W/podman --runroot $W/r --storage-driver overlay --events-backend none --cgroup-manager cgroupfs --runtime runc"
-PLIMITS="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
-say "importing $ROOTFS_TAR as deb:1"
-start_dockerd
-$S --root "$R" import "$ROOTFS_TAR" deb:1 -c 'CMD ["/bin/bash"]' >/dev/null
-$DK import -c 'CMD ["/bin/bash"]' "$ROOTFS_TAR" deb:1 >/dev/null
-$PODMAN import -q -c 'CMD ["/bin/bash"]' "$ROOTFS_TAR" deb:1 >/dev/null
+start_peers_with_debian
 
 # Each tool's commands, by the same names.
 for t in strata docker podman; do

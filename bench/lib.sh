@@ -42,3 +42,19 @@ build_release() {
   BIN=$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release
   S=$BIN/strata
 }
+
+# The peers for container benchmarks: dockerd (see start_dockerd) and podman with private roots
+# under $W, runc, no network; strata's root $R. Each imports $ROOTFS_TAR as deb:1 with
+# CMD ["/bin/bash"]. Sets R, PODMAN and PLIMITS (podman asks runc for limits above those it
+# runs under by default, which takes CAP_SYS_RESOURCE).
+start_peers_with_debian() {
+  R=$W/strata
+  PODMAN="env TMPDIR=$W/ptmp podman --root $W/podman --runroot $W/r --storage-driver overlay --events-backend none --cgroup-manager cgroupfs --runtime runc"
+  PLIMITS="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+  mkdir -p "$W/ptmp"
+  echo "== importing $ROOTFS_TAR as deb:1" >&2
+  start_dockerd
+  $S --root "$R" import "$ROOTFS_TAR" deb:1 -c 'CMD ["/bin/bash"]' >/dev/null
+  $DK import -c 'CMD ["/bin/bash"]' "$ROOTFS_TAR" deb:1 >/dev/null
+  $PODMAN import -q -c 'CMD ["/bin/bash"]' "$ROOTFS_TAR" deb:1 >/dev/null
+}

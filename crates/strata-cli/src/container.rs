@@ -184,14 +184,7 @@ fn options(args: &CreateArgs, auto_remove: bool) -> Result<CreateOptions> {
         name: args.name.clone(),
         cmd: args.command.clone(),
         entrypoint: args.entrypoint.as_ref().map(|e| if e.is_empty() { Vec::new() } else { vec![e.clone()] }),
-        // `-e NAME` passes this process's NAME on, or nothing if it has none (as docker).
-        env: args
-            .env
-            .iter()
-            .filter_map(|e| {
-                if e.contains('=') { Some(e.clone()) } else { std::env::var(e).ok().map(|v| format!("{e}={v}")) }
-            })
-            .collect(),
+        env: env_values(&args.env),
         workdir: args.workdir.clone(),
         user: args.user.clone(),
         network: match args.network {
@@ -202,6 +195,16 @@ fn options(args: &CreateArgs, auto_remove: bool) -> Result<CreateOptions> {
         auto_remove,
         security: SecurityOptions::parse(&security)?,
     })
+}
+
+/// `-e` values as docker takes them: `NAME=VALUE`, or `NAME` to pass this process's `NAME` on
+/// (nothing if it has none).
+pub(crate) fn env_values(args: &[String]) -> Vec<String> {
+    args.iter()
+        .filter_map(
+            |e| if e.contains('=') { Some(e.clone()) } else { std::env::var(e).ok().map(|v| format!("{e}={v}")) },
+        )
+        .collect()
 }
 
 /// An error of `run` or `start` as docker reports it: the command's own status (126, 127) if

@@ -175,13 +175,7 @@ pub(crate) fn exec(root: &Path, args: ExecArgs) -> Result<ExitCode> {
         bail!("-t (a terminal) is not supported by strata exec yet: run it without -t");
     }
     let options = strata::container::ExecOptions {
-        env: args
-            .env
-            .iter()
-            .filter_map(|e| {
-                if e.contains('=') { Some(e.clone()) } else { std::env::var(e).ok().map(|v| format!("{e}={v}")) }
-            })
-            .collect(),
+        env: crate::container::env_values(&args.env),
         user: args.user,
         workdir: args.workdir,
         stdin: args.interactive,

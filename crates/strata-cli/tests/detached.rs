@@ -160,6 +160,11 @@ fn stop_kills_what_ignores_its_signal_and_kill_sends_the_one_asked() {
     assert_eq!(root.ok(&["kill", "-s", "SIGUSR1", "usr1"]), "usr1");
     assert_eq!(root.ok(&["wait", "usr1"]), "5");
     assert_eq!(root.ok(&["ps", "-q"]), "", "nothing runs");
+    // `rm -f` of a detached container that runs: killed, unmounted and removed.
+    run_detached(&root, "gone", "while :; do sleep 0.1; done");
+    assert_eq!(root.ok(&["rm", "-f", "gone", "stubborn", "usr1"]), "gone\nstubborn\nusr1");
+    assert_eq!(root.ok(&["ps", "-aq"]), "");
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&root.path().to_string_lossy()[..]));
     root.ok(&["check"]);
 }
 

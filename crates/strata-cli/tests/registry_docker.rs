@@ -59,6 +59,25 @@ fn docker_push_strata_pull_then_dockerd_runs_and_pushes_with_mounts() {
     };
     podman(&["pull", "-q", "--tls-verify=false", &from_strata]);
     assert_eq!(format!("sha256:{}", podman(&["image", "inspect", "--format", "{{.Id}}", &from_strata])), image.id());
+    // …and runs it (the limits: podman asks runc for more than a sandbox may give).
+    let ran = podman(&[
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "none",
+        "--runtime",
+        "runc",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        &from_strata,
+    ]);
+    assert_eq!(ran, "pulled by strata");
 
     // dockerd pushes; strata pulls into a store of its own.
     let docker_root = tempfile::tempdir().unwrap();

@@ -61,6 +61,20 @@ impl Root {
 
 impl Drop for Root {
     fn drop(&mut self) {
+        // Containers a failed test left running (detached ones outlive the test's commands).
+        let runtimes = self.path().join("strata/runtime");
+        for runtime in std::fs::read_dir(&runtimes).into_iter().flatten().flatten() {
+            for container in std::fs::read_dir(runtime.path()).into_iter().flatten().flatten() {
+                let _ = Command::new(runtime.file_name())
+                    .arg("--root")
+                    .arg(runtime.path())
+                    .args(["kill", "--all"])
+                    .arg(container.file_name())
+                    .arg("KILL")
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         for m in overlay_mounts_under(self.path()).into_iter().rev() {
             let _ = Command::new("umount").arg("-l").arg(&m).status();
         }

@@ -149,6 +149,9 @@ pub(crate) struct CommitArgs {
     /// Apply a Dockerfile instruction to the config (CMD, ENTRYPOINT, ENV, …); repeatable.
     #[arg(short, long)]
     change: Vec<String>,
+    /// Freeze a running container during the commit (--pause=false to leave it running).
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pause: bool,
 }
 
 #[derive(Debug, Args)]
@@ -241,7 +244,7 @@ pub(crate) fn run(root: &Path, args: RunArgs) -> Result<ExitCode> {
         Err(e) => return Ok(failed(e)),
     };
     if args.detach {
-        return crate::monitor::start_detached(root, &container.id().to_string(), args.rm);
+        return crate::monitor::start_detached(root, &container.id().to_string(), args.rm, true);
     }
     crate::monitor::run_monitored(root, &container.id().to_string(), args.rm)
 }
@@ -301,8 +304,11 @@ const PS_HEADERS: &[(&str, &str)] = &[
 pub(crate) fn ps(root: &Path, args: PsArgs) -> Result<ExitCode> {
     let filters = strata::container::ContainerFilters::parse(&args.filter)?;
     let all = args.all || filters.names_a_status();
-    let list: Vec<_> =
-        containers(root)?.summaries_filtered(&filters)?.into_iter().filter(|c| all || c.state == "running").collect();
+    let list: Vec<_> = containers(root)?
+        .summaries_filtered(&filters)?
+        .into_iter()
+        .filter(|c| all || matches!(c.state, "running" | "paused"))
+        .collect();
     let trunc =
         |id: &str| if args.no_trunc { id.to_owned() } else { id.trim_start_matches("sha256:")[..12].to_owned() };
     use crate::template::ListFormat;
@@ -379,6 +385,7 @@ pub(crate) fn ps(root: &Path, args: PsArgs) -> Result<ExitCode> {
 pub(crate) fn status_text(s: &strata::container::ContainerSummary) -> String {
     match s.state {
         "running" => format!("Up {}", human::since(&s.since)),
+        "paused" => format!("Up {} (Paused)", human::since(&s.since)),
         "exited" => format!("Exited ({}) {} ago", s.exit_code, human::since(&s.since)),
         _ => "Created".to_owned(),
     }
@@ -439,6 +446,7 @@ pub(crate) fn commit(root: &Path, args: CommitArgs) -> Result<ExitCode> {
         message: args.message,
         author: args.author,
         changes: args.change,
+        pause: args.pause,
         ..Default::default()
     };
     println!("{}", containers(root)?.commit(&args.container, &options)?);

@@ -1,4 +1,5 @@
-//! The commands for containers that keep running: `exec`, `logs`, `stop`, `kill`, `wait`.
+//! The commands for containers that keep running: `exec`, `logs`, `stop`, `kill`, `wait`,
+//! `restart`, `pause`, `unpause`, `top`.
 
 use std::io::Write;
 use std::path::Path;
@@ -76,6 +77,22 @@ pub(crate) struct ExecArgs {
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManyArgs {
+    /// The containers (names or IDs).
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TopArgs {
+    /// The container (name or ID).
+    container: String,
+    /// Options for ps(1) (default: -ef).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    ps_options: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -198,4 +215,48 @@ pub(crate) fn exec(root: &Path, args: ExecArgs) -> Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+pub(crate) fn restart(root: &Path, args: StopArgs) -> Result<ExitCode> {
+    let containers = Store::open(root)?.containers();
+    each(&args.containers, |name| {
+        let id = containers.stop(name, Duration::from_secs(args.time))?;
+        let started = crate::monitor::start_detached(root, id.as_str(), false, false)?;
+        if started != ExitCode::SUCCESS {
+            bail!("{name} stopped but did not start again");
+        }
+        Ok(name.to_owned())
+    })
+}
+
+pub(crate) fn pause(root: &Path, args: ManyArgs, pause: bool) -> Result<ExitCode> {
+    let containers = Store::open(root)?.containers();
+    each(&args.containers, |name| {
+        containers.pause(name, pause)?;
+        Ok(name.to_owned())
+    })
+}
+
+/// `top`: ps(1) of the host, only the container's processes, as docker's.
+pub(crate) fn top(root: &Path, args: TopArgs) -> Result<ExitCode> {
+    let pids = Store::open(root)?.containers().processes(&args.container)?;
+    let options = if args.ps_options.is_empty() { vec!["-ef".to_owned()] } else { args.ps_options };
+    let out = std::process::Command::new("ps").args(&options).output().context("cannot run ps")?;
+    if !out.status.success() {
+        bail!("ps {}: {}", options.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let Some(column) = header.split_whitespace().position(|h| h == "PID") else {
+        bail!("ps {} shows no PID column: give options that do", options.join(" "));
+    };
+    println!("{header}");
+    for line in lines {
+        let pid = line.split_whitespace().nth(column).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -84,6 +84,14 @@ enum Command {
     Kill(lifecycle::KillArgs),
     /// Wait for containers to stop, and print their exit codes.
     Wait(lifecycle::WaitArgs),
+    /// Stop containers and start them again, detached.
+    Restart(lifecycle::StopArgs),
+    /// Freeze every process of running containers (the cgroup freezer).
+    Pause(lifecycle::ManyArgs),
+    /// Thaw paused containers.
+    Unpause(lifecycle::ManyArgs),
+    /// Show a running container's processes, as ps(1) does.
+    Top(lifecycle::TopArgs),
     /// List containers.
     Ps(container::PsArgs),
     /// Mount a container's tree and print where.
@@ -217,6 +225,10 @@ fn main() -> ExitCode {
         Command::Stop(args) => lifecycle::stop(&cli.root, args),
         Command::Kill(args) => lifecycle::kill(&cli.root, args),
         Command::Wait(args) => lifecycle::wait(&cli.root, args),
+        Command::Restart(args) => lifecycle::restart(&cli.root, args),
+        Command::Pause(args) => lifecycle::pause(&cli.root, args, true),
+        Command::Unpause(args) => lifecycle::pause(&cli.root, args, false),
+        Command::Top(args) => lifecycle::top(&cli.root, args),
         Command::ContainerMonitor(args) => container::monitor(&cli.root, args),
         Command::Ps(args) => container::ps(&cli.root, args),
         Command::Mount(args) => container::mount(&cli.root, args),

@@ -87,9 +87,9 @@ pub(crate) fn run_monitored(root: &Path, container: &str, remove_on_failure: boo
 const STARTED: &str = "strata-monitor: the container runs";
 
 /// Start `container` through a monitor process in a session of its own, its output to its
-/// log, and return once it runs (printing its ID), or with the failure and status docker
+/// log, and return once it runs (printing its ID if `print`), or with the failure and status docker
 /// gives (125, 126, 127).
-pub(crate) fn start_detached(root: &Path, container: &str, remove_on_failure: bool) -> Result<ExitCode> {
+pub(crate) fn start_detached(root: &Path, container: &str, remove_on_failure: bool, print: bool) -> Result<ExitCode> {
     use std::io::Read;
     let exe = std::env::current_exe().context("cannot find the strata binary to start the container's monitor")?;
     let mut command = Command::new(exe);
@@ -112,7 +112,9 @@ pub(crate) fn start_detached(root: &Path, container: &str, remove_on_failure: bo
         for line in said.lines().filter(|l| *l != STARTED) {
             eprintln!("{line}");
         }
-        println!("{container}");
+        if print {
+            println!("{container}");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     eprint!("{said}");

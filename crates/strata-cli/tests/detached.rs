@@ -177,3 +177,67 @@ fn run_d_of_a_missing_command_fails_as_docker_and_leaves_nothing_running() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-program"));
     assert_eq!(root.ok(&["ps", "-aq"]), "", "--rm removed it");
 }
+
+#[test]
+fn pause_freezes_top_lists_commit_pauses_and_restart_starts_again() {
+    let root = Root::new();
+    image(&root);
+    run_detached(&root, "counter", "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done");
+    let merged = std::path::PathBuf::from(
+        inspect(&root, "counter")["GraphDriver"]["Data"]["MergedDir"].as_str().unwrap().to_owned(),
+    );
+    let count =
+        || std::fs::read_to_string(merged.join("tmp/count")).unwrap_or_default().trim().parse::<u64>().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() < 2 {
+        assert!(Instant::now() < deadline, "the counter never counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Frozen: the count stands still, ps says so, exec is refused.
+    assert_eq!(root.ok(&["pause", "counter"]), "counter");
+    let frozen = count();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(), frozen, "a paused container went on counting");
+    assert_eq!(root.ok(&["ps", "--format", "{{.Names}} {{.State}}"]), "counter paused");
+    assert!(root.ok(&["ps", "--format", "{{.Status}}"]).ends_with("(Paused)"));
+    assert_eq!(inspect(&root, "counter")["State"]["Paused"], true);
+    let exec = root.strata(&["exec", "counter", "true"]);
+    assert!(String::from_utf8_lossy(&exec.stderr).contains("is paused"), "{exec:?}");
+    assert!(!root.strata(&["pause", "counter"]).status.success(), "paused twice");
+
+    // `top`: ps(1)'s header and the container's processes only.
+    let top = root.ok(&["top", "counter"]);
+    let mut lines = top.lines();
+    assert!(lines.next().unwrap().contains("PID"), "{top}");
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.iter().any(|r| r.contains("while :")), "{top}");
+    assert!(rows.iter().all(|r| !r.contains("strata")), "only the container's processes: {top}");
+
+    assert_eq!(root.ok(&["unpause", "counter"]), "counter");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() <= frozen {
+        assert!(Instant::now() < deadline, "an unpaused container did not go on");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // `commit` freezes it for the commit and thaws it after; --pause=false leaves it be.
+    assert!(root.ok(&["commit", "counter", "counted:1"]).starts_with("sha256:"));
+    assert!(root.ok(&["commit", "--pause=false", "counter", "counted:2"]).starts_with("sha256:"));
+    assert_eq!(root.ok(&["ps", "--format", "{{.Names}} {{.State}}"]), "counter running");
+    let committed = root.ok(&["run", "--rm", "counted:1", "cat", "/tmp/count"]);
+    assert!(committed.parse::<u64>().unwrap() >= frozen, "{committed}");
+
+    // `restart`: stopped (sh ignores SIGTERM as PID 1: killed after -t), then running anew.
+    let first = inspect(&root, "counter")["State"]["StartedAt"].as_str().unwrap().to_owned();
+    assert_eq!(root.ok(&["restart", "-t", "1", "counter"]), "counter");
+    let state = inspect(&root, "counter")["State"].clone();
+    assert_eq!(state["Running"], true);
+    assert!(state["StartedAt"].as_str().unwrap() > first.as_str(), "{state}");
+    // A paused container stops too.
+    root.ok(&["pause", "counter"]);
+    assert_eq!(root.ok(&["stop", "-t", "1", "counter"]), "counter");
+    assert_eq!(root.ok(&["wait", "counter"]), "137");
+    assert_eq!(inspect(&root, "counter")["State"]["Paused"], false);
+    root.ok(&["check"]);
+}

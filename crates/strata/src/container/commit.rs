@@ -34,6 +34,9 @@ pub struct CommitOptions {
     /// Record a step without a layer (`empty_layer`, as a build's `ENV` or `LABEL`): the
     /// config changes, the container's files are not committed.
     pub empty_layer: bool,
+    /// Freeze a running container while its layer is read, so the layer is one moment of it
+    /// (`docker commit`'s default; the CLI sets it unless `--pause=false`).
+    pub pause: bool,
 }
 
 /// The config `docker commit` writes, keys in dockerd's order.
@@ -56,6 +59,21 @@ struct CommittedConfig<'a> {
 impl ContainerStore {
     /// Commit the container's changes as a new image on its image; returns the image ID.
     pub fn commit(&self, name: &str, options: &CommitOptions) -> Result<ImageId> {
+        let container = self.find(name)?;
+        if !(options.pause && container.running && !container.record.state.paused) {
+            return self.commit_as_is(name, options);
+        }
+        let runtime = super::runtime::Runtime::find(&self.store, &container.host.runtime)?;
+        self.pause(name, true)?;
+        let committed = self.commit_as_is(name, options);
+        let thawed = self.thaw(container.id(), &runtime);
+        let committed = committed?;
+        thawed?;
+        Ok(committed)
+    }
+
+    /// [`commit`](Self::commit) of the container as it is now, running or not.
+    fn commit_as_is(&self, name: &str, options: &CommitOptions) -> Result<ImageId> {
         let container = self.find(name)?;
         let id = container.id();
         let image_id: ImageId = container.record.image.parse()?;

@@ -44,6 +44,9 @@ impl ContainerStore {
         if !container.running {
             return Err(Error::Container { container: name.to_owned(), reason: "is not running".into() });
         }
+        if container.record.state.paused {
+            return Err(Error::Container { container: name.to_owned(), reason: "is paused: unpause it first".into() });
+        }
         let id = container.id();
         let runtime = Runtime::find(&self.store, &container.host.runtime)?;
         let merged = self.store.layer_dir(&container.layers.mount_id).join("merged");

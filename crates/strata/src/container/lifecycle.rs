@@ -1,6 +1,6 @@
 //! A running container's life from outside: `kill` (a signal through the runtime), `stop` (the
-//! image's stop signal, then SIGKILL after a grace period) and `wait` (until its monitor has
-//! recorded the end). The monitor process (see `monitor`) does the recording; these calls
+//! image's stop signal, then SIGKILL after a grace period), `wait` (until its monitor has
+//! recorded the end), `pause`/`unpause` (the cgroup freezer) and `top`. The monitor process (see `monitor`) does the recording; these calls
 //! only signal and watch its lock.
 
 use std::time::Duration;
@@ -42,6 +42,7 @@ impl ContainerStore {
         let signal = parse_signal(signal)?;
         let (id, runtime) = self.running(name)?;
         runtime.send(id, &signal, false)?;
+        self.thaw(id, &runtime)?;
         Ok(id)
     }
 
@@ -60,6 +61,7 @@ impl ContainerStore {
             own => parse_signal(own)?,
         };
         runtime.send(id, &signal, false)?;
+        self.thaw(id, &runtime)?;
         if monitor::wait_released(&self.store, id, timeout) {
             return Ok(id);
         }
@@ -86,6 +88,42 @@ impl ContainerStore {
             self.settle_dead(&lock, self.get_unlocked(id)?)?;
         }
         Ok(self.get(id)?.record.state.exit_code)
+    }
+
+    /// Freeze a running container's processes (`docker pause`), or thaw them (`unpause`); the
+    /// record says `Paused` as dockerd's does.
+    pub fn pause(&self, name: &str, pause: bool) -> Result<ContainerId> {
+        let (id, runtime) = self.running(name)?;
+        let lock = self.store.write_lock()?;
+        let mut record = self.get_unlocked(id)?.record;
+        if record.state.paused == pause {
+            let reason = if pause { "is already paused" } else { "is not paused" };
+            return Err(Error::Container { container: name.to_owned(), reason: reason.into() });
+        }
+        runtime.freeze(id, pause)?;
+        record.state.paused = pause;
+        self.write_record(&record)?;
+        drop(lock);
+        Ok(id)
+    }
+
+    /// A paused container thawed (after a signal it must get, or before a commit ends).
+    pub(crate) fn thaw(&self, id: ContainerId, runtime: &Runtime) -> Result<()> {
+        let lock = self.store.write_lock()?;
+        let mut record = self.get_unlocked(id)?.record;
+        if record.state.paused {
+            runtime.freeze(id, false)?;
+            record.state.paused = false;
+            self.write_record(&record)?;
+        }
+        drop(lock);
+        Ok(())
+    }
+
+    /// The host's process IDs of a running container's processes (for `top`).
+    pub fn processes(&self, name: &str) -> Result<Vec<u32>> {
+        let (id, runtime) = self.running(name)?;
+        runtime.pids(id)
     }
 
     /// A running container and its runtime, or the error docker gives for one that is not.

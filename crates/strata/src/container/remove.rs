@@ -29,6 +29,7 @@ impl ContainerStore {
             }
             if let Some(runtime) = &runtime {
                 runtime.kill(id, "KILL")?;
+                self.thaw(id, runtime)?;
             }
             if !monitor::wait_released(&self.store, id, STOP_TIMEOUT) {
                 return Err(refuse("did not stop within 10 seconds of SIGKILL"));

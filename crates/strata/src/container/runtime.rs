@@ -97,6 +97,34 @@ impl Runtime {
         }
     }
 
+    /// Freeze (`pause`) or thaw (`resume`) the container's processes (the cgroup freezer).
+    pub(crate) fn freeze(&self, id: ContainerId, freeze: bool) -> Result<()> {
+        let verb = if freeze { "pause" } else { "resume" };
+        let out = self
+            .command()
+            .args([verb, id.as_str()])
+            .output()
+            .map_err(|e| self.error(format!("cannot start it: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(self.error(format!("{verb} failed: {}", String::from_utf8_lossy(&out.stderr).trim())))
+        }
+    }
+
+    /// The host's IDs of the container's processes (`runc ps`).
+    pub(crate) fn pids(&self, id: ContainerId) -> Result<Vec<u32>> {
+        let out = self
+            .command()
+            .args(["ps", "--format", "json", id.as_str()])
+            .output()
+            .map_err(|e| self.error(format!("cannot start it: {e}")))?;
+        if !out.status.success() {
+            return Err(self.error(format!("ps failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| self.error(format!("ps gave no list of processes: {e}")))
+    }
+
     /// Forget the container, killing what is left of it.
     pub(crate) fn delete(&self, id: ContainerId) {
         if !self.state_root.join(id.as_str()).exists() {

@@ -104,6 +104,7 @@ impl ContainerStore {
         let unmounted = self.layers.unmount_locked(&lock, &mount_id, false);
         let mut record = self.read_record(id)?.unwrap_or(container.record);
         record.state.running = false;
+        record.state.paused = false;
         record.state.pid = 0;
         record.state.finished_at = now_rfc3339();
         match &status {
@@ -164,6 +165,7 @@ impl ContainerStore {
         }
         let state = &mut container.record.state;
         state.running = false;
+        state.paused = false;
         state.pid = 0;
         state.exit_code = 137;
         state.error = "the strata process that ran it was killed".to_owned();

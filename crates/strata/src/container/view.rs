@@ -76,7 +76,9 @@ pub struct InspectState {
 impl Container {
     /// `created`, `running` or `exited`, as dockerd names them.
     pub fn status(&self) -> &'static str {
-        if self.running {
+        if self.running && self.record.state.paused {
+            "paused"
+        } else if self.running {
             "running"
         } else if self.record.has_been_started_before || self.record.state.running {
             "exited"
@@ -116,7 +118,7 @@ impl ContainerStore {
             let state = c.status();
             let stale = c.is_stale();
             let finished = &record.state.finished_at;
-            let since = if state == "running" || (stale && finished == super::record::ZERO_TIME) {
+            let since = if matches!(state, "running" | "paused") || (stale && finished == super::record::ZERO_TIME) {
                 record.state.started_at.clone()
             } else {
                 finished.clone()

@@ -43,6 +43,12 @@ fn wait_for_log(root: &Root, name: &str, text: &str) {
     }
 }
 
+/// The monitor process of container `id`, as its record names it.
+fn monitor_pid(root: &Root, id: &str) -> i64 {
+    let record = std::fs::read(root.path().join("containers").join(id).join("config.v2.json")).unwrap();
+    serde_json::from_slice::<Value>(&record).unwrap()["State"]["Pid"].as_i64().unwrap()
+}
+
 /// The session ID of process `pid`.
 fn session(pid: i64) -> i64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -59,7 +65,8 @@ fn a_detached_container_runs_on_logs_and_stops_with_its_signal() {
     // It runs on, in a session of its own, after the command that started it returned.
     let state = &inspect(&root, "web")["State"];
     assert_eq!(state["Running"], true, "{state}");
-    let monitor = state["Pid"].as_i64().unwrap();
+    let monitor = monitor_pid(&root, &id);
+    assert_ne!(monitor, state["Pid"].as_i64().unwrap(), "inspect shows the container's first process");
     assert_eq!(session(monitor), monitor, "the monitor leads a session of its own");
     assert_ne!(session(monitor), session(std::process::id() as i64));
     assert!(root.ok(&["ps", "-q"]).contains(&id[..12]));
@@ -239,5 +246,22 @@ fn pause_freezes_top_lists_commit_pauses_and_restart_starts_again() {
     assert_eq!(root.ok(&["stop", "-t", "1", "counter"]), "counter");
     assert_eq!(root.ok(&["wait", "counter"]), "137");
     assert_eq!(inspect(&root, "counter")["State"]["Paused"], false);
+    root.ok(&["check"]);
+}
+
+#[test]
+fn a_killed_monitor_leaves_a_container_that_stop_ends_and_records() {
+    let root = Root::new();
+    image(&root);
+    let id = run_detached(&root, "orphan", "while :; do sleep 0.1; done");
+    let monitor = monitor_pid(&root, &id);
+    std::process::Command::new("kill").args(["-9", &monitor.to_string()]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // The truth: the runtime still runs it.
+    assert_eq!(root.ok(&["ps", "--format", "{{.Names}} {{.State}}"]), "orphan running");
+    assert_eq!(root.ok(&["stop", "-t", "1", "orphan"]), "orphan");
+    assert_eq!(root.ok(&["wait", "orphan"]), "137", "recorded as killed");
+    assert_eq!(root.ok(&["ps", "-q"]), "");
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&root.path().to_string_lossy()[..]));
     root.ok(&["check"]);
 }

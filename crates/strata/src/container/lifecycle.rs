@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 /// How long `stop` waits, after SIGKILL, for the monitor to record the end.
 const AFTER_KILL: Duration = Duration::from_secs(30);
 
+/// How often a container whose monitor was killed is asked about.
+const POLL: Duration = Duration::from_millis(20);
+
 /// A signal as docker takes it (`TERM`, `SIGTERM`, `15`), in the runtime's spelling.
 pub fn parse_signal(signal: &str) -> Result<String> {
     const NAMES: &[&str] = &[
@@ -62,13 +65,13 @@ impl ContainerStore {
         };
         runtime.send(id, &signal, false)?;
         self.thaw(id, &runtime)?;
-        if monitor::wait_released(&self.store, id, timeout) {
-            return Ok(id);
+        if self.wait_stopped(id, timeout)? {
+            return self.settled(id);
         }
         tracing::info!(%id, "still running {timeout:?} after SIG{signal}: killing it");
         runtime.send(id, "KILL", false)?;
-        if monitor::wait_released(&self.store, id, AFTER_KILL) {
-            return Ok(id);
+        if self.wait_stopped(id, AFTER_KILL)? {
+            return self.settled(id);
         }
         Err(Error::Container {
             container: name.to_owned(),
@@ -81,13 +84,37 @@ impl ContainerStore {
     pub fn wait(&self, name: &str) -> Result<i32> {
         let id = self.resolve(name)?;
         monitor::wait_for(&self.store, id)?;
-        // A monitor killed before it recorded the end leaves the record to settle.
+        // A container whose monitor was killed runs on until the runtime says it stopped.
+        while self.get(id)?.running {
+            std::thread::sleep(POLL);
+        }
+        self.settled(id)?;
+        Ok(self.get(id)?.record.state.exit_code)
+    }
+
+    /// Whether the container stopped within `limit`: its monitor let go and the runtime no
+    /// longer runs it (a killed monitor leaves the runtime to ask).
+    fn wait_stopped(&self, id: ContainerId, limit: Duration) -> Result<bool> {
+        let start = std::time::Instant::now();
+        monitor::wait_released(&self.store, id, limit);
+        while self.get(id)?.running {
+            if start.elapsed() > limit {
+                return Ok(false);
+            }
+            std::thread::sleep(POLL);
+        }
+        Ok(true)
+    }
+
+    /// A container that stopped with its end recorded: a record a killed monitor left saying
+    /// "running" is settled (unmounted, recorded as killed).
+    fn settled(&self, id: ContainerId) -> Result<ContainerId> {
         let container = self.get(id)?;
         if container.record.state.running && !container.running {
             let lock = self.store.write_lock()?;
             self.settle_dead(&lock, self.get_unlocked(id)?)?;
         }
-        Ok(self.get(id)?.record.state.exit_code)
+        Ok(id)
     }
 
     /// Freeze a running container's processes (`docker pause`), or thaw them (`unpause`); the

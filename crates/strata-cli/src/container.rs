@@ -51,6 +51,12 @@ pub(crate) struct CreateArgs {
     /// Security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges.
     #[arg(long = "security-opt", value_name = "OPTION")]
     security_opt: Vec<String>,
+    /// Not offered: publishing ports needs a network of the container's own (refused).
+    #[arg(short, long, hide = true)]
+    publish: Vec<String>,
+    /// Not offered: restart policies need a daemon (refused unless "no").
+    #[arg(long, hide = true)]
+    restart: Option<String>,
     /// The image (name or ID).
     image: String,
     /// The command and its arguments (default: the image's).
@@ -169,6 +175,16 @@ fn containers(root: &Path) -> Result<ContainerStore> {
 
 /// The create options, reading a seccomp profile named by file as docker's CLI does.
 fn options(args: &CreateArgs, auto_remove: bool) -> Result<CreateOptions> {
+    if let Some(port) = args.publish.first() {
+        bail!(
+            "cannot publish port {port}: strata containers have no network of their own to publish from (only --network none or host); with --network host the container's ports are the host's"
+        );
+    }
+    if let Some(policy) = args.restart.as_deref().filter(|p| *p != "no") {
+        bail!(
+            "cannot use --restart {policy}: restart policies need a daemon to watch the container, and strata has none"
+        );
+    }
     let mut security = Vec::new();
     for option in &args.security_opt {
         match option.split_once(['=', ':']) {

@@ -183,6 +183,16 @@ fn run_d_of_a_missing_command_fails_as_docker_and_leaves_nothing_running() {
     assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-program"));
     assert_eq!(root.ok(&["ps", "-aq"]), "", "--rm removed it");
+    // What needs a daemon or a network of the container's own is refused, not ignored.
+    for (args, words) in [
+        (&["run", "-d", "-p", "8080:80", "img:1", "true"][..], "cannot publish port 8080:80"),
+        (&["create", "--restart", "always", "img:1", "true"], "restart policies need a daemon"),
+    ] {
+        let out = root.strata(args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(words), "{args:?}: {out:?}");
+    }
+    assert_eq!(root.ok(&["ps", "-aq"]), "", "nothing was created");
 }
 
 #[test]

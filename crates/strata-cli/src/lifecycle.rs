@@ -96,6 +96,14 @@ pub(crate) struct TopArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct RenameArgs {
+    /// The container (name or ID).
+    container: String,
+    /// Its new name.
+    new_name: String,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct WaitArgs {
     /// The containers (names or IDs).
     #[arg(required = true)]
@@ -258,5 +266,10 @@ pub(crate) fn top(root: &Path, args: TopArgs) -> Result<ExitCode> {
             println!("{line}");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn rename(root: &Path, args: RenameArgs) -> Result<ExitCode> {
+    Store::open(root)?.containers().rename(&args.container, &args.new_name)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -92,6 +92,8 @@ enum Command {
     Unpause(lifecycle::ManyArgs),
     /// Show a running container's processes, as ps(1) does.
     Top(lifecycle::TopArgs),
+    /// Give a container another name.
+    Rename(lifecycle::RenameArgs),
     /// List containers.
     Ps(container::PsArgs),
     /// Mount a container's tree and print where.
@@ -229,6 +231,7 @@ fn main() -> ExitCode {
         Command::Pause(args) => lifecycle::pause(&cli.root, args, true),
         Command::Unpause(args) => lifecycle::pause(&cli.root, args, false),
         Command::Top(args) => lifecycle::top(&cli.root, args),
+        Command::Rename(args) => lifecycle::rename(&cli.root, args),
         Command::ContainerMonitor(args) => container::monitor(&cli.root, args),
         Command::Ps(args) => container::ps(&cli.root, args),
         Command::Mount(args) => container::mount(&cli.root, args),

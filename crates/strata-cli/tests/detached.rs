@@ -251,6 +251,14 @@ fn pause_freezes_top_lists_commit_pauses_and_restart_starts_again() {
     let state = inspect(&root, "counter")["State"].clone();
     assert_eq!(state["Running"], true);
     assert!(state["StartedAt"].as_str().unwrap() > first.as_str(), "{state}");
+    // `rename`, running: the new name works, the old one is gone, a taken one is refused.
+    root.ok(&["create", "--name", "other", "img:1", "true"]);
+    assert_eq!(root.ok(&["rename", "counter", "counted"]), "");
+    assert_eq!(root.ok(&["ps", "--format", "{{.Names}}"]), "counted");
+    assert!(!root.strata(&["inspect", "counter"]).status.success());
+    let taken = root.strata(&["rename", "counted", "other"]);
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("already in use"), "{taken:?}");
+    assert_eq!(root.ok(&["rename", "counted", "counter"]), "");
     // A paused container stops too.
     root.ok(&["pause", "counter"]);
     assert_eq!(root.ok(&["stop", "-t", "1", "counter"]), "counter");

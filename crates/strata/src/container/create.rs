@@ -232,7 +232,7 @@ impl ContainerStore {
 
     /// `wanted` if no container has it, or a fresh random name (through the index of
     /// containers' records).
-    fn free_name(&self, wanted: Option<&str>) -> Result<String> {
+    pub(crate) fn free_name(&self, wanted: Option<&str>) -> Result<String> {
         let mut taken = std::collections::HashMap::new();
         for container in self.images.container_index()? {
             taken.insert(container.name, container.id);

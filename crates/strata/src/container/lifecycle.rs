@@ -1,6 +1,6 @@
 //! A running container's life from outside: `kill` (a signal through the runtime), `stop` (the
 //! image's stop signal, then SIGKILL after a grace period), `wait` (until its monitor has
-//! recorded the end), `pause`/`unpause` (the cgroup freezer) and `top`. The monitor process (see `monitor`) does the recording; these calls
+//! recorded the end), `pause`/`unpause` (the cgroup freezer), `top` and `rename`. The monitor process (see `monitor`) does the recording; these calls
 //! only signal and watch its lock.
 
 use std::time::Duration;
@@ -151,6 +151,25 @@ impl ContainerStore {
     pub fn processes(&self, name: &str) -> Result<Vec<u32>> {
         let (id, runtime) = self.running(name)?;
         runtime.pids(id)
+    }
+
+    /// Give a container another name, running or not, as `docker rename` does.
+    pub fn rename(&self, name: &str, new_name: &str) -> Result<ContainerId> {
+        super::valid_name(new_name)?;
+        let id = self.resolve(name)?;
+        let lock = self.store.write_lock()?;
+        let mut record = self.get_unlocked(id)?.record;
+        if record.name.trim_start_matches('/') == new_name {
+            return Err(Error::Container {
+                container: name.to_owned(),
+                reason: format!("is already named {new_name}"),
+            });
+        }
+        let new_name = self.free_name(Some(new_name))?;
+        record.name = format!("/{new_name}");
+        self.write_record(&record)?;
+        drop(lock);
+        Ok(id)
     }
 
     /// A running container and its runtime, or the error docker gives for one that is not.

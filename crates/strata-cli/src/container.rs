@@ -51,6 +51,9 @@ pub(crate) struct CreateArgs {
     /// Security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges.
     #[arg(long = "security-opt", value_name = "OPTION")]
     security_opt: Vec<String>,
+    /// The log of a detached run: max-size=SIZE (10m, 512k), max-file=N (rotated files kept).
+    #[arg(long = "log-opt", value_name = "OPTION")]
+    log_opt: Vec<String>,
     /// Not offered: publishing ports needs a network of the container's own (refused).
     #[arg(short, long, hide = true)]
     publish: Vec<String>,
@@ -201,6 +204,7 @@ fn options(args: &CreateArgs, auto_remove: bool) -> Result<CreateOptions> {
     }
     Ok(CreateOptions {
         name: args.name.clone(),
+        log_options: args.log_opt.clone(),
         cmd: args.command.clone(),
         entrypoint: args.entrypoint.as_ref().map(|e| if e.is_empty() { Vec::new() } else { vec![e.clone()] }),
         env: env_values(&args.env),

@@ -283,3 +283,41 @@ fn a_killed_monitor_leaves_a_container_that_stop_ends_and_records() {
     assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&root.path().to_string_lossy()[..]));
     root.ok(&["check"]);
 }
+
+#[test]
+fn a_log_with_limits_rotates_and_logs_reads_across_the_files() {
+    let root = Root::new();
+    image(&root);
+    for bad in ["max-size=ten", "max-file=0", "compress=true"] {
+        let out = root.strata(&["run", "-d", "--log-opt", bad, "img:1", "true"]);
+        assert!(!out.status.success(), "{bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("log option"), "{bad}: {out:?}");
+    }
+    // 200 lines of 50 bytes of JSON each (10 kB) into files of 1 kB, three kept.
+    let script = r#"i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo "line $i"; done"#;
+    let id =
+        root.ok(&["run", "-d", "--log-opt", "max-size=1k", "--log-opt", "max-file=3", "img:1", "sh", "-c", script]);
+    assert_eq!(root.ok(&["wait", &id]), "0");
+    let dir = root.path().join("containers").join(&id);
+    let log = dir.join(format!("{id}-json.log"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-json.log"))
+        .collect();
+    files.sort();
+    assert_eq!(files, [format!("{id}-json.log"), format!("{id}-json.log.1"), format!("{id}-json.log.2")]);
+    for file in &files {
+        assert!(std::fs::metadata(dir.join(file)).unwrap().len() <= 1024, "{file} is over the limit");
+    }
+    assert!(std::fs::read_to_string(&log).unwrap().contains("line 200\\n"));
+    // `logs` reads the kept files oldest first: the last lines, in order, ending with the last.
+    let shown: Vec<u32> =
+        root.ok(&["logs", &id]).lines().map(|l| l.strip_prefix("line ").unwrap().parse().unwrap()).collect();
+    assert!(shown.len() > 30 && shown.len() < 200, "{} lines kept", shown.len());
+    assert_eq!(shown.last(), Some(&200));
+    assert!(shown.windows(2).all(|w| w[1] == w[0] + 1), "in order, none missing: {shown:?}");
+    assert_eq!(root.ok(&["logs", "--tail", "2", &id]), "line 199\nline 200");
+    let host: Value = serde_json::from_slice(&std::fs::read(dir.join("hostconfig.json")).unwrap()).unwrap();
+    assert_eq!(host["LogConfig"]["Config"]["max-size"], "1k", "kept where dockerd keeps it");
+}

@@ -44,6 +44,8 @@ impl Network {
 pub struct CreateOptions {
     /// Its name; a random `adjective_name` if `None`.
     pub name: Option<String>,
+    /// `--log-opt` (`max-size=10m`, `max-file=3`) for a detached run's log.
+    pub log_options: Vec<String>,
     /// The command, replacing the image's Cmd if not empty.
     pub cmd: Vec<String>,
     /// Replaces the image's Entrypoint (and drops its Cmd) if given; empty clears it.
@@ -70,6 +72,7 @@ impl ContainerStore {
         if let Some(name) = &options.name {
             valid_name(name)?;
         }
+        super::log::LogLimits::parse(&options.log_options)?;
         if let Some(dir) = options.workdir.as_ref().filter(|d| !d.starts_with('/')) {
             return Err(Error::BadOption {
                 what: "working directory",
@@ -212,6 +215,7 @@ impl ContainerStore {
             extra,
         };
         let mut host = HostConfig::new(options.network.mode(), options.auto_remove, runtime.name());
+        host.extra["LogConfig"]["Config"] = super::log::LogLimits::to_config(&options.log_options).into();
         let security = options.security.to_stored();
         host.security_opt = (!security.is_empty()).then_some(security);
         let aside = journal.dir().join("container");

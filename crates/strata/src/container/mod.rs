@@ -47,7 +47,7 @@ pub use exec::ExecOptions;
 pub use filter::ContainerFilters;
 pub use id::{ContainerId, valid_name};
 pub use lifecycle::parse_signal;
-pub use log::{LogEntry, LogOptions};
+pub use log::{LogEntry, LogLimits, LogOptions};
 pub use record::{HostConfig, Record, State};
 pub use runtime::Runtime;
 pub use seccomp::{Seccomp, SecurityOptions};

@@ -3,7 +3,6 @@
 //! unmount and record how the container ended. The store lock is held only while preparing
 //! and while cleaning up; the monitor lock (see `monitor`) for the whole run.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -82,8 +81,10 @@ impl ContainerStore {
         drop(lock);
 
         let pid_file = super::private_dir(&self.store, id).join(PID_FILE);
-        let log = (output == Output::Log).then(|| super::log::path(&self.store.containers_dir(), id));
-        let status = run(&runtime, id, &bundle, &pid_file, log.as_deref(), spawned, running);
+        let log = (output == Output::Log)
+            .then(|| (super::log::path(&self.store.containers_dir(), id), super::log::LogLimits::of(&container.host)));
+        let log = log.as_ref().map(|(path, limits)| (path.as_path(), *limits));
+        let status = run(&runtime, id, &bundle, &pid_file, log, spawned, running);
         // The runtime wrote it under the caller's umask; strata's files have fixed modes.
         if let Err(e) = std::fs::set_permissions(&pid_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             && e.kind() != std::io::ErrorKind::NotFound
@@ -248,7 +249,7 @@ fn run(
     id: ContainerId,
     bundle: &Path,
     pid_file: &Path,
-    log: Option<&Path>,
+    log: Option<(&Path, super::log::LogLimits)>,
     spawned: impl FnOnce(u32),
     running: impl FnOnce(),
 ) -> Result<i32> {
@@ -257,14 +258,9 @@ fn run(
     command.args(["run", "--bundle"]).arg(bundle).arg("--pid-file").arg(pid_file).arg(id.as_str());
     command.stdin(Stdio::null());
     let log = match log {
-        Some(path) => {
+        Some((path, limits)) => {
             command.stdout(Stdio::piped()).stderr(Stdio::piped());
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o640)
-                .open(path)
-                .map_err(|e| Error::io("open", path, e))?;
+            let file = super::log::LogFile::open(path, limits).map_err(|e| Error::io("open", path, e))?;
             Some((path, std::sync::Arc::new(std::sync::Mutex::new(file))))
         }
         None => None,

@@ -104,7 +104,19 @@ impl ContainerStore {
         self.images.layerdb.ensure()?;
         mkdir(&self.store.containers_dir(), 0o710)?;
         let mut journal = Journal::begin(&self.store, super::journal::ADD)?;
-        match self.create_locked(&lock, &mut journal, image, options, &runtime) {
+        // The names in use are checked (a `stat` per container) on another thread while this
+        // one makes the layers: the name is needed only for the record.
+        let created = std::thread::scope(|scope| {
+            let names = std::thread::Builder::new()
+                .name("strata-names".into())
+                .spawn_scoped(scope, || self.free_name(options.name.as_deref()));
+            let name = move || match names {
+                Ok(names) => names.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(_) => self.free_name(options.name.as_deref()),
+            };
+            self.create_locked(&lock, &mut journal, image, options, &runtime, name)
+        });
+        match created {
             Ok(id) => {
                 journal.finish()?;
                 self.get_unlocked(id)
@@ -118,29 +130,8 @@ impl ContainerStore {
         }
     }
 
+    /// Make the container's layers and records; `name` gives its name when the record needs it.
     fn create_locked(
-        &self,
-        lock: &StoreLock,
-        journal: &mut Journal,
-        image: &str,
-        options: &CreateOptions,
-        runtime: &Runtime,
-    ) -> Result<ContainerId> {
-        // The names in use are checked (a `stat` per container) on another thread while this
-        // one makes the layers: the name is needed only for the record.
-        std::thread::scope(|scope| {
-            let names = std::thread::Builder::new()
-                .name("strata-names".into())
-                .spawn_scoped(scope, || self.free_name(options.name.as_deref()));
-            let name = move || match names {
-                Ok(names) => names.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                Err(_) => self.free_name(options.name.as_deref()),
-            };
-            self.create_named(lock, journal, image, options, runtime, name)
-        })
-    }
-
-    fn create_named(
         &self,
         lock: &StoreLock,
         journal: &mut Journal,

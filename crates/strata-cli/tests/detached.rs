@@ -321,3 +321,67 @@ fn a_log_with_limits_rotates_and_logs_reads_across_the_files() {
     let host: Value = serde_json::from_slice(&std::fs::read(dir.join("hostconfig.json")).unwrap()).unwrap();
     assert_eq!(host["LogConfig"]["Config"]["max-size"], "1k", "kept where dockerd keeps it");
 }
+
+/// The processes whose command line contains `text`.
+fn pids_with(text: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i64>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        if String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(text) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn fifty_detached_at_once_are_all_tracked_and_all_stopped() {
+    let root = Root::new();
+    image(&root);
+    let children: Vec<_> = (0..50)
+        .map(|i| {
+            common::strata_cmd(root.path(), &["run", "-d", "--name", &format!("c{i:02}"), "img:1", "sleep", "1000"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(root.ok(&["ps", "-q"]).lines().count(), 50);
+    let names: Vec<String> = (0..50).map(|i| format!("c{i:02}")).collect();
+    let mut args = vec!["stop", "-t", "0"];
+    args.extend(names.iter().map(String::as_str));
+    assert_eq!(root.ok(&args).lines().count(), 50);
+    assert_eq!(root.ok(&["ps", "-q"]), "");
+    let exited = root.ok(&["ps", "-a", "--format", "{{.State}}"]);
+    assert!(exited.lines().all(|s| s == "exited") && exited.lines().count() == 50, "{exited}");
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&root.path().to_string_lossy()[..]));
+    root.ok(&["check"]);
+}
+
+#[test]
+fn a_killed_runtime_or_first_process_is_recorded_and_cleaned_up() {
+    let root = Root::new();
+    image(&root);
+    // SIGKILL of the runtime: the monitor sees it end, removes what is left of the container.
+    let id = run_detached(&root, "noruntime", "while :; do sleep 0.1; done");
+    let runtime = pids_with(&format!("run --bundle {}", root.path().join("strata/containers").join(&id).display()));
+    assert_eq!(runtime.len(), 1, "{runtime:?}");
+    std::process::Command::new("kill").args(["-9", &runtime[0].to_string()]).status().unwrap();
+    assert_eq!(root.ok(&["wait", "noruntime"]), "137");
+    // SIGKILL of the container's first process: exit status 137.
+    run_detached(&root, "nopid1", "while :; do sleep 0.1; done");
+    let pid1 = inspect(&root, "nopid1")["State"]["Pid"].as_i64().unwrap();
+    std::process::Command::new("kill").args(["-9", &pid1.to_string()]).status().unwrap();
+    assert_eq!(root.ok(&["wait", "nopid1"]), "137");
+    // Nothing runs, nothing is mounted, and the store is sound.
+    assert_eq!(root.ok(&["ps", "-q"]), "");
+    assert!(pids_with(root.path().to_str().unwrap()).is_empty(), "processes of this store are left");
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&root.path().to_string_lossy()[..]));
+    root.ok(&["check"]);
+}

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod build;
 pub mod check;
 pub mod container;
 pub mod df;

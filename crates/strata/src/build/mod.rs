@@ -1,0 +1,6 @@
+//! `build`: images from a Dockerfile, as docker's legacy builder writes them (one image per
+//! instruction, each with its parent), cached by its rules.
+//!
+//! - [`lex`]: words, quotes and `$` substitution by BuildKit's lexer rules.
+
+pub mod lex;

@@ -356,13 +356,11 @@ impl<'a> Scan<'a> {
         };
         let mut modifier = ch.to_string();
         match ch {
-            '}' => {
-                return Ok(match self.get(&name) {
-                    Some(value) => value,
-                    None if self.lexer.skip_unset => format!("${{{name}}}"),
-                    None => String::new(),
-                });
-            }
+            '}' => Ok(match self.get(&name) {
+                Some(value) => value,
+                None if self.lexer.skip_unset => format!("${{{name}}}"),
+                None => String::new(),
+            }),
             ':' | '+' | '-' | '?' | '#' | '%' => {
                 let null_is_unset = ch == ':';
                 if null_is_unset {
@@ -407,7 +405,11 @@ impl<'a> Scan<'a> {
                             Some(rest) => (true, rest.to_owned()),
                             None => (false, word),
                         };
-                        if ch == '%' { trim_suffix(&pattern, &value, greedy) } else { trim_prefix(&pattern, &value, greedy) }
+                        if ch == '%' {
+                            trim_suffix(&pattern, &value, greedy)
+                        } else {
+                            trim_prefix(&pattern, &value, greedy)
+                        }
                     }
                 }
             }
@@ -522,7 +524,8 @@ mod tests {
     #[test]
     fn reverse_pattern_keeps_escapes_in_front() {
         // From lex_test.go's TestReversePattern.
-        for (pattern, reversed) in [("a\\*c", "c\\*a"), ("\\\\\\ab", "b\\a\\\\"), ("ab\\", "\\ba"), ("\\\\b", "b\\\\")] {
+        for (pattern, reversed) in [("a\\*c", "c\\*a"), ("\\\\\\ab", "b\\a\\\\"), ("ab\\", "\\ba"), ("\\\\b", "b\\\\")]
+        {
             assert_eq!(reverse_pattern(pattern), reversed, "{pattern}");
         }
     }

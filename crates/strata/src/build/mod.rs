@@ -2,5 +2,7 @@
 //! instruction, each with its parent), cached by its rules.
 //!
 //! - [`lex`]: words, quotes and `$` substitution by BuildKit's lexer rules.
+//! - [`parser`]: the Dockerfile's lines as instructions, by BuildKit's parser rules.
 
 pub mod lex;
+pub mod parser;

@@ -3,6 +3,10 @@
 //!
 //! - [`lex`]: words, quotes and `$` substitution by BuildKit's lexer rules.
 //! - [`parser`]: the Dockerfile's lines as instructions, by BuildKit's parser rules.
+//! - [`ignore`]: `.dockerignore`, by moby's patternmatcher rules.
+//! - [`paths`]: Go's `path.Clean`.
 
+pub mod ignore;
 pub mod lex;
 pub mod parser;
+pub mod paths;

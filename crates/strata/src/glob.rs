@@ -38,7 +38,7 @@ pub fn matches_checked(pattern: &str, name: &str) -> Result<bool, BadPattern> {
             let mut i = 0;
             while i < name.len() && name[i] != '/' {
                 let (tail, ok) = match_chunk(&chunk, &name[i + 1..])?;
-                if ok && !(pattern.is_empty() && !tail.is_empty()) {
+                if ok && (tail.is_empty() || !pattern.is_empty()) {
                     name = tail.to_vec();
                     continue 'pattern;
                 }

@@ -1,19 +1,14 @@
 //! `commit`: the container's writable layer as a new image layer on its image, with the
 //! container's config and a history entry naming its command, as `docker commit` makes it.
 //! A container that changed nothing gives an image with no new layer (an `empty_layer` step).
-//! A builder gives its own `created_by`, a fixed time, or no layer at all.
-
-use serde::Serialize;
+//! A builder gives its own `created_by`, configs, a fixed time, or no layer at all.
 
 use super::ContainerStore;
 use crate::digest::DiffId;
 use crate::error::{Error, Result};
 use crate::image::change;
 use crate::image::config::format_rfc3339;
-use crate::image::{ChainId, ContainerConfig, History, ImageId, Reference, RootFs, now_rfc3339};
-
-/// The diffID of a tar with no entries (two zero blocks).
-const EMPTY_TAR: &str = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+use crate::image::{ChainId, Child, ContainerConfig, ImageId, Reference, now_rfc3339};
 
 /// How to commit.
 #[derive(Debug, Clone, Default)]
@@ -37,23 +32,14 @@ pub struct CommitOptions {
     /// Freeze a running container while its layer is read, so the layer is one moment of it
     /// (`docker commit`'s default; the CLI sets it unless `--pause=false`).
     pub pause: bool,
-}
-
-/// The config `docker commit` writes, keys in dockerd's order.
-#[derive(Serialize)]
-struct CommittedConfig<'a> {
-    architecture: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    author: &'a str,
-    config: &'a ContainerConfig,
-    container: String,
-    container_config: &'a ContainerConfig,
-    created: &'a str,
-    history: Vec<History>,
-    os: &'a str,
-    rootfs: RootFs,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<&'a str>,
+    /// A builder's: the new image's config, instead of the container's (with `changes`).
+    pub config: Option<ContainerConfig>,
+    /// A builder's: the `container_config` to record, instead of the container's.
+    pub container_config: Option<ContainerConfig>,
+    /// Name no container in the image (a build's COPY and ADD steps, as dockerd's builder).
+    pub anonymous: bool,
+    /// Mark the image as built here (`builtLocally`), so builds may use it as their cache.
+    pub built_locally: bool,
 }
 
 impl ContainerStore {
@@ -84,7 +70,7 @@ impl ContainerStore {
                 image_id.short()
             ),
         })?;
-        let mut config = container.record.config.clone();
+        let mut config = options.config.clone().unwrap_or_else(|| container.record.config.clone());
         for instruction in &options.changes {
             change::apply(&mut config, instruction)?;
         }
@@ -92,10 +78,7 @@ impl ContainerStore {
             true => None,
             false => Some(self.images.stage_dir(&self.layers.diff_dir(&container.layers.mount_id))?),
         };
-        let empty_tar = EMPTY_TAR.parse::<DiffId>().expect("a digest");
-        let diff_id = staged.as_ref().map_or(empty_tar, |s| s.applied.stream.diff_id);
-        let empty = diff_id == empty_tar;
-
+        let diff_id = staged.as_ref().map(|s| s.applied.stream.diff_id);
         let created = match options.created {
             None => now_rfc3339(),
             Some(time) => format_rfc3339(jiff::Timestamp::try_from(time).map_err(|e| Error::BadOption {
@@ -104,38 +87,31 @@ impl ContainerStore {
                 reason: e.to_string(),
             })?),
         };
-        let mut history = image.config.history.clone();
-        history.push(History {
-            created: Some(created.clone()),
-            author: options.author.clone().unwrap_or_default(),
-            created_by: options.created_by.clone().unwrap_or_else(|| container.record.command()),
-            comment: options.message.clone().unwrap_or_default(),
-            empty_layer: empty,
-        });
-        let mut diff_ids = image.config.rootfs.diff_ids.clone();
-        let parent_chain = ChainId::chain(&diff_ids).pop();
-        if !empty {
-            diff_ids.push(diff_id);
-        }
-        let bytes = serde_json::to_vec(&CommittedConfig {
-            architecture: &image.config.architecture,
+        let id_string = id.to_string();
+        let child = Child {
+            parent: Some(&image.config),
             author: options.author.as_deref().unwrap_or_default(),
             config: &config,
-            container: id.to_string(),
-            container_config: &container.record.config,
+            container: (!options.anonymous).then_some(id_string.as_str()),
+            container_config: options.container_config.as_ref().unwrap_or(&container.record.config),
             created: &created,
-            history,
-            os: &image.config.os,
-            rootfs: RootFs { kind: "layers".into(), diff_ids },
-            variant: image.config.variant.as_deref(),
-        })
-        .expect("serializable");
+            created_by: &options.created_by.clone().unwrap_or_else(|| container.record.command()),
+            comment: options.message.as_deref().unwrap_or_default(),
+            diff_id,
+        };
+        let empty = child.empty_layer();
+        let bytes = child.to_bytes();
+        let parent_chain = ChainId::chain(&image.config.rootfs.diff_ids).pop();
+        let diff_id: Option<DiffId> = diff_id.filter(|_| !empty);
         let mut writer = self.images.writer()?;
-        if !empty {
+        if let Some(diff_id) = diff_id {
             let parent = parent_chain.map(|c| self.images.layerdb.require(c)).transpose()?;
             writer.layer(parent.as_ref(), diff_id, staged)?;
         }
         let new_id = writer.image(&bytes, Some(image_id))?;
+        if options.built_locally {
+            writer.built_locally(new_id)?;
+        }
         if let Some(reference) = &options.reference {
             writer.tag(reference.clone().or_latest(), new_id)?;
         }

@@ -19,6 +19,7 @@ use crate::store::Store;
 
 const LAST_UPDATED: &str = "lastUpdated";
 const PARENT: &str = "parent";
+const BUILT_LOCALLY: &str = "builtLocally";
 
 /// `<root>/image/overlay2/imagedb`.
 #[derive(Debug, Clone)]
@@ -109,10 +110,22 @@ impl ImageDb {
         self.set(id, PARENT, &parent.to_string())
     }
 
+    /// Mark the image as built here (dockerd's `builtLocally`: the one byte 1).
+    pub(crate) fn set_built_locally(&self, id: ImageId) -> Result<()> {
+        let dir = self.metadata(id);
+        mkdir(&dir, 0o700)?;
+        crate::fsutil::replace(&dir.join(BUILT_LOCALLY), &[1], 0o600)
+    }
+
+    /// Whether the image was built here (`builtLocally`).
+    pub(crate) fn built_locally(&self, id: ImageId) -> bool {
+        std::fs::read(self.metadata(id).join(BUILT_LOCALLY)).is_ok_and(|b| b == [1])
+    }
+
     /// Forget the image: its metadata, then its config.
     pub(crate) fn remove(&self, id: ImageId) -> Result<()> {
         let meta = self.metadata(id);
-        for key in [LAST_UPDATED, PARENT] {
+        for key in [LAST_UPDATED, PARENT, BUILT_LOCALLY] {
             remove_if_exists(&meta.join(key))?;
         }
         let change = Change::begin(&self.store, &super::index::PARENTS);

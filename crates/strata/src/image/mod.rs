@@ -16,6 +16,7 @@
 //! - [`ImageStore::tag`], [`ImageStore::remove`].
 
 pub mod change;
+mod child;
 pub(crate) mod check;
 pub mod config;
 mod distribution;
@@ -39,6 +40,7 @@ mod writer;
 
 use std::path::PathBuf;
 
+pub use child::{Child, EMPTY_TAR};
 pub use config::{ContainerConfig, History, ImageConfig, RootFs, now_rfc3339};
 pub use distribution::BlobRecord;
 pub use filter::ImageFilters;

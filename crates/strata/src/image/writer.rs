@@ -113,6 +113,12 @@ impl<'a> ImageWriter<'a> {
         Ok(id)
     }
 
+    /// Mark `id` as built in this store (`builtLocally`, as dockerd 24.0.9 and later do): only
+    /// such images serve as a build's cache without question.
+    pub fn built_locally(&mut self, id: ImageId) -> Result<()> {
+        self.images.imagedb.set_built_locally(id)
+    }
+
     /// Point `name` at `id` (written at [`commit`](Self::commit)). Returns the image it
     /// pointed at before, if another.
     pub fn tag(&mut self, name: Reference, id: ImageId) -> Result<Option<ImageId>> {

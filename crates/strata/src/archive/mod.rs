@@ -28,3 +28,11 @@ pub use apply::{Applied, ApplyOptions, Staged};
 pub use changes::{Change, ChangeKind};
 pub use compression::{Compression, Encoder};
 pub use pipeline::StreamDigests;
+
+/// Extract a tar into `root`, an existing directory, never writing outside it (see
+/// `unpack`): how a build's COPY and ADD write into a container's tree.
+pub(crate) fn extract_into(root: &std::path::Path, tar: impl std::io::Read) -> crate::Result<()> {
+    let mut stream = tarstream::TarStream::new(tar);
+    unpack::Extractor::new(root)?.unpack(&mut stream)?;
+    Ok(())
+}

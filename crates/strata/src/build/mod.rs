@@ -4,8 +4,10 @@
 //! - [`lex`]: words, quotes and `$` substitution by BuildKit's lexer rules.
 //! - [`parser`]: the Dockerfile's lines as instructions, by BuildKit's parser rules.
 //! - [`ignore`]: `.dockerignore`, by moby's patternmatcher rules.
+//! - [`context`]: the files COPY reads, resolved inside the context, hashed as dockerd hashes them.
 //! - [`paths`]: Go's `path.Clean`.
 
+pub mod context;
 pub mod ignore;
 pub mod lex;
 pub mod parser;

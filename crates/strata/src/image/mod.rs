@@ -16,8 +16,8 @@
 //! - [`ImageStore::tag`], [`ImageStore::remove`].
 
 pub mod change;
-mod child;
 pub(crate) mod check;
+mod child;
 pub mod config;
 mod distribution;
 pub(crate) mod filter;

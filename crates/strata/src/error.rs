@@ -266,6 +266,24 @@ pub enum Error {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
+    /// A build stopped: the Dockerfile is wrong, or a step of it failed.
+    #[error("{file}:{line}: {instruction}: {reason}")]
+    Build {
+        /// The Dockerfile's name.
+        file: String,
+        /// The instruction's first line (1-based; 0: the file as a whole).
+        line: usize,
+        /// The instruction, as written (shortened).
+        instruction: String,
+        /// What is wrong, and what to do.
+        reason: String,
+        /// A RUN's exit status, which `strata build` exits with (as docker does).
+        status: Option<i32>,
+        /// The error under it, if any.
+        #[source]
+        source: Option<Box<Error>>,
+    },
+
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -327,6 +345,8 @@ impl Error {
                 ErrorKind::Corrupt
             }
             Error::Registry { kind, .. } => *kind,
+            Error::Build { source: Some(source), .. } => source.kind(),
+            Error::Build { status: None, .. } => ErrorKind::InvalidInput,
             Error::Io { source, .. } => match source.kind() {
                 Io::NotFound => ErrorKind::NotFound,
                 Io::AlreadyExists => ErrorKind::AlreadyExists,

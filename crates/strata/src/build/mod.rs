@@ -7,7 +7,9 @@
 //! - [`context`]: the files COPY reads, resolved inside the context, hashed as dockerd hashes them.
 //! - [`paths`]: Go's `path.Clean`.
 
+pub mod args;
 pub mod context;
+pub mod format;
 pub mod ignore;
 pub mod lex;
 pub mod parser;

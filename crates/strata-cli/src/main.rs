@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod build;
 mod check;
 mod container;
 mod human;
@@ -106,6 +107,8 @@ enum Command {
     Diff(container::DiffArgs),
     /// Make an image of a container's changes on its image.
     Commit(container::CommitArgs),
+    /// Build an image from a Dockerfile, one image per step as docker's builder makes them.
+    Build(build::BuildArgs),
     /// Write a container's whole tree as one tar.
     Export(container::ExportArgs),
     /// Disk usage of the store (`system df`), and removing what nothing uses (`system prune`).
@@ -239,6 +242,7 @@ fn main() -> ExitCode {
         Command::Rm(args) => container::rm(&cli.root, args),
         Command::Diff(args) => container::diff(&cli.root, args),
         Command::Commit(args) => container::commit(&cli.root, args),
+        Command::Build(args) => build::run(&cli.root, args),
         Command::Export(args) => container::export(&cli.root, args),
         Command::Walkthrough(args) => walkthrough::run(args),
     };

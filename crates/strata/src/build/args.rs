@@ -88,6 +88,11 @@ impl BuildArgs {
         !BUILTIN.contains(&key) || self.allowed.contains_key(key)
     }
 
+    /// Count the names a stage's ARGs declared as used.
+    pub fn merge_used(&mut self, stage: &BuildArgs) {
+        self.referenced.extend(stage.referenced.iter().cloned());
+    }
+
     /// The `--build-arg`s no ARG declared (docker warns about them).
     pub fn unused(&self) -> Vec<String> {
         self.given.keys().filter(|k| !self.referenced.contains(*k) && !BUILTIN.contains(&k.as_str())).cloned().collect()

@@ -20,6 +20,8 @@ use super::paths::clean;
 pub struct Context {
     root: Option<PathBuf>,
     ignore: Ignore,
+    /// An image's tree: absolute symlinks lead to its own root, not out of it.
+    reroot: bool,
 }
 
 /// One source of a COPY or ADD: a path in the context, symlinks at its top followed.
@@ -39,7 +41,12 @@ const MAX_LINKS: usize = 40;
 impl Context {
     /// No context: every COPY and ADD of a local file fails.
     pub fn none() -> Context {
-        Context { root: None, ignore: Ignore::default() }
+        Context { root: None, ignore: Ignore::default(), reroot: false }
+    }
+
+    /// A tree where absolute symlinks mean its own root (an image's, for `COPY --from`).
+    pub fn rooted(root: &Path) -> Context {
+        Context { root: Some(root.to_owned()), ignore: Ignore::default(), reroot: true }
     }
 
     /// The directory `root`, with its `.dockerignore`.
@@ -58,7 +65,16 @@ impl Context {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ignore::default(),
             Err(e) => return Err(format!("cannot read .dockerignore: {e}")),
         };
-        Ok(Context { root: Some(root), ignore })
+        Ok(Context { root: Some(root), ignore, reroot: false })
+    }
+
+    /// A context sent as a tar (any compression): extracted into `dir` (an empty directory)
+    /// as a layer is, never outside it, then opened.
+    pub fn from_tar(tar: impl Read + Send, dir: &Path) -> crate::Result<Context> {
+        let (_, decoded) = crate::archive::Compression::decoder(io::BufReader::new(tar))
+            .map_err(|e| crate::Error::Archive { reason: format!("the context is not a readable archive: {e}") })?;
+        crate::archive::extract_into(dir, decoded)?;
+        Context::open(dir).map_err(|reason| crate::Error::Archive { reason })
     }
 
     /// The context directory, if any.
@@ -130,6 +146,7 @@ impl Context {
             let target = target.to_string_lossy().into_owned();
             let joined = match target.strip_prefix(&format!("{}/", root.display())) {
                 Some(inside) => inside.to_owned(),
+                None if self.reroot && target.starts_with('/') => clean(&target).trim_start_matches('/').to_owned(),
                 None if target.starts_with('/') => {
                     return Err(format!(
                         "{given}: the symlink {} points outside the build context",
@@ -139,6 +156,7 @@ impl Context {
                 None if done.is_empty() => clean(&target),
                 None => clean(&format!("{}/{target}", done.join("/"))),
             };
+            let joined = if joined.is_empty() { ".".to_owned() } else { joined };
             if joined == ".." || joined.starts_with("../") || joined.starts_with('/') {
                 return Err(format!(
                     "{given}: the symlink {} points outside the build context",
@@ -224,13 +242,20 @@ impl Context {
     /// Write `source` as a tar whose entries are named under `dest` (relative to the
     /// container's root, no leading `/`): a file as `dest` itself, a directory's contents
     /// under it. Owner `owner`, or the files' own (`None`, for `--from`); mtimes kept.
-    pub fn pack(&self, source: &Source, dest: &str, owner: Option<(u32, u32)>, out: impl Write) -> io::Result<()> {
+    pub fn pack(
+        &self,
+        source: &Source,
+        dest: &str,
+        owner: Option<(u32, u32)>,
+        out: impl Write,
+        chmod: Option<u32>,
+    ) -> io::Result<()> {
         let mut tar = tar::Builder::new(out);
         tar.mode(tar::HeaderMode::Complete);
         tar.follow_symlinks(false);
         if !source.is_dir {
             let meta = std::fs::metadata(&source.path)?;
-            append(&mut tar, dest, &source.path, &meta, owner, None)?;
+            append(&mut tar, dest, &source.path, &meta, owner, None, chmod)?;
         } else {
             let mut links = Hardlinks::default();
             let root = self.root.as_ref().expect("a context").clone();
@@ -239,9 +264,9 @@ impl Context {
                     "." => rel,
                     base => &rel[base.len() + 1..],
                 };
-                let name = format!("{dest}/{inner}");
+                let name = if dest.is_empty() { inner.to_owned() } else { format!("{dest}/{inner}") };
                 let link = links.seen(&name, meta);
-                append(&mut tar, &name, &root.join(rel), meta, owner, link.as_deref())?;
+                append(&mut tar, &name, &root.join(rel), meta, owner, link.as_deref(), chmod)?;
                 Ok(Walk::Into)
             })?;
         }
@@ -361,6 +386,7 @@ fn append(
     meta: &Metadata,
     owner: Option<(u32, u32)>,
     hardlink: Option<&str>,
+    chmod: Option<u32>,
 ) -> io::Result<()> {
     let base = name.rsplit('/').next().unwrap_or(name);
     if base.starts_with(".wh.") {
@@ -370,7 +396,7 @@ fn append(
     }
     let mut header = tar::Header::new_gnu();
     header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
-    header.set_mode(meta.permissions().mode() & 0o7777);
+    header.set_mode(chmod.unwrap_or(meta.permissions().mode() & 0o7777));
     let (uid, gid) = owner.unwrap_or((meta.uid(), meta.gid()));
     header.set_uid(uid.into());
     header.set_gid(gid.into());

@@ -36,7 +36,7 @@ mod runtime;
 mod seccomp;
 mod spec;
 mod start;
-mod user;
+pub(crate) mod user;
 mod view;
 
 use std::path::PathBuf;

@@ -1,0 +1,486 @@
+//! COPY and ADD: sources from the context (or an earlier stage or image, `--from`) written
+//! into a container of the current image through the safe extractor, so no path in the
+//! container's tree can lead a write outside it; ADD also unpacks local archives and fetches
+//! URLs. The step's key is dockerd's: `COPY <hash> in <dest> `.
+
+use std::io::Read;
+use std::path::Path;
+
+use super::builder::{Builder, Stage, State};
+use super::context::{Context, Source};
+use super::dispatch::flag;
+use super::parser::Instruction;
+use crate::container::CreateOptions;
+use crate::error::{Error, IoContext, Result};
+use crate::image::ImageId;
+
+fn refuse(reason: impl Into<String>) -> Error {
+    Error::BadOption { what: "instruction", value: String::new(), reason: reason.into() }
+}
+
+/// What one COPY/ADD source is.
+enum Item {
+    /// A file or directory of the context (or of `--from`'s tree).
+    Path(Source),
+    /// A heredoc's body, written as a file of this name.
+    Inline { name: String, content: Vec<u8> },
+    /// A local archive ADD unpacks.
+    Archive(Source),
+    /// A file ADD downloaded, and its name.
+    Url { name: String, file: std::path::PathBuf, mtime: i64 },
+}
+
+impl Builder<'_> {
+    /// COPY or ADD.
+    pub(super) fn copy(
+        &mut self,
+        state: &mut State,
+        stages: &[Stage],
+        results: &[Option<ImageId>],
+        instruction: &Instruction,
+    ) -> Result<()> {
+        let add = instruction.keyword() == "add";
+        let name = if add { "ADD" } else { "COPY" };
+        for f in &instruction.flags {
+            let key = f.trim_start_matches('-').split('=').next().unwrap_or_default();
+            let known: &[&str] = if add {
+                &["chown", "chmod", "link", "checksum", "keep-git-dir"]
+            } else {
+                &["chown", "chmod", "from", "link", "parents", "exclude"]
+            };
+            if !known.contains(&key) {
+                return Err(refuse(format!("unknown flag: --{key}")));
+            }
+        }
+        if instruction.args.len() < 2 {
+            return Err(refuse(format!(
+                "{name} requires at least two arguments, but only one was provided. Destination could not be determined."
+            )));
+        }
+        let env = state.expansion_env();
+        let lexer = super::lex::Lexer::new(self.escape);
+        let expand = |w: &str| lexer.word(w, &env).map_err(super::builder::lex_error);
+        let (raw_sources, raw_dest) = instruction.args.split_at(instruction.args.len() - 1);
+        let dest_written = expand(&raw_dest[0])?;
+        let chown = flag(instruction, "chown").map(&expand).transpose()?;
+        let chmod = flag(instruction, "chmod")
+            .map(|m| {
+                u32::from_str_radix(m, 8)
+                    .map_err(|_| refuse(format!("invalid --chmod={m}: give an octal mode such as 0755")))
+            })
+            .transpose()?;
+
+        // Where the sources come from: the context, or another stage's or image's tree.
+        let from = flag(instruction, "from").map(str::to_owned);
+        let mut from_container: Option<String> = None;
+        let from_context;
+        let context: &Context = match &from {
+            None => &self.options.context,
+            Some(from) => {
+                if add {
+                    return Err(refuse("ADD does not take --from"));
+                }
+                let lower = from.to_ascii_lowercase();
+                let image = match stages
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(lower.as_str()))
+                    .or_else(|| from.parse::<usize>().ok())
+                {
+                    Some(i) if i < results.len() => results[i]
+                        .ok_or_else(|| refuse(format!("stage {from} made no image (FROM scratch with no step)")))?,
+                    Some(_) => {
+                        return Err(refuse(format!("invalid from flag value {from}: no such stage before this one")));
+                    }
+                    None => self.images.resolve(from).map_err(|_| {
+                        refuse(format!("invalid from flag value {from}: no such stage or image (pull it first)"))
+                    })?,
+                };
+                let container = self.containers.create(
+                    &image.to_string(),
+                    &CreateOptions { runtime: self.options.runtime.clone(), ..CreateOptions::default() },
+                )?;
+                let id = container.id().to_string();
+                from_container = Some(id.clone());
+                let root = self.containers.mount(&id)?;
+                from_context = Context::tree(&root);
+                &from_context
+            }
+        };
+        let result = self.copy_with(
+            state,
+            instruction,
+            context,
+            name,
+            add,
+            raw_sources,
+            &dest_written,
+            chown.as_deref(),
+            chmod,
+            from.is_some(),
+            &expand,
+        );
+        if let Some(id) = from_container {
+            let unmounted = self.containers.unmount(&id);
+            self.containers.remove(&id, true)?;
+            unmounted?;
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_with(
+        &mut self,
+        state: &mut State,
+        instruction: &Instruction,
+        context: &Context,
+        name: &str,
+        add: bool,
+        raw_sources: &[String],
+        dest_written: &str,
+        chown: Option<&str>,
+        chmod: Option<u32>,
+        keep_owner: bool,
+        expand: &dyn Fn(&str) -> Result<String>,
+    ) -> Result<()> {
+        let download_dir = self.images.store.tmp_dir().join(format!("build-{}", std::process::id()));
+        let mut items = Vec::new();
+        let mut keys = Vec::new();
+        for raw in raw_sources {
+            if let Some(doc) = instruction.heredocs.iter().find(|d| {
+                raw.trim_start_matches("<<").trim_start_matches('-').trim_matches(['\'', '"']) == d.name
+                    && raw.starts_with("<<")
+            }) {
+                let content = if doc.expand { expand(&doc.content)? } else { doc.content.clone() };
+                keys.push(format!("heredoc:{}", hex(&content)));
+                items.push(Item::Inline { name: doc.name.clone(), content: content.into_bytes() });
+                continue;
+            }
+            let source = expand(raw)?;
+            if add && (source.starts_with("http://") || source.starts_with("https://")) {
+                let (file_name, file, mtime, key) = download(&source, &download_dir)?;
+                keys.push(key);
+                items.push(Item::Url { name: file_name, file, mtime });
+                continue;
+            }
+            let found = context.sources(&source).map_err(refuse)?;
+            keys.push(context.hash(&found).ctx("hash", context.root().unwrap_or(Path::new(".")))?);
+            for source in found {
+                if add && !source.is_dir && is_archive(&source.path) {
+                    items.push(Item::Archive(source));
+                } else {
+                    items.push(Item::Path(source));
+                }
+            }
+        }
+        let many = items.len() > 1;
+        if many && !dest_written.ends_with('/') {
+            return Err(refuse(format!(
+                "When using {name} with more than one source file, the destination must be a directory and end with a /"
+            )));
+        }
+        let hash = match keys.as_slice() {
+            [one] => one.clone(),
+            _ => format!("multi:{}", hex(&keys.join(","))),
+        };
+        let chown_comment = chown.map(|c| format!("--chown={c}")).unwrap_or_default();
+        let comment = format!("{name} {chown_comment}{hash} in {dest_written} ");
+        let mut probe = state.config.clone();
+        let mut cmd = state.shell();
+        cmd.push(format!("#(nop) {comment}"));
+        probe.cmd = Some(cmd.clone());
+        if let Some(hit) = self.cached(state, &probe)? {
+            let _ = std::fs::remove_dir_all(&download_dir);
+            return self.use_cached(state, hit);
+        }
+        let workdir =
+            if state.config.working_dir.is_empty() { "/".to_owned() } else { state.config.working_dir.clone() };
+        let dest_abs =
+            if dest_written.starts_with('/') { dest_written.to_owned() } else { format!("{workdir}/{dest_written}") };
+        let dest_dir_marked = dest_written.ends_with('/') || dest_written.ends_with("/.") || dest_written == ".";
+        let dest_rel = super::paths::clean(&dest_abs).trim_start_matches('/').to_owned();
+
+        let Some(image) = state.image else {
+            return Err(refuse(format!("{name} on FROM scratch is not supported yet: start from an image")));
+        };
+        let container = self.containers.create(
+            &image.to_string(),
+            &CreateOptions { runtime: self.options.runtime.clone(), ..CreateOptions::default() },
+        )?;
+        let id = container.id().to_string();
+        let written = (|| -> Result<()> {
+            let root = self.containers.mount(&id)?;
+            let rootfs = crate::container::user::Rootfs::open(&root)?;
+            let owner = match chown {
+                Some(spec) => {
+                    let spec = if spec.contains(':') { spec.to_owned() } else { format!("{spec}:{spec}") };
+                    let user = rootfs
+                        .user(&spec)
+                        .map_err(|e| refuse(format!("unable to convert --chown={spec} to a uid and gid: {e}")))?;
+                    Some((user.uid, user.gid))
+                }
+                None if keep_owner => None,
+                None => Some((0, 0)),
+            };
+            let dest_is_dir = dest_dir_marked || many || is_dir_in(&root, &dest_rel);
+            let result = (|| {
+                for item in &items {
+                    self.write_item(context, &root, item, &dest_rel, dest_is_dir, owner, chmod)?;
+                }
+                Ok(())
+            })();
+            let unmounted = self.containers.unmount(&id);
+            result?;
+            unmounted
+        })();
+        let _ = std::fs::remove_dir_all(&download_dir);
+        let committed = written.and_then(|()| self.commit(state, &id, &cmd.join(" "), probe, true));
+        if !self.options.keep_containers {
+            self.containers.remove(&id, true)?;
+        }
+        let (new, config) = committed?;
+        self.ran += 1;
+        self.advance(state, new, config)
+    }
+
+    /// Write one item under `dest` in the tree at `root`.
+    #[allow(clippy::too_many_arguments)]
+    fn write_item(
+        &self,
+        context: &Context,
+        root: &Path,
+        item: &Item,
+        dest: &str,
+        dest_is_dir: bool,
+        owner: Option<(u32, u32)>,
+        chmod: Option<u32>,
+    ) -> Result<()> {
+        let join = |base: &str| if dest.is_empty() { base.to_owned() } else { format!("{dest}/{base}") };
+        let target = |base: &str| if dest_is_dir { join(base) } else { dest.to_owned() };
+        let (reader, writer) = std::io::pipe().ctx("pipe", root)?;
+        std::thread::scope(|scope| {
+            let producer = scope.spawn(move || -> std::io::Result<()> {
+                let writer = writer;
+                match item {
+                    Item::Path(source) if source.is_dir => context.pack(source, dest, owner, writer, chmod),
+                    Item::Path(source) => {
+                        let base = Path::new(&source.rel)
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        context.pack(source, &target(&base), owner, writer, chmod)
+                    }
+                    Item::Inline { name, content } => {
+                        let mode = chmod.unwrap_or(0o644);
+                        single_file(
+                            writer,
+                            &target(name),
+                            content.as_slice(),
+                            content.len() as u64,
+                            mode,
+                            owner.unwrap_or((0, 0)),
+                            0,
+                        )
+                    }
+                    Item::Url { name, file, mtime } => {
+                        let f = std::fs::File::open(file)?;
+                        let len = f.metadata()?.len();
+                        single_file(
+                            writer,
+                            &target(name),
+                            f,
+                            len,
+                            chmod.unwrap_or(0o600),
+                            owner.unwrap_or((0, 0)),
+                            *mtime,
+                        )
+                    }
+                    Item::Archive(source) => {
+                        let file = std::io::BufReader::new(std::fs::File::open(&source.path)?);
+                        let (_, mut decoded) = crate::archive::Compression::decoder(file)?;
+                        rebase_tar(&mut decoded, writer, dest)
+                    }
+                }
+            });
+            let extracted = crate::archive::extract_into(root, reader);
+            let produced = producer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            match (produced, extracted) {
+                (Err(e), _) => Err(refuse(format!("cannot copy: {e}"))),
+                (Ok(()), Err(e)) => Err(e),
+                (Ok(()), Ok(())) => Ok(()),
+            }
+        })
+    }
+}
+
+impl Context {
+    /// An image's tree (`COPY --from`): no `.dockerignore`, absolute symlinks re-rooted.
+    pub(super) fn tree(root: &Path) -> Context {
+        Context::rooted(root)
+    }
+}
+
+/// Whether `rel` is a directory inside the tree at `root` (symlinks resolved inside it).
+fn is_dir_in(root: &Path, rel: &str) -> bool {
+    if rel.is_empty() {
+        return true;
+    }
+    let Ok(dir) =
+        rustix::fs::open(root, rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY, rustix::fs::Mode::empty())
+    else {
+        return false;
+    };
+    let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
+    rustix::fs::openat2(&dir, rel, flags, rustix::fs::Mode::empty(), rustix::fs::ResolveFlags::IN_ROOT).is_ok()
+}
+
+/// A tar of one regular file.
+fn single_file(
+    out: impl std::io::Write,
+    name: &str,
+    content: impl Read,
+    len: u64,
+    mode: u32,
+    owner: (u32, u32),
+    mtime: i64,
+) -> std::io::Result<()> {
+    let mut tar = tar::Builder::new(out);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(len);
+    header.set_mode(mode);
+    header.set_uid(owner.0.into());
+    header.set_gid(owner.1.into());
+    header.set_mtime(mtime.max(0) as u64);
+    tar.append_data(&mut header, name, content)?;
+    tar.finish()
+}
+
+/// The entries of an archive ADD unpacks, renamed under `dest`.
+fn rebase_tar(input: &mut dyn Read, out: impl std::io::Write, dest: &str) -> std::io::Result<()> {
+    let mut archive = tar::Archive::new(input);
+    let mut tar = tar::Builder::new(out);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let cleaned = super::paths::clean(&format!("/{path}"));
+        let name = match (dest.is_empty(), cleaned.trim_start_matches('/')) {
+            (_, "") => continue,
+            (true, rel) => rel.to_owned(),
+            (false, rel) => format!("{dest}/{rel}"),
+        };
+        let mut header = entry.header().clone();
+        match header.entry_type() {
+            tar::EntryType::Link => {
+                let target = entry.link_name()?.map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+                let target = super::paths::clean(&format!("/{target}"));
+                let target =
+                    if dest.is_empty() { target.trim_start_matches('/').to_owned() } else { format!("{dest}{target}") };
+                tar.append_link(&mut header, &name, target)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry.link_name()?.map(|t| t.into_owned()).unwrap_or_default();
+                tar.append_link(&mut header, &name, target)?;
+            }
+            _ => {
+                tar.append_data(&mut header, &name, &mut entry)?;
+            }
+        }
+    }
+    tar.finish()
+}
+
+/// Whether a file is an archive ADD unpacks (a tar, compressed or not), by its content.
+fn is_archive(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    let Ok((_, mut decoded)) = crate::archive::Compression::decoder(std::io::BufReader::new(file)) else {
+        return false;
+    };
+    let mut head = vec![0u8; 512];
+    let mut read = 0;
+    while read < head.len() {
+        match decoded.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(_) => return false,
+        }
+    }
+    read == 512 && &head[257..262] == b"ustar"
+}
+
+fn hex(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fetch `url` into `dir`: its file name (the URL's last segment), path, mtime
+/// (`Last-Modified`, else 0) and cache key.
+fn download(url: &str, dir: &Path) -> Result<(String, std::path::PathBuf, i64, String)> {
+    std::fs::create_dir_all(dir).ctx("mkdir", dir)?;
+    let name = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(url)
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("download")
+        .to_owned();
+    let failed = |e: String| refuse(format!("cannot download {url}: {e}"));
+    let response = ureq::get(url).call().map_err(|e| failed(e.to_string()))?;
+    let mtime = response
+        .headers()
+        .get("last-modified")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| jiff::fmt::rfc2822::parse(v).ok())
+        .map_or(0, |t| t.timestamp().as_second());
+    let path = dir.join(&name);
+    let mut file = std::fs::File::create(&path).ctx("create", &path)?;
+    let mut body = response.into_body();
+    let mut hasher = sha2::Sha256::default();
+    let mut reader = body.as_reader();
+    let mut buf = vec![0; 256 * 1024];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| failed(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        use sha2::Digest as _;
+        hasher.update(&buf[..n]);
+        std::io::Write::write_all(&mut file, &buf[..n]).ctx("write", &path)?;
+    }
+    use sha2::Digest as _;
+    let key = format!("file:{}", hasher.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>());
+    Ok((name, path, mtime, key))
+}
+
+/// Set every mtime under `dir` to `epoch` at most (`SOURCE_DATE_EPOCH`).
+pub(super) fn clamp_mtimes(dir: &Path, epoch: i64) -> Result<()> {
+    let clamp = |path: &Path| -> Result<()> {
+        let meta = std::fs::symlink_metadata(path).ctx("stat", path)?;
+        use std::os::unix::fs::MetadataExt;
+        if meta.mtime() > epoch {
+            let t = rustix::fs::Timespec { tv_sec: epoch, tv_nsec: 0 };
+            rustix::fs::utimensat(
+                rustix::fs::CWD,
+                path,
+                &rustix::fs::Timestamps { last_access: t, last_modification: t },
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .ctx("utimensat", path)?;
+        }
+        Ok(())
+    };
+    fn walk(dir: &Path, clamp: &dyn Fn(&Path) -> Result<()>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).ctx("read", dir)? {
+            let path = entry.ctx("read", dir)?.path();
+            let meta = std::fs::symlink_metadata(&path).ctx("stat", &path)?;
+            if meta.is_dir() {
+                walk(&path, clamp)?;
+            }
+            clamp(&path)?;
+        }
+        Ok(())
+    }
+    walk(dir, &clamp)?;
+    clamp(dir)
+}

@@ -178,6 +178,35 @@ impl Context {
         Ok(Source { rel, path, is_dir })
     }
 
+    /// `rel` with every symlink followed as dockerd's `FollowSymlinkInScope` does: absolute
+    /// targets and `..` held inside the context; a loop gives up where it stands.
+    fn follow_in_scope(&self, rel: &str) -> String {
+        let root = self.root.as_ref().expect("a context");
+        let mut parts: Vec<String> = rel.split('/').map(str::to_owned).collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut links = 0;
+        while !parts.is_empty() {
+            let part = parts.remove(0);
+            let here = root.join(done.join("/")).join(&part);
+            let Ok(target) = std::fs::read_link(&here) else {
+                done.push(part);
+                continue;
+            };
+            links += 1;
+            if links > MAX_LINKS {
+                return rel.to_owned();
+            }
+            let target = target.to_string_lossy().into_owned();
+            let base = if target.starts_with('/') { String::new() } else { done.join("/") };
+            let joined = clean(&format!("/{base}/{target}"));
+            let mut rest: Vec<String> = joined.split('/').filter(|p| !p.is_empty()).map(str::to_owned).collect();
+            rest.append(&mut parts);
+            parts = rest;
+            done.clear();
+        }
+        done.join("/")
+    }
+
     /// Visit the context's entries under `rel` (lexical order, as filepath.Walk), skipping
     /// excluded ones; `visit` says whether to enter a directory.
     fn walk(
@@ -229,10 +258,22 @@ impl Context {
             let meta = std::fs::symlink_metadata(&source.path)?;
             sums.push(tarsum_entry(&source.rel, &meta, &source.path, None)?);
         }
+        let root = self.root.as_ref().expect("a context");
         self.walk(&source.path, &source.rel, &mut |rel, meta| {
-            let path = self.root.as_ref().expect("a context").join(rel);
             let link = links.seen(rel, meta);
-            sums.push(tarsum_entry(rel, meta, &path, link.as_deref())?);
+            if !meta.file_type().is_symlink() {
+                sums.push(tarsum_entry(rel, meta, &root.join(rel), link.as_deref())?);
+                return Ok(Walk::Into);
+            }
+            // dockerd hashes what a symlink leads to (followed inside the context), and a
+            // symlink that leads nowhere as its own path.
+            let target = self.follow_in_scope(rel);
+            match std::fs::symlink_metadata(root.join(&target)) {
+                Ok(target_meta) if !target_meta.file_type().is_symlink() => {
+                    sums.push(tarsum_entry(&target, &target_meta, &root.join(&target), None)?)
+                }
+                _ => sums.push(rel.to_owned()),
+            }
             Ok(Walk::Into)
         })?;
         sums.sort();

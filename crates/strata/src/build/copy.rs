@@ -222,6 +222,10 @@ impl Builder<'_> {
                 None => Some((0, 0)),
             };
             let dest_is_dir = dest_dir_marked || many || is_dir_in(&root, &dest_rel);
+            // Missing directories on the way are made 0755 for the new owner (dockerd's
+            // MkdirAllAndChownNew); existing ones are left as they are.
+            let dirs = if dest_is_dir { dest_rel.as_str() } else { dest_rel.rsplit_once('/').map_or("", |p| p.0) };
+            make_dirs_in(&root, dirs, owner.unwrap_or((0, 0)))?;
             let result = (|| {
                 for item in &items {
                     self.write_item(context, &root, item, &dest_rel, dest_is_dir, owner, chmod)?;
@@ -331,6 +335,33 @@ fn is_dir_in(root: &Path, rel: &str) -> bool {
     };
     let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
     rustix::fs::openat2(&dir, rel, flags, rustix::fs::Mode::empty(), rustix::fs::ResolveFlags::IN_ROOT).is_ok()
+}
+
+/// Make the missing directories of `rel` inside the tree at `root`, owned by `owner`.
+fn make_dirs_in(root: &Path, rel: &str, owner: (u32, u32)) -> Result<()> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut dir = rustix::fs::open(root, flags, Mode::empty()).ctx("open", root)?;
+    for part in rel.split('/').filter(|p| !p.is_empty()) {
+        let at = root.join(rel);
+        match rustix::fs::openat2(&dir, part, flags, Mode::empty(), ResolveFlags::IN_ROOT) {
+            Ok(next) => dir = next,
+            Err(rustix::io::Errno::NOENT) => {
+                rustix::fs::mkdirat(&dir, part, Mode::from_raw_mode(0o755)).ctx("mkdir", &at)?;
+                let next = rustix::fs::openat(&dir, part, flags | OFlags::NOFOLLOW, Mode::empty()).ctx("open", &at)?;
+                rustix::fs::fchown(
+                    &next,
+                    Some(rustix::fs::Uid::from_raw(owner.0)),
+                    Some(rustix::fs::Gid::from_raw(owner.1)),
+                )
+                .ctx("chown", &at)?;
+                rustix::fs::fchmod(&next, Mode::from_raw_mode(0o755)).ctx("chmod", &at)?;
+                dir = next;
+            }
+            Err(e) => return Err(Error::io("open", at, e)),
+        }
+    }
+    Ok(())
 }
 
 /// A tar of one regular file.

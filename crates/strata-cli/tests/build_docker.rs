@@ -59,12 +59,10 @@ fn context() -> tempfile::TempDir {
 
 /// `created_by | size | empty` of each row, newest first, as dockerd shows them.
 fn rows(docker: &Dockerd, image: &str) -> Vec<String> {
-    let config = json(&docker.docker(&["image", "inspect", image]))[0]["Id"].as_str().unwrap().to_owned();
-    let _ = config;
     docker
         .docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}} | {{.Size}}", image])
         .lines()
-        .map(|l| l.replace("COPY file:", "COPY file:").to_owned())
+        .map(str::to_owned)
         .collect()
 }
 

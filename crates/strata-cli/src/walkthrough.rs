@@ -204,6 +204,38 @@ fn walk_container(store: &Store) -> Result<()> {
     println!("  tmp/newfile: {:?}", fs::read_to_string(top.data.upper_dir.join("tmp/newfile"))?);
     containers.remove("hello", false)?;
     cmd(&format!("strata --root {root} rm hello   # its two layers go; the image's stay"));
+
+    step("The documents' way: `docker build -t test-ubuntu .` from a two-line Dockerfile (here on base:1).");
+    let context = tempfile_dir(store, "build-context")?;
+    let dockerfile = "FROM base:1\nRUN echo \"Hello World\" > /tmp/newfile\n";
+    fs::write(context.join("Dockerfile"), dockerfile)?;
+    for line in dockerfile.lines() {
+        println!("  {line}");
+    }
+    cmd(&format!("strata --root {root} build -t test-ubuntu {}", context.display()));
+    let options = strata::build::BuildOptions {
+        dockerfile: dockerfile.into(),
+        context: strata::build::context::Context::open(&context).map_err(anyhow::Error::msg)?,
+        tags: vec!["test-ubuntu".parse()?],
+        ..Default::default()
+    };
+    strata::build::build(store, &options, &mut std::io::stdout())?;
+    fs::remove_dir_all(&context)?;
+    cmd(&format!("strata --root {root} history test-ubuntu   # the RUN step's layer: 12 bytes"));
+    let rows: Vec<Vec<String>> = images
+        .history("test-ubuntu")?
+        .iter()
+        .map(|r| {
+            let id =
+                if r.id == "<missing>" { r.id.clone() } else { r.id.trim_start_matches("sha256:")[..12].to_owned() };
+            vec![id, crate::human::ellipsis(&r.created_by, 45), crate::human::size(r.size)]
+        })
+        .collect();
+    print!("{}", crate::human::table(&["IMAGE", "CREATED BY", "SIZE"], &rows));
+    step("Its new layer's diff/ holds only tmp/newfile (and the tmp/ directory it is in):");
+    let top = images.inspect("test-ubuntu")?.graph_driver.context("the image has layers")?;
+    println!("  {}", top.data.upper_dir.display());
+    list_recursive(&top.data.upper_dir, "  diff/")?;
     Ok(())
 }
 

@@ -30,6 +30,17 @@ fn the_walkthrough_runs_the_classic_steps_and_leaves_nothing_mounted() {
         "{stdout}"
     );
 
+    // The documents' docker build, with strata build: the same 12-byte layer.
+    let built = stdout.split("The documents' way").nth(1).expect("the build part");
+    assert!(
+        built.contains("Step 2/2 : RUN echo \"Hello World\" > /tmp/newfile")
+            && built.contains("Successfully tagged test-ubuntu:latest"),
+        "{built}"
+    );
+    let row = built.lines().skip_while(|l| !l.starts_with("IMAGE ")).nth(1).expect("a history row");
+    assert!(row.contains(r#"/bin/sh -c echo "Hello World" > /tmp/newfile"#) && row.ends_with(" 12B"), "{row}");
+    assert!(built.contains("  diff/tmp/\n  diff/tmp/newfile (12 bytes)\n"), "{built}");
+
     assert!(!dir.exists(), "the store is removed without --keep");
     assert!(overlay_mounts_under(parent.path()).is_empty());
 }

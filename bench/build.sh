@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `build`, strata beside docker's legacy builder (DOCKER_BUILDKIT=0), docker's BuildKit
+# (DOCKER_BUILDKIT=1, dockerd 20.10's own), `buildah bud` and `podman build`, in one run:
+#
+#   docs cold      the documents' Dockerfile (FROM deb:1, RUN echo "Hello World" > /tmp/newfile),
+#                  --no-cache
+#   ctx cold       a 10-step Dockerfile (ENV, WORKDIR, COPY of a 5,000-file context, RUN,
+#                  LABEL, ENV, EXPOSE, CMD, USER), --no-cache
+#   ctx cached     the same, everything in the cache
+#   ctx one file   the same after one file of the context changed (in --prepare)
+#
+# The base is the Debian bookworm minbase rootfs, imported by each tool as deb:1. dockerd,
+# podman and buildah get private roots in the scratch directory; RUN has no network in all.
+#
+# Prints Markdown for BENCHMARKS.md on stdout, progress on stderr. Needs root; installs
+# hyperfine, docker.io, podman, buildah, runc if missing. Knobs: RUNS=5, BENCH_DIR, ROOTFS_TAR.
+set -euo pipefail
+trap 'echo "bench/build.sh: failed at line $LINENO" >&2' ERR
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+require_root
+need_packages hyperfine docker.io podman buildah runc
+RUNS=${RUNS:-5}
+BENCH_DIR=${BENCH_DIR:-/var/tmp/strata-bench}
+ROOTFS_TAR=${ROOTFS_TAR:-/var/tmp/strata-debian-rootfs.tar}
+[ -s "$ROOTFS_TAR" ] || { echo "no $ROOTFS_TAR: run bench/containers.sh once (it makes it)" >&2; exit 1; }
+build_release
+mkdir -p "$BENCH_DIR"
+W=$(mktemp -d "$BENCH_DIR/bld.XXXXXX")
+trap bench_cleanup EXIT
+say() { echo "== $*" >&2; }
+RES=$W/results
+mkdir -p "$RES"
+
+start_peers_with_debian
+BUILDAH="env TMPDIR=$W/ptmp buildah --root $W/podman --runroot $W/r --storage-driver overlay"
+
+say "contexts"
+DOCS=$W/docs CTX=$W/ctx
+mkdir -p "$DOCS" "$CTX"
+printf 'FROM deb:1\nRUN echo "Hello World" > /tmp/newfile\n' > "$DOCS/Dockerfile"
+python3 - "$CTX" <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(50):
+    os.makedirs(f"{root}/d{d}", exist_ok=True)
+    for f in range(100):
+        with open(f"{root}/d{d}/f{f}", "w") as out:
+            out.write(f"{d}/{f} " * 120 + "\n")
+open(f"{root}/Dockerfile", "w").write("""FROM deb:1
+ENV APP=/app
+WORKDIR /app
+COPY . /app/
+RUN echo built > /built
+LABEL a=b
+ENV X=1
+EXPOSE 80
+CMD ["cat", "/built"]
+USER nobody
+""")
+PY
+echo "$(find "$CTX" -type f | wc -l) files, $(du -sh "$CTX" | cut -f1)" >&2
+cat > "$W/touch-one" <<EOF
+#!/bin/sh
+date +%s%N > $CTX/d7/f7

@@ -328,6 +328,26 @@ fn copy_rules() {
     left_clean(&root);
 }
 
+/// FROM scratch: COPY makes a base layer (also after a metadata step); later steps stand on it.
+#[test]
+fn from_scratch() {
+    common::require_root();
+    let root = Root::new();
+    image(&root);
+    let dockerfile = "FROM img:1 AS tools\nFROM scratch\nENV A=1\nCOPY --from=tools / /\nCOPY f /data/f\nRUN cat /data/f > /data/g\nCMD [\"cat\", \"/data/g\"]\n";
+    let ctx = context(&[("Dockerfile", dockerfile), ("f", "from scratch\n")]);
+    build(&root, ctx.path(), &["-t", "scratchy"]);
+    assert_eq!(root.ok(&["run", "--rm", "scratchy"]), "from scratch");
+    let made = inspect(&root, "scratchy");
+    assert_eq!(made["RootFS"]["Layers"].as_array().unwrap().len(), 3);
+    assert_eq!(made["Config"]["Env"][1], "A=1");
+    let only = context(&[("Dockerfile", "FROM scratch\nCOPY f /f\n"), ("f", "x\n")]);
+    build(&root, only.path(), &["-t", "one"]);
+    assert_eq!(inspect(&root, "one")["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    assert_eq!(inspect(&root, "one")["Parent"], "");
+    left_clean(&root);
+}
+
 /// A failing RUN stops the build with its exit status; no container and no half image stay.
 #[test]
 fn failing_run() {

@@ -499,6 +499,14 @@ impl Builder<'_> {
         self.line(&format!(" ---> {}", &id.hex()[..12]))
     }
 
+    /// A container of `image` for a step that writes files without running anything (WORKDIR,
+    /// COPY, ADD); `cmd` is the step's, as dockerd gives it. Returns its ID.
+    pub fn step_container(&self, image: ImageId, cmd: Vec<String>) -> Result<String> {
+        let options =
+            crate::container::CreateOptions { cmd, runtime: self.options.runtime.clone(), ..Default::default() };
+        Ok(self.containers.create(&image.to_string(), &options)?.id().to_string())
+    }
+
     /// The creation time of a new step.
     pub fn created_text(&self) -> String {
         match self.created {

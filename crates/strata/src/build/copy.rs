@@ -10,7 +10,6 @@ use super::builder::{Builder, Stage, State};
 use super::context::{Context, Source};
 use super::dispatch::flag;
 use super::parser::Instruction;
-use crate::container::CreateOptions;
 use crate::error::{Error, IoContext, Result};
 use crate::image::ImageId;
 
@@ -95,11 +94,7 @@ impl Builder<'_> {
                         refuse(format!("invalid from flag value {from}: no such stage or image (pull it first)"))
                     })?,
                 };
-                let container = self.containers.create(
-                    &image.to_string(),
-                    &CreateOptions { runtime: self.options.runtime.clone(), ..CreateOptions::default() },
-                )?;
-                let id = container.id().to_string();
+                let id = self.step_container(image, vec!["#(nop) COPY --from".into()])?;
                 from_container = Some(id.clone());
                 let root = self.containers.mount(&id)?;
                 from_context = Context::tree(&root);
@@ -199,14 +194,21 @@ impl Builder<'_> {
         let dest_dir_marked = dest_written.ends_with('/') || dest_written.ends_with("/.") || dest_written == ".";
         let dest_rel = super::paths::clean(&dest_abs).trim_start_matches('/').to_owned();
 
-        let Some(image) = state.image else {
-            return Err(refuse(format!("{name} on FROM scratch is not supported yet: start from an image")));
+        let no_layers = state.base.as_ref().is_none_or(|b| b.rootfs.diff_ids.is_empty());
+        let (Some(image), false) = (state.image, no_layers) else {
+            return self.copy_onto_nothing(
+                state,
+                context,
+                &items,
+                &dest_rel,
+                dest_dir_marked || many,
+                chown,
+                chmod,
+                probe,
+                &cmd,
+            );
         };
-        let container = self.containers.create(
-            &image.to_string(),
-            &CreateOptions { runtime: self.options.runtime.clone(), ..CreateOptions::default() },
-        )?;
-        let id = container.id().to_string();
+        let id = self.step_container(image, cmd.clone())?;
         let written = (|| -> Result<()> {
             let root = self.containers.mount(&id)?;
             let rootfs = crate::container::user::Rootfs::open(&root)?;
@@ -244,6 +246,83 @@ impl Builder<'_> {
         let (new, config) = committed?;
         self.ran += 1;
         self.advance(state, new, config)
+    }
+
+    /// COPY or ADD on an image of no layers (`FROM scratch`): the files are the whole layer,
+    /// made aside and stored as a base layer (there is no tree under them to write through).
+    #[allow(clippy::too_many_arguments)]
+    fn copy_onto_nothing(
+        &mut self,
+        state: &mut State,
+        context: &Context,
+        items: &[Item],
+        dest_rel: &str,
+        dest_is_dir: bool,
+        chown: Option<&str>,
+        chmod: Option<u32>,
+        probe: crate::image::ContainerConfig,
+        cmd: &[String],
+    ) -> Result<()> {
+        let owner = match chown {
+            None => (0, 0),
+            Some(spec) => {
+                let (u, g) = spec.split_once(':').unwrap_or((spec, spec));
+                match (u.parse(), g.parse()) {
+                    (Ok(u), Ok(g)) => (u, g),
+                    _ => {
+                        return Err(refuse(format!(
+                            "--chown={spec}: a stage FROM scratch has no /etc/passwd: give numeric IDs"
+                        )));
+                    }
+                }
+            }
+        };
+        let dir = self.images.store.tmp_dir().join(format!(
+            "build-scratch-{}-{}",
+            std::process::id(),
+            crate::id::LayerId::random().as_str()
+        ));
+        std::fs::create_dir_all(&dir).ctx("mkdir", &dir)?;
+        let written = (|| -> Result<crate::archive::Staged> {
+            let dirs = if dest_is_dir { dest_rel } else { dest_rel.rsplit_once('/').map_or("", |p| p.0) };
+            make_dirs_in(&dir, dirs, owner)?;
+            for item in items {
+                self.write_item(context, &dir, item, dest_rel, dest_is_dir, Some(owner), chmod)?;
+            }
+            if let Some(epoch) = self.options.source_date_epoch {
+                clamp_mtimes(&dir, epoch)?;
+            }
+            self.images.stage_dir(&dir)
+        })();
+        let _ = std::fs::remove_dir_all(&dir);
+        let staged = written?;
+        let diff_id = staged.applied().stream.diff_id;
+        let mut config = state.config.clone();
+        config.image = state.image.map(|i| i.to_string()).unwrap_or_default();
+        let created = self.created_text();
+        let created_by = cmd.join(" ");
+        let child = crate::image::Child {
+            parent: state.base.as_ref(),
+            author: &state.maintainer,
+            config: &config,
+            container: None,
+            container_config: &probe,
+            created: &created,
+            created_by: &created_by,
+            comment: "",
+            diff_id: Some(diff_id),
+        };
+        let bytes = child.to_bytes();
+        let mut writer = self.images.writer()?;
+        if !child.empty_layer() {
+            writer.layer(None, diff_id, Some(staged))?;
+        }
+        let id = writer.image(&bytes, state.image)?;
+        writer.built_locally(id)?;
+        writer.commit()?;
+        self.ran += 1;
+        let parsed = crate::image::ImageConfig::parse(&bytes, "the new image")?;
+        self.advance(state, id, parsed)
     }
 
     /// Write one item under `dest` in the tree at `root`.

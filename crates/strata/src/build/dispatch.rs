@@ -406,11 +406,7 @@ impl Builder<'_> {
         let Some(image) = state.image else {
             return self.meta_step(state, &comment);
         };
-        let container = self.containers.create(
-            &image.to_string(),
-            &CreateOptions { runtime: self.options.runtime.clone(), ..CreateOptions::default() },
-        )?;
-        let id = container.id().to_string();
+        let id = self.step_container(image, cmd.clone())?;
         self.line(&format!(" ---> Running in {}", &id[..12]))?;
         let made = (|| {
             let root = self.containers.mount(&id)?;

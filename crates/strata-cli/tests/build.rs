@@ -348,6 +348,43 @@ fn from_scratch() {
     left_clean(&root);
 }
 
+/// ADD of a URL: fetched (over a loopback HTTP server of the test's), mode 0600, its mtime
+/// from Last-Modified, named after the URL's last segment; a failed fetch is one line.
+#[test]
+fn add_url() {
+    common::require_root();
+    let root = Root::new();
+    image(&root);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut request = [0u8; 4096];
+            let n = stream.read(&mut request).unwrap_or(0);
+            let found = String::from_utf8_lossy(&request[..n]).starts_with("GET /files/hello.txt ");
+            let reply = match found {
+                true => {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\nhello\n"
+                }
+                false => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            };
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/files/hello.txt");
+    let ctx = context(&[("Dockerfile", &format!("FROM img:1\nADD {url} /downloads/\n"))]);
+    build(&root, ctx.path(), &["-t", "dl"]);
+    let ls = root.ok(&["run", "--rm", "dl", "ls", "-ln", "--time-style=+%s", "/downloads"]);
+    assert!(ls.contains("-rw------- ") && ls.contains(" 1445412480 hello.txt"), "{ls}");
+    assert_eq!(root.ok(&["run", "--rm", "dl", "cat", "/downloads/hello.txt"]), "hello");
+    let missing = context(&[("Dockerfile", &format!("FROM img:1\nADD http://127.0.0.1:{port}/nothing /x\n"))]);
+    let err = root.fails(&["build", missing.path().to_str().unwrap()]);
+    assert!(err.contains("Dockerfile:2") && err.contains("cannot download"), "{err}");
+    left_clean(&root);
+}
+
 /// A failing RUN stops the build with its exit status; no container and no half image stay.
 #[test]
 fn failing_run() {

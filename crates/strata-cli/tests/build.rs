@@ -9,13 +9,14 @@ mod common;
 use std::path::Path;
 
 use common::Root;
-use common::images::host_rootfs;
+use common::images::{copy_with_libs, host_rootfs};
 use serde_json::Value;
 
 /// Import a tiny image of this host's `sh`, `cat`, `ls` and `true` as `img:1`.
 fn image(root: &Root) {
     let dir = tempfile::tempdir().unwrap();
     host_rootfs(dir.path());
+    copy_with_libs(dir.path(), Path::new("/usr/bin/sleep"));
     std::fs::write(
         dir.path().join("etc/passwd"),
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
@@ -382,6 +383,48 @@ fn add_url() {
     let missing = context(&[("Dockerfile", &format!("FROM img:1\nADD http://127.0.0.1:{port}/nothing /x\n"))]);
     let err = root.fails(&["build", missing.path().to_str().unwrap()]);
     assert!(err.contains("Dockerfile:2") && err.contains("cannot download"), "{err}");
+    left_clean(&root);
+}
+
+/// A build killed (SIGKILL) with a step's container made, or while a RUN runs: the container
+/// is listed by `ps -a` as docker's would be, and the next build removes it (killing the RUN).
+#[test]
+fn killed_builds_leave_their_step_containers_to_the_next() {
+    common::require_root();
+    let root = Root::new();
+    image(&root);
+    let ctx = context(&[("Dockerfile", "FROM img:1\nCOPY f /f\n"), ("f", "f\n")]);
+    let c = ctx.path().to_str().unwrap();
+    common::kill_at(&root, "build.step", &["build", c]);
+    let left = root.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(left.starts_with("strata-build-") && left.lines().count() == 1, "{left}");
+    let slow = context(&[("Dockerfile", "FROM img:1\nRUN sleep 30\n")]);
+    let mut child = common::strata_cmd(root.path(), &["build", slow.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let running = loop {
+        let ps = root.ok(&["ps", "--format", "{{.Names}}"]);
+        if !ps.is_empty() {
+            break ps;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            panic!("the build ended ({status}) before its RUN ran: {err}");
+        }
+        assert!(std::time::Instant::now() < deadline, "the RUN never ran");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(running.starts_with("strata-build-"), "{running}");
+    let left = root.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert_eq!(left.lines().count(), 1, "the second build removed the first one's: {left}");
+    build(&root, ctx.path(), &["-q"]);
+    assert_eq!(root.ok(&["ps", "-a", "-q"]), "", "the next build removes what killed builds left");
     left_clean(&root);
 }
 

@@ -74,6 +74,8 @@ pub(super) struct Builder<'a> {
     pub ran: usize,
     pub cached: usize,
     pub warnings: Vec<String>,
+    /// The names of this build's step containers, kept where a later build finds them.
+    steps_list: super::leftovers::StepList,
 }
 
 /// Build the Dockerfile of `options`; progress goes to `out` as docker prints it.
@@ -152,12 +154,17 @@ pub fn build(store: &Store, options: &BuildOptions, out: &mut dyn Write) -> Resu
         })?,
     };
     stages.truncate(target + 1);
+    let containers = store.containers();
+    for name in super::leftovers::clean(store, &containers)? {
+        tracing::info!("removed {name}, a step container of a build that was killed");
+    }
+    let steps_list = super::leftovers::StepList::begin(store)?;
     let needed = needed_stages(&stages, target);
     let created =
         options.source_date_epoch.map(|s| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64));
     let mut builder = Builder {
         images: store.images(),
-        containers: store.containers(),
+        containers,
         options,
         out,
         escape: parsed.escape,
@@ -175,6 +182,7 @@ pub fn build(store: &Store, options: &BuildOptions, out: &mut dyn Write) -> Resu
         ran: 0,
         cached: 0,
         warnings: parsed.warnings.clone(),
+        steps_list,
     };
     let mut args = BuildArgs::new(options.build_args.iter().cloned());
     for instruction in &meta {
@@ -499,12 +507,19 @@ impl Builder<'_> {
         self.line(&format!(" ---> {}", &id.hex()[..12]))
     }
 
-    /// A container of `image` for a step that writes files without running anything (WORKDIR,
-    /// COPY, ADD); `cmd` is the step's, as dockerd gives it. Returns its ID.
-    pub fn step_container(&self, image: ImageId, cmd: Vec<String>) -> Result<String> {
-        let options =
-            crate::container::CreateOptions { cmd, runtime: self.options.runtime.clone(), ..Default::default() };
-        Ok(self.containers.create(&image.to_string(), &options)?.id().to_string())
+    /// A container of `image` for a step, named in the build's list first (so a killed build's
+    /// are found); `options.cmd` is the step's command, as dockerd gives it. Returns its ID.
+    pub fn step_container(&mut self, image: ImageId, options: crate::container::CreateOptions) -> Result<String> {
+        let name = self.steps_list.next_name()?;
+        let options = crate::container::CreateOptions {
+            name: Some(name),
+            runtime: self.options.runtime.clone(),
+            network: self.options.network,
+            ..options
+        };
+        let id = self.containers.create(&image.to_string(), &options)?.id().to_string();
+        crate::failpoint::hit("build.step");
+        Ok(id)
     }
 
     /// The creation time of a new step.

@@ -94,7 +94,10 @@ impl Builder<'_> {
                         refuse(format!("invalid from flag value {from}: no such stage or image (pull it first)"))
                     })?,
                 };
-                let id = self.step_container(image, vec!["#(nop) COPY --from".into()])?;
+                let id = self.step_container(
+                    image,
+                    crate::container::CreateOptions { cmd: vec!["#(nop) COPY --from".into()], ..Default::default() },
+                )?;
                 from_container = Some(id.clone());
                 let root = self.containers.mount(&id)?;
                 from_context = Context::tree(&root);
@@ -208,7 +211,8 @@ impl Builder<'_> {
                 &cmd,
             );
         };
-        let id = self.step_container(image, cmd.clone())?;
+        let id =
+            self.step_container(image, crate::container::CreateOptions { cmd: cmd.clone(), ..Default::default() })?;
         let written = (|| -> Result<()> {
             let root = self.containers.mount(&id)?;
             let rootfs = crate::container::user::Rootfs::open(&root)?;

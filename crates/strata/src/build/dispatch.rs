@@ -366,12 +366,9 @@ impl Builder<'_> {
             cmd: cmd.clone(),
             entrypoint: Some(Vec::new()),
             env: build_env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-            network: self.options.network,
-            runtime: self.options.runtime.clone(),
             ..CreateOptions::default()
         };
-        let container = self.containers.create(&image.to_string(), &options)?;
-        let id = container.id().to_string();
+        let id = self.step_container(image, options)?;
         self.line(&format!(" ---> Running in {}", &id[..12]))?;
         let status = self.containers.start(&id);
         let committed = match status {
@@ -406,7 +403,8 @@ impl Builder<'_> {
         let Some(image) = state.image else {
             return self.meta_step(state, &comment);
         };
-        let id = self.step_container(image, cmd.clone())?;
+        let id =
+            self.step_container(image, crate::container::CreateOptions { cmd: cmd.clone(), ..Default::default() })?;
         self.line(&format!(" ---> Running in {}", &id[..12]))?;
         let made = (|| {
             let root = self.containers.mount(&id)?;

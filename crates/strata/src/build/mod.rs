@@ -11,6 +11,7 @@
 //! - [`format`]: dockerd's history texts and cache comparison.
 //! - [`paths`]: Go's `path.Clean`.
 //! - `builder`, `dispatch`, `copy`: the stages, each instruction's step, COPY and ADD.
+//! - `leftovers`: the step containers of builds that were killed, removed by the next build.
 
 pub mod args;
 mod builder;
@@ -19,6 +20,7 @@ mod copy;
 mod dispatch;
 pub mod format;
 pub mod ignore;
+mod leftovers;
 pub mod lex;
 pub mod parser;
 pub mod paths;

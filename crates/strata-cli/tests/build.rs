@@ -92,6 +92,10 @@ fn the_documents_dockerfile() {
     let found: Vec<String> = walkdir(Path::new(&diff));
     assert_eq!(found, ["tmp", "tmp/newfile"]);
     assert_eq!(std::fs::read_to_string(Path::new(&diff).join("tmp/newfile")).unwrap(), "Hello World\n");
+    // The step's files were moved into the layer, OverlayFS's bookkeeping left behind.
+    for xattr in ["trusted.overlay.origin", "trusted.overlay.impure"] {
+        assert_eq!(strata::host::xattr(&Path::new(&diff).join("tmp"), xattr), None, "{xattr}");
+    }
     // The image runs, and its intermediate parent is listed by `images -a` only.
     assert_eq!(root.ok(&["run", "--rm", "test-ubuntu", "cat", "/tmp/newfile"]), "Hello World");
     assert_eq!(root.ok(&["images", "-q"]).lines().count(), 2);

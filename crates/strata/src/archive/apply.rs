@@ -141,6 +141,49 @@ impl LayerStore {
         })
     }
 
+    /// Make `dir` (a container's writable layer, unmounted, which the caller gives up) a
+    /// staged layer without copying its files: moved aside whole, OverlayFS's bookkeeping
+    /// xattrs removed (`origin`, `impure`, `nlink`; `opaque` is the layer format's own), then
+    /// packed once to hash it and record its tar-split. A directory the kernel redirected or a
+    /// metacopy file cannot be taken as it is: `Ok(None)`, and `dir` is left as it was.
+    pub(crate) fn stage_taken(&self, dir: &std::path::Path) -> Result<Option<Staged>> {
+        self.store().ensure_layout()?;
+        if !portable(dir)? {
+            return Ok(None);
+        }
+        let scratch = Scratch::new(self.store(), "stage a layer")?;
+        rustix::fs::renameat(CWD, dir, CWD, scratch.dir()).ctx("rename", dir)?;
+        strip_overlay_xattrs(scratch.dir())?;
+        let root = scratch.dir().to_owned();
+        let (reader, writer) = std::io::pipe().ctx("pipe", &root)?;
+        let (read, packed) = std::thread::scope(|scope| {
+            let packer = scope.spawn(|| super::pack::pack(&root, writer, super::Compression::None));
+            let read = (|| -> Result<_> {
+                let pipeline = Pipeline::start(scope, reader)
+                    .map_err(|e| Error::Archive { reason: format!("cannot start the reader thread: {e}") })?;
+                let mut tar = TarStream::new(pipeline);
+                tar.record_tar_split();
+                let (mut entries, mut size) = (0u64, 0u64);
+                while let Some(entry) = tar.next_entry()? {
+                    entries += 1;
+                    if entry.kind.is_file() || entry.kind.is_contiguous() {
+                        size += entry.size;
+                    } else if entry.kind.is_symlink() {
+                        size += entry.link.as_ref().map_or(0, |l| l.len() as u64);
+                    }
+                    tar.read_content(|_| Ok(()))?;
+                }
+                let tar_split = tar.finish_split()?;
+                let stream = tar.into_inner().finish().map_err(super::pipeline::stream_error)?;
+                Ok((entries, size, tar_split, stream))
+            })();
+            (read, packer.join().expect("the packer does not panic"))
+        });
+        let (entries, layer_size, tar_split, stream) = read?;
+        packed?;
+        Ok(Some(Staged { scratch, applied: Applied { stream, entries, layer_size, tar_split } }))
+    }
+
     /// Whether `id` can take a tarball. Takes no lock: called both before and under it.
     fn check_applicable(&self, id: &LayerId) -> Result<()> {
         let info = self.read_info(id, None)?;
@@ -204,4 +247,58 @@ impl LayerStore {
         self.read_info(id, None)?;
         super::tarsplit::assemble(tar_split, &self.diff_dir(id), out)
     }
+}
+
+/// Whether a writable layer's files are a layer as they are: no directory redirected and no
+/// metacopy file (the kernel's `redirect_dir` and `metacopy` features, off unless asked).
+fn portable(dir: &std::path::Path) -> Result<bool> {
+    let mut ok = true;
+    walk_xattrs(dir, &mut |_, name| {
+        if name == b"trusted.overlay.redirect" || name == b"trusted.overlay.metacopy" {
+            ok = false;
+        }
+        Ok(())
+    })?;
+    Ok(ok)
+}
+
+/// Remove OverlayFS's own xattrs from a writable layer's files, but `opaque`.
+fn strip_overlay_xattrs(dir: &std::path::Path) -> Result<()> {
+    walk_xattrs(dir, &mut |path, name| {
+        if name.starts_with(b"trusted.overlay.") && name != b"trusted.overlay.opaque" {
+            let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
+            rustix::fs::lremovexattr(path, name).ctx("removexattr", path)?;
+        }
+        Ok(())
+    })
+}
+
+/// Call `each(path, xattr name)` for every xattr of every file under `dir`, and `dir`'s.
+fn walk_xattrs(dir: &std::path::Path, each: &mut dyn FnMut(&std::path::Path, &[u8]) -> Result<()>) -> Result<()> {
+    fn names(path: &std::path::Path) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; 256];
+        loop {
+            match rustix::fs::llistxattr(path, &mut buf) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Err(rustix::io::Errno::RANGE) => buf.resize(buf.len() * 4, 0),
+                Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+                Err(e) => return Err(Error::io("listxattr", path, e)),
+            }
+        }
+    }
+    let list = names(dir)?;
+    for name in list.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        each(dir, name)?;
+    }
+    let meta = std::fs::symlink_metadata(dir).ctx("stat", dir)?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir).ctx("read directory", dir)? {
+            let path = entry.ctx("read directory", dir)?.path();
+            walk_xattrs(&path, each)?;
+        }
+    }
+    Ok(())
 }

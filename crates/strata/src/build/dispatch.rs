@@ -449,6 +449,7 @@ impl Builder<'_> {
             container_config: Some(container_config),
             anonymous: anonymous || self.options.source_date_epoch.is_some(),
             built_locally: true,
+            take_layer: !self.options.keep_containers,
             ..CommitOptions::default()
         };
         let new = self.containers.commit(id, &options)?;

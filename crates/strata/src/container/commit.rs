@@ -40,6 +40,9 @@ pub struct CommitOptions {
     pub anonymous: bool,
     /// Mark the image as built here (`builtLocally`), so builds may use it as their cache.
     pub built_locally: bool,
+    /// The caller removes the (stopped, unmounted) container next: its writable layer's files
+    /// become the new layer's, moved rather than copied (a build's steps).
+    pub take_layer: bool,
 }
 
 impl ContainerStore {
@@ -74,9 +77,14 @@ impl ContainerStore {
         for instruction in &options.changes {
             change::apply(&mut config, instruction)?;
         }
-        let staged = match options.empty_layer {
-            true => None,
-            false => Some(self.images.stage_dir(&self.layers.diff_dir(&container.layers.mount_id))?),
+        let diff_dir = self.layers.diff_dir(&container.layers.mount_id);
+        let staged = match (options.empty_layer, options.take_layer && !container.running) {
+            (true, _) => None,
+            (false, true) => match self.layers.stage_taken(&diff_dir)? {
+                Some(staged) => Some(staged),
+                None => Some(self.images.stage_dir(&diff_dir)?),
+            },
+            (false, false) => Some(self.images.stage_dir(&diff_dir)?),
         };
         let diff_id = staged.as_ref().map(|s| s.applied.stream.diff_id);
         let created = match options.created {

@@ -259,12 +259,13 @@ FROM img:1 AS unused
 RUN exit 7
 FROM $BASE
 ARG BASE
+ARG TARGETOS
 COPY --from=builder /out /from-name
 COPY --from=0 /out /from-index
 COPY <<EOF /note
 base is ${BASE}
 EOF
-RUN cat /out 2>/dev/null || echo "no /out here" > /check
+RUN cat /out 2>/dev/null || echo "no /out here, $TARGETOS" > /check
 "#;
     let ctx = context(&[("Dockerfile", dockerfile)]);
     let iid = ctx.path().join("iid");
@@ -278,7 +279,7 @@ RUN cat /out 2>/dev/null || echo "no /out here" > /check
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
     assert_eq!(inspect(&root, "multi")["Id"], id.as_str());
     let cat = root.ok(&["run", "--rm", "multi", "cat", "/from-name", "/from-index", "/note", "/check"]);
-    assert_eq!(cat, "built\nmore\nbuilt\nmore\nbase is img:1\nno /out here");
+    assert_eq!(cat, "built\nmore\nbuilt\nmore\nbase is img:1\nno /out here, linux");
     assert_eq!(inspect(&root, "multi")["Config"]["Labels"], serde_json::json!({"a": "1", "b": "2"}));
     let rows = history(&root, "multi");
     assert_eq!(rows[..2], ["/bin/sh -c #(nop)  LABEL b=2 | 0B", "/bin/sh -c #(nop)  LABEL a=1 | 0B"]);
@@ -489,6 +490,28 @@ fn bad_input() {
     let err = root.fails(&["build", ctx.path().to_str().unwrap()]);
     assert!(err.contains("is not UTF-8"), "{err}");
     assert_eq!(images_all(&root), before);
+    left_clean(&root);
+}
+
+/// A context is read where COPY names it, never whole: a 64 GiB (sparse) file beside the
+/// Dockerfile costs nothing unless copied, and `.dockerignore` keeps it out of `COPY .`.
+#[test]
+fn huge_context_files_are_not_read() {
+    common::require_root();
+    let root = Root::new();
+    image(&root);
+    let ctx = context(&[
+        ("Dockerfile", "FROM img:1\nCOPY small /small\nCOPY . /all/\n"),
+        ("small", "s\n"),
+        (".dockerignore", "huge\n"),
+    ]);
+    let huge = std::fs::File::create(ctx.path().join("huge")).unwrap();
+    huge.set_len(64 << 30).unwrap();
+    let started = std::time::Instant::now();
+    build(&root, ctx.path(), &["-t", "h"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    let all = root.ok(&["run", "--rm", "h", "ls", "/all"]);
+    assert!(all.contains("small") && !all.contains("huge"), "{all}");
     left_clean(&root);
 }
 

@@ -44,6 +44,12 @@ impl BuildArgs {
         self.meta.insert(key.to_owned(), default);
     }
 
+    /// A value every build has before its first line (BuildKit's platform ARGs): used by FROM
+    /// lines, and by a stage that declares it, as a meta ARG's; never reported as unused.
+    pub fn predefine(&mut self, key: &str, value: &str) {
+        self.meta.entry(key.to_owned()).or_insert_with(|| Some(value.to_owned()));
+    }
+
     /// An ARG in a stage.
     pub fn add(&mut self, key: &str, default: Option<String>) {
         self.referenced.insert(key.to_owned());

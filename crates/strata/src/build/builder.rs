@@ -185,6 +185,14 @@ pub fn build(store: &Store, options: &BuildOptions, out: &mut dyn Write) -> Resu
         steps_list,
     };
     let mut args = BuildArgs::new(options.build_args.iter().cloned());
+    // BuildKit's automatic platform ARGs: this machine builds for itself.
+    let host = crate::image::Platform::host();
+    for prefix in ["TARGET", "BUILD"] {
+        args.predefine(&format!("{prefix}PLATFORM"), &host.to_string());
+        args.predefine(&format!("{prefix}OS"), &host.os);
+        args.predefine(&format!("{prefix}ARCH"), &host.architecture);
+        args.predefine(&format!("{prefix}VARIANT"), host.variant.as_deref().unwrap_or_default());
+    }
     for instruction in &meta {
         builder.announce(instruction)?;
         let env: Vec<(String, String)> = args.meta_values();

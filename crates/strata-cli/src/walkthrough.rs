@@ -186,16 +186,7 @@ fn walk_container(store: &Store) -> Result<()> {
     )?;
     cmd(&format!("strata --root {root} commit hello hello:1   # {committed}"));
     cmd(&format!("strata --root {root} history hello:1"));
-    let rows: Vec<Vec<String>> = images
-        .history("hello:1")?
-        .iter()
-        .map(|r| {
-            let id =
-                if r.id == "<missing>" { r.id.clone() } else { r.id.trim_start_matches("sha256:")[..12].to_owned() };
-            vec![id, crate::human::ellipsis(&r.created_by, 45), crate::human::size(r.size), r.comment.clone()]
-        })
-        .collect();
-    print!("{}", crate::human::table(&["IMAGE", "CREATED BY", "SIZE", "COMMENT"], &rows));
+    print_history(&images, "hello:1")?;
 
     step("The new layer's diff/ holds only what the container wrote:");
     let top = images.inspect("hello:1")?.graph_driver.context("the image has layers")?;
@@ -222,20 +213,26 @@ fn walk_container(store: &Store) -> Result<()> {
     strata::build::build(store, &options, &mut std::io::stdout())?;
     fs::remove_dir_all(&context)?;
     cmd(&format!("strata --root {root} history test-ubuntu   # the RUN step's layer: 12 bytes"));
-    let rows: Vec<Vec<String>> = images
-        .history("test-ubuntu")?
-        .iter()
-        .map(|r| {
-            let id =
-                if r.id == "<missing>" { r.id.clone() } else { r.id.trim_start_matches("sha256:")[..12].to_owned() };
-            vec![id, crate::human::ellipsis(&r.created_by, 45), crate::human::size(r.size)]
-        })
-        .collect();
-    print!("{}", crate::human::table(&["IMAGE", "CREATED BY", "SIZE"], &rows));
+    print_history(&images, "test-ubuntu")?;
     step("Its new layer's diff/ holds only tmp/newfile (and the tmp/ directory it is in):");
     let top = images.inspect("test-ubuntu")?.graph_driver.context("the image has layers")?;
     println!("  {}", top.data.upper_dir.display());
     list_recursive(&top.data.upper_dir, "  diff/")?;
+    Ok(())
+}
+
+/// `history NAME` as the CLI prints it.
+fn print_history(images: &strata::image::ImageStore, name: &str) -> Result<()> {
+    let rows: Vec<Vec<String>> = images
+        .history(name)?
+        .iter()
+        .map(|r| {
+            let id =
+                if r.id == "<missing>" { r.id.clone() } else { r.id.trim_start_matches("sha256:")[..12].to_owned() };
+            vec![id, crate::human::ellipsis(&r.created_by, 45), crate::human::size(r.size), r.comment.clone()]
+        })
+        .collect();
+    print!("{}", crate::human::table(&["IMAGE", "CREATED BY", "SIZE", "COMMENT"], &rows));
     Ok(())
 }
 

@@ -19,7 +19,6 @@ pub struct Ignore {
 struct Pattern {
     exclusion: bool,
     cleaned: String,
-    dirs: usize,
     kind: Kind,
 }
 
@@ -85,8 +84,7 @@ impl Ignore {
                 return Err(format!("syntax error in pattern {cleaned:?}"));
             }
             let kind = compile(&cleaned).map_err(|e| format!("syntax error in pattern {cleaned:?}: {e}"))?;
-            let dirs = cleaned.split('/').count();
-            ignore.patterns.push(Pattern { exclusion, cleaned, dirs, kind });
+            ignore.patterns.push(Pattern { exclusion, cleaned, kind });
         }
         Ok(ignore)
     }
@@ -120,29 +118,6 @@ impl Ignore {
                         break;
                     }
                 }
-            }
-            if hit {
-                matched = !pattern.exclusion;
-            }
-        }
-        matched
-    }
-
-    /// Whether `path` matches (moby's `Matches`: a parent counts only at the pattern's depth).
-    pub fn matches(&self, path: &str) -> bool {
-        let file = clean(path);
-        let parents: Vec<&str> = match file.rfind('/') {
-            Some(at) => file[..at].split('/').collect(),
-            None => Vec::new(),
-        };
-        let mut matched = false;
-        for pattern in &self.patterns {
-            if pattern.exclusion != matched {
-                continue;
-            }
-            let mut hit = pattern.matches(&file);
-            if !hit && !parents.is_empty() && pattern.dirs <= parents.len() {
-                hit = pattern.matches(&parents[..pattern.dirs].join("/"));
             }
             if hit {
                 matched = !pattern.exclusion;

@@ -42,9 +42,11 @@ pub(crate) struct BuildArgs {
     /// Run every step; use no cached one.
     #[arg(long)]
     no_cache: bool,
-    /// Pull the base images first (not supported yet: pull them with `strata pull`).
+    /// Pull the base images first (docker's legacy builder pulls missing ones; strata only asked).
     #[arg(long)]
     pull: bool,
+    #[command(flatten)]
+    reach: crate::registry::ReachArgs,
     /// Print only the image ID.
     #[arg(short, long)]
     quiet: bool,
@@ -72,9 +74,6 @@ pub(crate) struct BuildArgs {
 }
 
 pub(crate) fn run(root: &Path, args: BuildArgs) -> Result<ExitCode> {
-    if args.pull {
-        bail!("--pull is not supported yet: pull the base images with `strata pull`, then build");
-    }
     if let Some(platform) = &args.platform {
         let wanted: strata::image::Platform = platform.parse()?;
         if wanted != strata::image::Platform::host() {
@@ -188,6 +187,7 @@ fn build(
         },
         runtime: args.runtime.clone(),
         keep_containers: !args.rm && !args.force_rm,
+        pull: if args.pull { Some(crate::registry::registry_options(args.reach.clone())?) } else { None },
         source_date_epoch: epoch,
     };
     let store = Store::open(root)?;

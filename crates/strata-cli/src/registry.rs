@@ -206,8 +206,8 @@ pub(crate) struct LogoutArgs {
 const REGISTRIES_CONF: &str = "/etc/containers/registries.conf";
 
 /// How registries are reached, for `pull`, `push` and `login`.
-#[derive(Debug, Args)]
-struct ReachArgs {
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ReachArgs {
     /// A registry (HOST[:PORT]) reached without TLS verification or over plain HTTP (repeatable).
     #[arg(long, value_name = "HOST", env = "STRATA_INSECURE_REGISTRIES", value_delimiter = ',')]
     insecure_registry: Vec<String>,
@@ -216,7 +216,7 @@ struct ReachArgs {
     certs_d: Option<PathBuf>,
 }
 
-fn registry_options(reach: ReachArgs) -> Result<RegistryOptions> {
+pub(crate) fn registry_options(reach: ReachArgs) -> Result<RegistryOptions> {
     let mut registry = RegistryOptions::default();
     registry.insecure.extend(reach.insecure_registry.into_iter().filter(|h| !h.is_empty()));
     if let Some(dir) = reach.certs_d {

@@ -515,6 +515,27 @@ fn huge_context_files_are_not_read() {
     left_clean(&root);
 }
 
+/// `--pull` fetches the base from its registry (a real one on loopback) before the build;
+/// without it, a base that is not stored is an error that says to pull it.
+#[test]
+fn pull_base() {
+    common::require_root();
+    let root = Root::new();
+    image(&root);
+    let registry = common::registry::Registry::start(common::registry::Auth::None, None);
+    let name = format!("{}/base:1", registry.host());
+    root.ok(&["tag", "img:1", &name]);
+    root.ok(&["push", "-q", &name]);
+    root.ok(&["rmi", &name, "img:1"]);
+    let ctx = context(&[("Dockerfile", &format!("FROM {name}\nRUN echo pulled > /p\n"))]);
+    let err = root.fails(&["build", ctx.path().to_str().unwrap()]);
+    assert!(err.contains(&format!("no such image: {name}: pull it first")), "{err}");
+    let out = build(&root, ctx.path(), &["--pull", "-t", "p"]);
+    assert!(out.contains("1: Pulling from base") && out.contains("Status: Downloaded newer image for"), "{out}");
+    assert_eq!(root.ok(&["run", "--rm", "p", "cat", "/p"]), "pulled");
+    left_clean(&root);
+}
+
 /// A Dockerfile on stdin with no context, and a context tar on stdin.
 #[test]
 fn stdin_inputs() {

@@ -431,6 +431,7 @@ impl Builder<'_> {
             Some(i) if results[i].is_some() => results[i],
             Some(_) => None,
             None if base.eq_ignore_ascii_case("scratch") => None,
+            None if self.options.pull.is_some() => Some(self.pull(&base)?),
             None => Some(self.images.resolve(&base).map_err(|e| match e {
                 Error::ImageNotFound(_) => Error::BadOption {
                     what: "instruction",
@@ -453,6 +454,24 @@ impl Builder<'_> {
             self.line(&format!(" ---> {}", &id.hex()[..12]))?;
         }
         Ok(State { image, base: base_config, config, args, maintainer: String::new(), cmd_set: false })
+    }
+
+    /// `--pull`: the base image from its registry, as `strata pull` would fetch it.
+    fn pull(&mut self, name: &str) -> Result<ImageId> {
+        let registry = self.options.pull.as_ref().expect("asked to pull");
+        let reference: crate::image::Reference = name.parse()?;
+        let reference = reference.or_latest();
+        let at = reference
+            .tag()
+            .map(str::to_owned)
+            .or_else(|| reference.digest().map(|d| d.to_string()))
+            .unwrap_or_default();
+        self.line(&format!("{at}: Pulling from {}", reference.path()))?;
+        let pulled = crate::registry::pull(&self.images, &reference, registry, &Default::default(), &())?;
+        self.line(&format!("Digest: {}", pulled.digest))?;
+        let status = if pulled.up_to_date { "Image is up to date for" } else { "Downloaded newer image for" };
+        self.line(&format!("Status: {status} {reference}"))?;
+        Ok(pulled.id)
     }
 
     /// The cache's answer for a step with `probe` as its `container_config` on the current

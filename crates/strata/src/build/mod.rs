@@ -56,6 +56,9 @@ pub struct BuildOptions {
     pub runtime: String,
     /// Keep each step's container (docker's `--rm=false`); a failed step's too.
     pub keep_containers: bool,
+    /// `--pull`: pull every base image named by a FROM line first, from these registries (a
+    /// stage or `scratch` is not pulled). `None`: bases must be in the store.
+    pub pull: Option<crate::registry::RegistryOptions>,
     /// `SOURCE_DATE_EPOCH`: every time in the images and their layers is this one at most,
     /// and no step names a container, so the same context gives the same image ID.
     pub source_date_epoch: Option<i64>,
@@ -75,6 +78,7 @@ impl Default for BuildOptions {
             network: Network::None,
             runtime: String::new(),
             keep_containers: false,
+            pull: None,
             source_date_epoch: None,
         }
     }

@@ -117,12 +117,22 @@ impl Builder<'_> {
             from.is_some(),
             &expand,
         );
-        if let Some(id) = from_container {
-            let unmounted = self.containers.unmount(&id);
-            self.containers.remove(&id, true)?;
-            unmounted?;
+        match from_container {
+            Some(id) => {
+                let unmounted = self.containers.unmount(&id);
+                let result = result.and(unmounted);
+                match (result, self.containers.remove(&id, true)) {
+                    (Err(e), removed) => {
+                        if let Err(also) = removed {
+                            tracing::warn!("the --from container {id} stays: {also} (the next build removes it)");
+                        }
+                        Err(e)
+                    }
+                    (Ok(()), removed) => removed.map(drop),
+                }
+            }
+            None => result,
         }
-        result
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -244,10 +254,7 @@ impl Builder<'_> {
         })();
         let _ = std::fs::remove_dir_all(&download_dir);
         let committed = written.and_then(|()| self.commit(state, &id, &cmd.join(" "), probe, true));
-        if !self.options.keep_containers {
-            self.containers.remove(&id, true)?;
-        }
-        let (new, config) = committed?;
+        let (new, config) = self.finish_container(&id, committed, false)?;
         self.ran += 1;
         self.advance(state, new, config)
     }

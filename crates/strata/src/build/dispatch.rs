@@ -383,8 +383,7 @@ impl Builder<'_> {
             }),
             Err(e) => Err(e),
         };
-        self.finish_container(&id, committed.is_ok())?;
-        let (new, config) = committed?;
+        let (new, config) = self.finish_container(&id, committed, true)?;
         self.ran += 1;
         self.advance(state, new, config)
     }
@@ -420,8 +419,7 @@ impl Builder<'_> {
             container_config.labels.get_or_insert_with(Default::default);
             self.commit(state, &id, &cmd.join(" "), container_config, false)
         })();
-        self.finish_container(&id, made.is_ok())?;
-        let (new, config) = made?;
+        let (new, config) = self.finish_container(&id, made, true)?;
         self.ran += 1;
         self.advance(state, new, config)
     }
@@ -457,16 +455,29 @@ impl Builder<'_> {
         Ok((new, image.config))
     }
 
-    /// Remove a step's container (unless kept), saying so as docker does.
-    pub(super) fn finish_container(&mut self, id: &str, succeeded: bool) -> Result<()> {
+    /// Remove a step's container (unless kept), saying so if `announce` (docker does for the
+    /// containers it names: RUN's, WORKDIR's), and pass on the
+    /// step's outcome: a step's error is the one told (a failed removal is logged beside it).
+    pub(super) fn finish_container<T>(&mut self, id: &str, outcome: Result<T>, announce: bool) -> Result<T> {
         if self.options.keep_containers {
-            return Ok(());
+            return outcome;
         }
-        self.containers.remove(id, true)?;
-        if succeeded {
-            self.line(&format!("Removing intermediate container {}", &id[..12]))?;
+        let removed = self.containers.remove(id, true);
+        match (outcome, removed) {
+            (Ok(value), Ok(_)) => {
+                if announce {
+                    self.line(&format!("Removing intermediate container {}", &id[..12]))?;
+                }
+                Ok(value)
+            }
+            (Ok(_), Err(e)) => Err(e),
+            (Err(e), removed) => {
+                if let Err(also) = removed {
+                    tracing::warn!("the step's container {id} stays: {also} (the next build removes it)");
+                }
+                Err(e)
+            }
         }
-        Ok(())
     }
 }
 

@@ -560,6 +560,14 @@ fn stdin_inputs() {
     let tar = std::process::Command::new("tar").args(["-cz", "-C"]).arg(ctx.path()).arg(".").output().unwrap();
     run(&tar.stdout, &["build", "-t", "s2", "-"]);
     assert_eq!(root.ok(&["run", "--rm", "s2", "cat", "/f"]), "from a tar");
+    // A Dockerfile on stdin with a directory context; RUN on the host's network when asked.
+    let dockerfile = b"FROM img:1\nCOPY f /g\nRUN ls /sys/class/net > /nets\n";
+    run(dockerfile, &["build", "-t", "s3", "--network", "host", "-f", "-", ctx.path().to_str().unwrap()]);
+    assert_eq!(root.ok(&["run", "--rm", "s3", "cat", "/g"]), "from a tar");
+    let host_nets = std::fs::read_dir("/sys/class/net").unwrap().count();
+    assert_eq!(root.ok(&["run", "--rm", "s3", "cat", "/nets"]).lines().count(), host_nets);
+    run(dockerfile, &["build", "-t", "s4", "--no-cache", "-f", "-", ctx.path().to_str().unwrap()]);
+    assert_eq!(root.ok(&["run", "--rm", "s4", "cat", "/nets"]), "lo", "no network but loopback by default");
     left_clean(&root);
 }
 

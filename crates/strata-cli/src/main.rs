@@ -5,6 +5,7 @@
 mod build;
 mod check;
 mod container;
+mod copy;
 mod human;
 mod image;
 mod info;
@@ -111,6 +112,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Write a container's whole tree as one tar.
     Export(container::ExportArgs),
+    /// Copy files between a container and this machine (CONTAINER:PATH on one side).
+    Cp(copy::CpArgs),
     /// Disk usage of the store (`system df`), and removing what nothing uses (`system prune`).
     #[command(subcommand)]
     System(system::SystemCommand),
@@ -244,6 +247,7 @@ fn main() -> ExitCode {
         Command::Commit(args) => container::commit(&cli.root, args),
         Command::Build(args) => build::run(&cli.root, args),
         Command::Export(args) => container::export(&cli.root, args),
+        Command::Cp(args) => copy::run(&cli.root, args),
         Command::Walkthrough(args) => walkthrough::run(args),
     };
     match result {

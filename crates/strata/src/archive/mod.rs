@@ -15,13 +15,14 @@
 mod apply;
 mod changes;
 mod compression;
-mod dir;
+pub(crate) mod dir;
 pub(crate) mod pack;
 mod parallel_gzip;
 mod path;
 mod pipeline;
 pub(crate) mod tarsplit;
 mod tarstream;
+pub mod tree;
 mod unpack;
 
 pub use apply::{Applied, ApplyOptions, Staged};
@@ -29,10 +30,15 @@ pub use changes::{Change, ChangeKind};
 pub use compression::{Compression, Encoder};
 pub use pipeline::StreamDigests;
 
-/// Extract a tar into `root`, an existing directory, never writing outside it (see
-/// `unpack`): how a build's COPY and ADD write into a container's tree.
-pub(crate) fn extract_into(root: &std::path::Path, tar: impl std::io::Read) -> crate::Result<()> {
+/// Extract a tar of plain files (no whiteouts) under `prefix` inside `root`, an existing
+/// directory, never writing outside `root` (see `unpack`): how a build's COPY and ADD and `cp`
+/// write into a container's tree.
+pub(crate) fn extract_into(
+    root: &std::path::Path,
+    prefix: &std::path::Path,
+    tar: impl std::io::Read,
+) -> crate::Result<()> {
     let mut stream = tarstream::TarStream::new(tar);
-    unpack::Extractor::new(root)?.unpack(&mut stream)?;
+    unpack::Extractor::plain(root, prefix)?.unpack(&mut stream)?;
     Ok(())
 }

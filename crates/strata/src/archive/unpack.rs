@@ -46,6 +46,10 @@ pub(crate) struct Extractor {
     /// Directory mtimes, set after everything else (writing into a directory changes it).
     dir_times: Vec<(PathBuf, u64)>,
     out: Unpacked,
+    /// Where under the root entries go (`cp` into a directory of a container).
+    prefix: PathBuf,
+    /// Whether `.wh.` entries are whiteouts (a layer) or plain files (`cp`, a build's COPY).
+    whiteouts: bool,
 }
 
 impl Extractor {
@@ -53,7 +57,23 @@ impl Extractor {
     pub(crate) fn new(root: &Path) -> Result<Extractor> {
         let root = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::io("open", root, e))?;
-        Ok(Extractor { root, parent: None, dir_times: Vec::new(), out: Unpacked::default() })
+        Ok(Extractor {
+            root,
+            parent: None,
+            dir_times: Vec::new(),
+            out: Unpacked::default(),
+            prefix: PathBuf::new(),
+            whiteouts: true,
+        })
+    }
+
+    /// Extract plain files (`.wh.` names are no whiteouts) under `prefix` inside `root`: every
+    /// path, the prefix's too, resolved as if `root` were `/`.
+    pub(crate) fn plain(root: &Path, prefix: &Path) -> Result<Extractor> {
+        let mut extractor = Extractor::new(root)?;
+        extractor.prefix = prefix.to_owned();
+        extractor.whiteouts = false;
+        Ok(extractor)
     }
 
     /// Extract every entry of `tar`, then set directory times.
@@ -84,13 +104,15 @@ impl Extractor {
 
     fn entry<R: std::io::Read>(&mut self, entry: &Entry, tar: &mut TarStream<R>) -> Result<()> {
         let path = normalize(&entry.path).ok_or_else(|| refuse("the name climbs out of the layer"))?;
+        let path = if self.prefix.as_os_str().is_empty() { path } else { self.prefix.join(path) };
         let (Some(parent), Some(base)) = (path.parent(), path.file_name()) else {
             // The root itself ("./"): dockerd skips it, so the layer root keeps its own
             // 0755 root:root whatever the archive says. So does strata.
             return Ok(());
         };
         let parent = parent.to_owned();
-        match whiteout(base) {
+        let kind = if self.whiteouts { whiteout(base) } else { Whiteout::None };
+        match kind {
             Whiteout::Invalid => return Err(refuse("invalid whiteout entry")),
             Whiteout::Meta => return Ok(()),
             Whiteout::Opaque => {
@@ -181,6 +203,7 @@ impl Extractor {
                 let raw = entry.link.as_deref().ok_or_else(|| refuse("a hard link without a target"))?;
                 let target_path =
                     normalize(raw).ok_or_else(|| refuse("the hard link's target is outside the layer"))?;
+                let target_path = self.prefix.join(target_path);
                 let target = self.open_in_root_nofollow(&target_path).map_err(|_| {
                     refuse(&format!("the hard link's target {} is not in the layer", target_path.display()))
                 })?;

@@ -73,7 +73,7 @@ impl Context {
     pub fn from_tar(tar: impl Read + Send, dir: &Path) -> crate::Result<Context> {
         let (_, decoded) = crate::archive::Compression::decoder(io::BufReader::new(tar))
             .map_err(|e| crate::Error::Archive { reason: format!("the context is not a readable archive: {e}") })?;
-        crate::archive::extract_into(dir, decoded)?;
+        crate::archive::extract_into(dir, std::path::Path::new(""), decoded)?;
         Context::open(dir).map_err(|reason| crate::Error::Archive { reason })
     }
 

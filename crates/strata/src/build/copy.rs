@@ -395,7 +395,7 @@ impl Builder<'_> {
                     }
                 }
             });
-            let extracted = crate::archive::extract_into(root, reader);
+            let extracted = crate::archive::extract_into(root, std::path::Path::new(""), reader);
             let produced = producer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             match (produced, extracted) {
                 (Err(e), _) => Err(refuse(format!("cannot copy: {e}"))),

@@ -21,6 +21,7 @@
 
 mod check;
 mod commit;
+mod copy;
 mod create;
 mod exec;
 mod filter;
@@ -42,6 +43,7 @@ mod view;
 use std::path::PathBuf;
 
 pub use commit::CommitOptions;
+pub use copy::PathKind;
 pub use create::{CreateOptions, Network};
 pub use exec::ExecOptions;
 pub use filter::ContainerFilters;

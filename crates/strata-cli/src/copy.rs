@@ -16,7 +16,7 @@ pub(crate) struct CpArgs {
     src: String,
     /// CONTAINER:DEST_PATH, a local path, or `-` (a tar on stdout).
     dest: String,
-    /// Keep the files' UID and GID (copying in; out, they are always kept).
+    /// Keep the files' UID and GID copying out (in, dockerd 20.10 keeps them either way).
     #[arg(short, long)]
     archive: bool,
     /// Follow a symlink at SRC_PATH itself.
@@ -60,7 +60,7 @@ pub(crate) fn run(root: &Path, args: CpArgs) -> Result<ExitCode> {
             let (name, contents) = base(src);
             if args.dest == "-" {
                 let mut out = std::io::stdout().lock();
-                containers.copy_out(c, src, &name, args.follow_link, &mut out)?;
+                containers.copy_out(c, src, &name, args.follow_link, None, &mut out)?;
                 out.flush()?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -82,9 +82,12 @@ pub(crate) fn run(root: &Path, args: CpArgs) -> Result<ExitCode> {
                     (p, base(&args.dest).0)
                 }
             };
+            // As docker's CLI: what comes out is the caller's, unless -a keeps the owners.
+            let owner =
+                (!args.archive).then(|| (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw()));
             let (reader, writer) = std::io::pipe()?;
             std::thread::scope(|scope| -> Result<()> {
-                let packer = scope.spawn(move || containers.copy_out(c, src, &top, args.follow_link, writer));
+                let packer = scope.spawn(move || containers.copy_out(c, src, &top, args.follow_link, owner, writer));
                 let unpacked =
                     unpack_plain(&into, reader).with_context(|| format!("cannot write into {}", into.display()));
                 let packed = packer.join().expect("the packer does not panic");
@@ -108,7 +111,8 @@ pub(crate) fn run(root: &Path, args: CpArgs) -> Result<ExitCode> {
                 _ if dest.ends_with('/') => bail!("destination directory {c}:{dest} does not exist"),
                 _ => (parent(dest), base(dest).0),
             };
-            let owner = if args.archive { None } else { Some((0, 0)) };
+            // dockerd 20.10 keeps the owners of what a root caller sends, -a or not.
+            let owner = None;
             let (reader, writer) = std::io::pipe()?;
             std::thread::scope(|scope| -> Result<()> {
                 let follow = args.follow_link;

@@ -72,9 +72,17 @@ impl ContainerStore {
 
     /// Write `path` in the container as a tar to `out`: a file as one entry named `top`, a
     /// directory as `top/` and everything under it (`top` empty: its contents alone). Owners,
-    /// modes, mtimes, symlinks and hard links as they are; `follow` follows a symlink at
-    /// `path` itself (`-L`), others are copied as symlinks.
-    pub fn copy_out(&self, name: &str, path: &str, top: &str, follow: bool, out: impl Write) -> Result<()> {
+    /// modes, mtimes, symlinks and hard links as they are (owners `owner`, if given); `follow`
+    /// follows a symlink at `path` itself (`-L`), others are copied as symlinks.
+    pub fn copy_out(
+        &self,
+        name: &str,
+        path: &str,
+        top: &str,
+        follow: bool,
+        owner: Option<(u32, u32)>,
+        out: impl Write,
+    ) -> Result<()> {
         self.with_tree(name, |root| {
             let root_fd = open_root(root)?;
             let missing = || Error::BadOption {
@@ -94,7 +102,7 @@ impl ContainerStore {
                 rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => missing(),
                 e => Error::io("open", path, e),
             })?;
-            crate::archive::tree::pack_tree(&fd, top, None, path, out)
+            crate::archive::tree::pack_tree(&fd, top, owner, path, out)
         })
     }
 

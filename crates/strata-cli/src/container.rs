@@ -54,6 +54,9 @@ pub(crate) struct CreateArgs {
     /// The log of a detached run: max-size=SIZE (10m, 512k), max-file=N (rotated files kept).
     #[arg(long = "log-opt", value_name = "OPTION")]
     log_opt: Vec<String>,
+    /// Run an init as the first process: it reaps orphans and passes signals on (docker's --init).
+    #[arg(long)]
+    init: bool,
     /// Not offered: publishing ports needs a network of the container's own (refused).
     #[arg(short, long, hide = true)]
     publish: Vec<String>,
@@ -217,6 +220,7 @@ fn options(args: &CreateArgs, auto_remove: bool) -> Result<CreateOptions> {
         runtime: args.runtime.clone(),
         auto_remove,
         security: SecurityOptions::parse(&security)?,
+        init: args.init,
     })
 }
 

@@ -9,6 +9,7 @@ mod copy;
 mod human;
 mod image;
 mod info;
+mod init;
 mod layer;
 mod lifecycle;
 mod monitor;
@@ -175,6 +176,9 @@ fn main() -> ExitCode {
         }
         default_hook(info);
     }));
+    if init::wanted(std::env::args_os().next().as_ref()) {
+        return init::main(std::env::args_os().collect());
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {

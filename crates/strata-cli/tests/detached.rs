@@ -386,3 +386,34 @@ fn a_killed_runtime_or_first_process_is_recorded_and_cleaned_up() {
     assert!(pids_with(root.path().to_str().unwrap()).is_empty(), "processes of this store are left");
     left_clean(&root);
 }
+
+/// `--init`: strata's binary is the first process (`/sbin/docker-init`), the command is not
+/// PID 1, orphans are reaped, signals reach the command (a `sleep` that, as PID 1, would ignore
+/// SIGTERM stops at once), and the command's status is the container's.
+#[test]
+fn init_reaps_and_passes_signals_on() {
+    common::require_root();
+    let root = Root::new();
+    image(&root);
+    let out = root.ok(&["run", "--rm", "--init", "img:1", "sh", "-c", "echo $$; cat /proc/1/cmdline; echo"]);
+    let mut lines = out.lines();
+    assert_ne!(lines.next(), Some("1"), "{out}");
+    assert!(lines.next().unwrap_or_default().starts_with("/sbin/docker-init\0--\0sh"), "{out:?}");
+    let stats =
+        root.ok(&["run", "--rm", "--init", "img:1", "sh", "-c", "(sleep 0.2 &); sleep 1; cat /proc/[0-9]*/stat"]);
+    assert!(!stats.contains(") Z "), "a zombie was left: {stats}");
+    let status = root.strata(&["run", "--rm", "--init", "img:1", "sh", "-c", "exit 7"]).status;
+    assert_eq!(status.code(), Some(7));
+    run_detached_init(&root);
+    left_clean(&root);
+}
+
+fn run_detached_init(root: &Root) {
+    root.ok(&["run", "-d", "--init", "--name", "in", "img:1", "sleep", "100"]);
+    let started = Instant::now();
+    root.ok(&["stop", "-t", "20", "in"]);
+    assert!(started.elapsed() < Duration::from_secs(5), "SIGTERM did not reach sleep: {:?}", started.elapsed());
+    assert_eq!(root.ok(&["wait", "in"]), "143");
+    assert_eq!(inspect(root, "in")["HostConfig"]["Init"], true);
+    root.ok(&["rm", "in"]);
+}

@@ -64,6 +64,9 @@ pub struct CreateOptions {
     pub auto_remove: bool,
     /// `--security-opt`: the seccomp profile, `no-new-privileges`.
     pub security: SecurityOptions,
+    /// `--init`: run a minimal init as the first process, which reaps orphans and passes
+    /// signals on to the command (strata's own binary, as dockerd's `docker-init`).
+    pub init: bool,
 }
 
 impl ContainerStore {
@@ -209,6 +212,7 @@ impl ContainerStore {
         host.extra["LogConfig"]["Config"] = super::log::LogLimits::to_config(&options.log_options).into();
         let security = options.security.to_stored();
         host.security_opt = (!security.is_empty()).then_some(security);
+        host.init = options.init.then_some(true);
         let aside = journal.dir().join("container");
         mkdir(&aside, 0o710)?;
         write_new(&aside.join(CONFIG), &json_line(&record), 0o600)?;

@@ -156,6 +156,9 @@ pub struct HostConfig {
     /// `no-new-privileges`); see [`super::SecurityOptions`].
     #[serde(default)]
     pub security_opt: Option<Vec<String>>,
+    /// `--init`: a minimal init runs as the container's first process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
     /// Everything else dockerd keeps, as read.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -170,6 +173,7 @@ impl HostConfig {
             auto_remove,
             runtime: runtime.to_owned(),
             security_opt: None,
+            init: None,
             extra,
         }
     }

@@ -46,7 +46,12 @@ pub(crate) struct Paths<'a> {
     pub rootfs: &'a Path,
     /// `<root>/containers/<id>`, holding hostname, hosts and resolv.conf.
     pub container_dir: &'a Path,
+    /// The init binary bound at [`INIT_PATH`] (`--init`).
+    pub init: Option<&'a Path>,
 }
+
+/// Where `--init`'s binary is in the container, as dockerd puts `docker-init`.
+pub(crate) const INIT_PATH: &str = "/sbin/docker-init";
 
 /// The spec for running `process` in the tree at `paths.rootfs`.
 pub(crate) fn build(
@@ -104,6 +109,11 @@ pub(crate) fn build(
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
         }
     });
+    if let Some(init) = paths.init {
+        let mount =
+            json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]});
+        value["mounts"].as_array_mut().expect("a list").push(mount);
+    }
     if let Some(filter) = process.security.filter(CAPABILITIES)? {
         value["linux"]["seccomp"] = filter;
     }
@@ -160,7 +170,7 @@ mod tests {
         let args = vec!["sh".to_owned()];
         let security = SecurityOptions::default();
         let process = Process { args: &args, env: &[], cwd: "/", user: &user, security: &security };
-        let paths = Paths { rootfs: Path::new("/r/merged"), container_dir: Path::new("/r/c") };
+        let paths = Paths { rootfs: Path::new("/r/merged"), container_dir: Path::new("/r/c"), init: None };
         let spec = build(&process, &paths, "h", false, "/strata/x").unwrap();
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["process"]["terminal"], false);

@@ -201,18 +201,42 @@ impl ContainerStore {
         let env =
             spec::environment(&record.config.hostname, record.config.env.as_deref().unwrap_or_default(), &user.home);
         rootfs.check_program(&record.path, spec::get_var(&env, "PATH").unwrap_or_default())?;
-        let args: Vec<String> = std::iter::once(record.path.clone()).chain(record.args.iter().cloned()).collect();
+        let mut args: Vec<String> = std::iter::once(record.path.clone()).chain(record.args.iter().cloned()).collect();
+        let init = match container.host.init {
+            Some(true) => {
+                args.splice(0..0, [spec::INIT_PATH.to_owned(), "--".to_owned()]);
+                Some(init_binary()?)
+            }
+            _ => None,
+        };
         let cwd = match record.config.working_dir.as_str() {
             "" => "/".to_owned(),
             dir => rootfs.working_dir(dir)?,
         };
         let security = SecurityOptions::parse(container.host.security_opt.as_deref().unwrap_or_default())?;
         let process = Process { args: &args, env: &env, cwd: &cwd, user: &user, security: &security };
-        let paths = Paths { rootfs: merged, container_dir: &dir };
+        let paths = Paths { rootfs: merged, container_dir: &dir, init: init.as_deref() };
         let host_network = container.host.network_mode == "host";
         let spec = spec::build(&process, &paths, &record.config.hostname, host_network, &format!("/strata/{id}"))?;
         mkdir(bundle, 0o700)?;
         replace(&bundle.join("config.json"), &serde_json::to_vec(&spec).expect("serializable"), 0o600)
+    }
+}
+
+/// The binary `--init` runs: `STRATA_INIT_PATH`, else this very program if it is strata's
+/// (static, so it runs in any image; started as `docker-init`, it is the init).
+fn init_binary() -> Result<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("STRATA_INIT_PATH") {
+        return Ok(path.into());
+    }
+    let exe = std::env::current_exe().map_err(|e| Error::io("find", "this program", e))?;
+    match exe.file_name().and_then(|n| n.to_str()) {
+        Some(name) if name.starts_with("strata") => Ok(exe),
+        _ => Err(Error::BadOption {
+            what: "init",
+            value: exe.display().to_string(),
+            reason: "--init runs strata's own binary as the container's init: set STRATA_INIT_PATH to it".into(),
+        }),
     }
 }
 

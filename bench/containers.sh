@@ -87,7 +87,7 @@ say "run --rm"
 # The floor: runc alone, on the bundle strata wrote for a container of the same image and
 # command, with that container's tree mounted where the bundle says.
 $S --root "$R" create --name floor deb:1 true >/dev/null
-$S --root "$R" start floor
+$S --root "$R" start -a floor
 BUNDLE=$R/strata/containers/$($S --root "$R" ps -aq --no-trunc)/bundle
 $S --root "$R" mount floor >/dev/null
 hyperfine -N --warmup 5 --runs "$RUNS" --prepare "$W/sync" --export-json "$RES/run.json" --style basic \
@@ -112,7 +112,7 @@ declare -p TEN TENK > "$W/workloads"
 fresh() {
   local create start
   case $1 in
-    strata) create="$S --root $R create deb:1" start="$S --root $R start" ;;
+    strata) create="$S --root $R create deb:1" start="$S --root $R start -a" ;;
     docker) create="$DK create --network none deb:1" start="$DK start -a" ;;
     podman) create="$PODMAN create --network none $PLIMITS deb:1" start="$PODMAN start -a" ;;
   esac

@@ -99,6 +99,10 @@ pub(crate) struct MonitorArgs {
 pub(crate) struct StartArgs {
     /// The container (name or ID).
     container: String,
+    /// Stay attached: run in the foreground, with its output, and exit with its status
+    /// (without it, `start` returns once the container runs, as docker's).
+    #[arg(short, long)]
+    attach: bool,
 }
 
 #[derive(Debug, Args)]
@@ -274,7 +278,10 @@ pub(crate) fn run(root: &Path, args: RunArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn start(root: &Path, args: StartArgs) -> Result<ExitCode> {
-    crate::monitor::run_monitored(root, &args.container, false)
+    if args.attach {
+        return crate::monitor::run_monitored(root, &args.container, false);
+    }
+    crate::monitor::start_detached(root, &args.container, false, true)
 }
 
 /// The monitor process's work: run the container in the foreground until it ends, unmount it

@@ -539,7 +539,7 @@ fn create_writes_dockerds_layout_and_start_records_the_exit() {
     assert_eq!(root.ok(&["ps", "-q"]), "");
 
     // start: in the foreground, with the command's output and status.
-    let out = strata(&root, &["start", "c1"]);
+    let out = strata(&root, &["start", "-a", "c1"]);
     assert_eq!((out.status, out.stdout.as_str(), out.stderr.as_str()), (3, "started\n", ""), "{out:?}");
     assert_unmounted(&root);
     let row = ps_row(&root, true, "c1").unwrap();
@@ -562,7 +562,7 @@ fn create_writes_dockerds_layout_and_start_records_the_exit() {
     assert_eq!(inspect(&root, "c1")["HostnamePath"], dir.join("hostname").to_str().unwrap());
 
     // It starts again, by ID prefix too.
-    let out = strata(&root, &["start", &id[..8]]);
+    let out = strata(&root, &["start", "-a", &id[..8]]);
     assert_eq!((out.status, out.stdout.as_str()), (3, "started\n"), "{out:?}");
     assert_eq!(tree(&rw.join("diff")), BTreeSet::new(), "echo changed nothing");
     assert_unmounted(&root);
@@ -606,7 +606,7 @@ fn ps_shows_running_containers_until_they_exit() {
     assert_eq!(inspect(&root, "live")["State"]["Running"], true);
 
     // While it runs: no second start, no rm without -f.
-    let error = fails_with(&root, 125, &["start", "live"]);
+    let error = fails_with(&root, 125, &["start", "-a", "live"]);
     assert!(error.contains("already running"), "{error}");
     let error = root.fails(&["rm", "live"]);
     assert!(error.contains("running"), "{error}");
@@ -717,7 +717,7 @@ fn run_fails_as_docker_does() {
     // Without --rm, a container that could not start stays Created, with the status recorded
     // (as dockerd leaves it).
     root.ok(&["create", "--name", "bad1", "img:1", "nosuchcmd"]);
-    fails_with(&root, 127, &["start", "bad1"]);
+    fails_with(&root, 127, &["start", "-a", "bad1"]);
     let row = ps_row(&root, true, "bad1").unwrap();
     assert_eq!((row["State"].as_str(), row["Status"].as_str()), (Some("created"), Some("Created")));
     assert_eq!(inspect(&root, "bad1")["State"]["ExitCode"], 127);
@@ -763,7 +763,7 @@ fn crun_runs_containers_as_runc_does() {
 
     root.ok(&["create", "--name", "cr", "--runtime", "crun", "img:1", "sh", "-c", "echo by-crun > /tmp/f; cat /tmp/f"]);
     assert_eq!(inspect(&root, "cr")["HostConfig"]["Runtime"], "crun");
-    let out = strata(&root, &["start", "cr"]);
+    let out = strata(&root, &["start", "-a", "cr"]);
     assert_eq!((out.status, out.stdout.as_str(), out.stderr.as_str()), (0, "by-crun\n", ""), "{out:?}");
     assert!(root.path().join("strata/runtime/crun").is_dir());
     assert_eq!(diff(&root, "cr"), ["C /tmp", "A /tmp/f"]);
@@ -879,7 +879,7 @@ fn rm_removes_the_container_and_only_its_layers() {
     let image_before = common::snapshot(&image_layer);
 
     let id = root.ok(&["create", "--name", "c1", "img:1", "sh", "-c", "echo x > /tmp/x"]);
-    assert_eq!(strata(&root, &["start", "c1"]).status, 0);
+    assert_eq!(strata(&root, &["start", "-a", "c1"]).status, 0);
     let (mount_id, init_id, _) = mount_record(&root, &id);
     let links: Vec<String> =
         [&mount_id, &init_id].iter().map(|l| fs::read_to_string(root.home().join(l).join("link")).unwrap()).collect();
@@ -946,7 +946,7 @@ fn a_container_outlives_its_force_removed_image() {
     assert!(image_layer.is_dir(), "the container still stands on the image's layer");
     assert!(root.ok(&["check"]).ends_with("clean"));
 
-    let out = strata(&root, &["start", "orphan"]);
+    let out = strata(&root, &["start", "-a", "orphan"]);
     assert_eq!((out.status, out.stdout.as_str()), (0, "ran\n"), "{out:?}");
     assert_unmounted(&root);
     let row = ps_row(&root, true, "orphan").expect("ps -a lists it");

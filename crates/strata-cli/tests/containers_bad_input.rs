@@ -291,7 +291,7 @@ fn a_command_not_in_the_image_is_127_and_one_not_executable_126() {
     assert_eq!(root.ok(&["diff", "c1"]), "", "nothing ran in it");
 
     // Started again, it fails the same way, and still leaves no mount.
-    let err = fails_with(&root, &["start", "c1"], 127);
+    let err = fails_with(&root, &["start", "-a", "c1"], 127);
     assert!(err.contains("\"nosuch\""), "{err}");
     assert!(root.mounts().is_empty(), "{:?}", root.mounts());
     assert_spotless(&root);
@@ -398,7 +398,7 @@ fn a_running_container_is_not_removed_or_started_again_and_rm_f_removes_it_whole
 
     let err = root.fails(&["rm", "rr"]);
     assert!(err.contains("running") && err.contains("-f"), "{err}");
-    let err = fails_with(&root, &["start", "rr"], 125);
+    let err = fails_with(&root, &["start", "-a", "rr"], 125);
     assert!(err.contains("already running"), "{err}");
     // Nor is its image removed, even by force.
     let err = root.fails(&["rmi", "img:1"]);
@@ -462,7 +462,7 @@ fn a_container_whose_image_was_removed_by_force_runs_cannot_be_committed_and_is_
     assert_spotless(&root);
 
     // It still runs, on the layers it stands on.
-    root.ok(&["start", "cc"]);
+    root.ok(&["start", "-a", "cc"]);
     assert_eq!(root.ok(&["diff", "cc"]), "A /hello");
     assert!(root.mounts().is_empty());
     let after_start = state(&root);
@@ -551,7 +551,7 @@ fn no_runtime_is_one_line_saying_how_to_install_one_and_creates_nothing() {
     // still `Created`; and it can be removed without a runtime.
     root.ok(&["create", "--name", "later", "img:1", "true"]);
     let made = state(&root);
-    let err = one_line(with_path(&root, "/nonexistent", &["start", "later"]), 125, "start without runc");
+    let err = one_line(with_path(&root, "/nonexistent", &["start", "-a", "later"]), 125, "start without runc");
     assert!(err.contains("runc") && err.contains("apt-get install runc"), "{err}");
     assert!(root.mounts().is_empty(), "{:?}", root.mounts());
     assert_eq!(ps_row(&root, "later").unwrap()["State"], "created");
@@ -619,7 +619,7 @@ fn an_unknown_container_is_one_line_no_such_container() {
     let traversal = format!("../containers/{id}");
     for name in ["nosuch", missing_id.as_str(), "../x", "/../x", "..", ".", traversal.as_str(), "kept/../kept"] {
         for args in [
-            &["start", name][..],
+            &["start", "-a", name][..],
             &["rm", name],
             &["rm", "-f", name],
             &["diff", name],
@@ -772,7 +772,7 @@ fn a_run_killed_before_its_container_ran_leaves_one_that_starts_or_goes() {
             }
 
             if then_start {
-                let out = root.strata(&["start", "sr"]);
+                let out = root.strata(&["start", "-a", "sr"]);
                 assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
                 assert!(root.mounts().is_empty(), "{what}: {:?}", root.mounts());
                 let log = if failpoint == "umount.unmounted" { "ran\nran\n" } else { "ran\n" };
@@ -831,7 +831,7 @@ fn an_rm_killed_at_each_step_is_finished_by_the_next_command() {
                 }
                 // The half-removed container cannot be started (nothing to start: 1, as docker).
                 _ => {
-                    let err = fails_with(&root, &["start", "gone"], 1);
+                    let err = fails_with(&root, &["start", "-a", "gone"], 1);
                     assert!(err.contains("no such container"), "{what}: {err}");
                 }
             }
@@ -856,7 +856,7 @@ fn a_run_killed_from_outside_leaves_a_container_rm_f_removes_whole() {
     assert_eq!(ps_row(&root, "k9").unwrap()["State"], "running");
     let err = root.fails(&["rm", "k9"]);
     assert!(err.contains("running"), "{err}");
-    let err = fails_with(&root, &["start", "k9"], 125);
+    let err = fails_with(&root, &["start", "-a", "k9"], 125);
     assert!(err.contains("already running"), "{err}");
 
     let start = Instant::now();
@@ -1045,7 +1045,7 @@ fn two_starts_or_two_rms_of_one_container_at_once_do_it_once() {
     };
     for round in 0..3 {
         root.ok(&["create", "--name", "twice", "img:1", "sh", "-c", "sleep 1; echo ran >> /log"]);
-        let outs = both(&["start", "twice"]);
+        let outs = both(&["start", "-a", "twice"]);
         let ran = outs.iter().filter(|o| o.status.success()).count();
         assert_eq!(ran, 1, "round {round}: {outs:?}");
         let refused = outs.into_iter().find(|o| !o.status.success()).unwrap();

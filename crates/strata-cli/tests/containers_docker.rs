@@ -813,7 +813,7 @@ fn strata_uses_containers_dockerd_made() {
     findings.same_lines("strata diff d1", &diff, &sorted_lines(&root.ok(&["diff", "d1"])));
 
     // `start` runs d2 (`true`), which then shows as exited with 0.
-    let out = root.strata(&["start", "d2"]);
+    let out = root.strata(&["start", "-a", "d2"]);
     findings.same(
         "strata start d2",
         (true, String::new()),

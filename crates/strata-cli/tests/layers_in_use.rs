@@ -70,11 +70,11 @@ fn layer_apply_refuses_a_containers_writable_layer() {
     let err = root.fails(&["layer", "apply", &writable, tar.to_str().unwrap()]);
     assert!(err.contains("in use by container c1"), "{err}");
     assert_eq!(std::fs::read_dir(root.home().join(&writable).join("diff")).unwrap().count(), 0);
-    assert!(root.strata(&["start", "c1"]).status.code() == Some(1), "c1 saw a file it never wrote");
+    assert!(root.strata(&["start", "-a", "c1"]).status.code() == Some(1), "c1 saw a file it never wrote");
 
     // Forced, it goes in, and the container sees it.
     root.ok(&["layer", "apply", "--force", &writable, tar.to_str().unwrap()]);
-    let out = root.strata(&["start", "c1"]);
+    let out = root.strata(&["start", "-a", "c1"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "planted\n");
 }
 

@@ -77,7 +77,7 @@ fn store_made_under(parent: &Path, umask: &str, rootfs: &Path) -> BTreeMap<Strin
     let s = |args: &[&str]| String::from_utf8(strata_umask(&root, umask, args).stdout).unwrap();
     s(&["import", rootfs.to_str().unwrap(), "img:1", "-c", r#"CMD ["/bin/sh"]"#]);
     s(&["create", "--name", "c1", "img:1", "sh", "-c", "echo hi > /tmp/f"]);
-    s(&["start", "c1"]);
+    s(&["start", "-a", "c1"]);
     s(&["commit", "c1", "img:2"]);
     s(&["layer", "create"]);
     assert_eq!(std::fs::metadata(&root).unwrap().mode() & 0o7777, 0o710, "umask {umask}: the root's mode");

@@ -85,7 +85,7 @@ pub(crate) fn run(root: &Path, args: CpArgs) -> Result<ExitCode> {
             // As docker's CLI: what comes out is the caller's, unless -a keeps the owners.
             let owner =
                 (!args.archive).then(|| (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw()));
-            let (reader, writer) = std::io::pipe()?;
+            let (reader, writer) = strata::archive::pipe()?;
             std::thread::scope(|scope| -> Result<()> {
                 let packer = scope.spawn(move || containers.copy_out(c, src, &top, args.follow_link, owner, writer));
                 let unpacked =
@@ -113,7 +113,7 @@ pub(crate) fn run(root: &Path, args: CpArgs) -> Result<ExitCode> {
             };
             // dockerd 20.10 keeps the owners of what a root caller sends, -a or not.
             let owner = None;
-            let (reader, writer) = std::io::pipe()?;
+            let (reader, writer) = strata::archive::pipe()?;
             std::thread::scope(|scope| -> Result<()> {
                 let follow = args.follow_link;
                 let packer = scope.spawn(move || pack_path(src, &top, follow, owner, writer));

@@ -155,7 +155,7 @@ impl LayerStore {
         rustix::fs::renameat(CWD, dir, CWD, scratch.dir()).ctx("rename", dir)?;
         strip_overlay_xattrs(scratch.dir())?;
         let root = scratch.dir().to_owned();
-        let (reader, writer) = std::io::pipe().ctx("pipe", &root)?;
+        let (reader, writer) = crate::archive::pipe().ctx("pipe", &root)?;
         let (read, packed) = std::thread::scope(|scope| {
             let packer = scope.spawn(|| super::pack::pack(&root, writer, super::Compression::None));
             let read = (|| -> Result<_> {

@@ -42,3 +42,11 @@ pub(crate) fn extract_into(
     unpack::Extractor::plain(root, prefix)?.unpack(&mut stream)?;
     Ok(())
 }
+
+/// A pipe between two threads of one tar stream, 1 MiB deep: the reader wakes once per MiB,
+/// not per 64 KiB page ring (a smaller pipe where the kernel refuses a bigger one).
+pub fn pipe() -> std::io::Result<(std::io::PipeReader, std::io::PipeWriter)> {
+    let (reader, writer) = std::io::pipe()?;
+    let _ = rustix::pipe::fcntl_setpipe_size(&writer, 1 << 20);
+    Ok((reader, writer))
+}

@@ -23,10 +23,11 @@ pub(crate) fn pack_tree(
     shown: &str,
     out: impl Write,
 ) -> Result<()> {
-    let mut tar = tar::Builder::new(out);
+    let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, out));
     let mut walker = Walker { links: HashMap::new(), owner };
     walker.entry(&mut tar, at, None, top, shown)?;
-    tar.finish().ctx("write", shown)
+    tar.finish().ctx("write", shown)?;
+    tar.into_inner().ctx("write", shown)?.flush().ctx("write", shown)
 }
 
 /// `path` on this machine as a tar (see [`pack_tree`]); `follow` follows a symlink at `path`

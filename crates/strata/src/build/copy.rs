@@ -350,7 +350,7 @@ impl Builder<'_> {
     ) -> Result<()> {
         let join = |base: &str| if dest.is_empty() { base.to_owned() } else { format!("{dest}/{base}") };
         let target = |base: &str| if dest_is_dir { join(base) } else { dest.to_owned() };
-        let (reader, writer) = std::io::pipe().ctx("pipe", root)?;
+        let (reader, writer) = crate::archive::pipe().ctx("pipe", root)?;
         std::thread::scope(|scope| {
             let producer = scope.spawn(move || -> std::io::Result<()> {
                 let writer = writer;

@@ -74,7 +74,7 @@ impl ImageStore {
     /// so that it has a diffID and a tar-split like any loaded layer.
     pub fn stage_dir(&self, dir: &Path) -> Result<Staged> {
         let options = ApplyOptions { tar_split: true, ..Default::default() };
-        let (reader, writer) = std::io::pipe().map_err(|e| Error::io("pipe", dir, e))?;
+        let (reader, writer) = crate::archive::pipe().map_err(|e| Error::io("pipe", dir, e))?;
         std::thread::scope(|scope| {
             let packer = scope.spawn(move || crate::archive::pack::pack(dir, writer, Compression::None));
             let staged = self.layers.stage(reader, &options);

@@ -237,9 +237,8 @@ fn push_layer(
     // Upload: the exact tarball, compressed on one thread, streamed by this one.
     let mut last_error = None;
     for attempt in 1..=3 {
-        let (reader, writer) = std::io::pipe().map_err(|e| Error::io("make a pipe for", "a layer upload", e))?;
         // Bytes reach the registry in large pieces: one wake-up per MiB, not per 64 KiB.
-        let _ = rustix::pipe::fcntl_setpipe_size(&writer, 1 << 20);
+        let (reader, writer) = crate::archive::pipe().map_err(|e| Error::io("make a pipe for", "a layer upload", e))?;
         let outcome = std::thread::scope(|scope| {
             let producer = scope.spawn(move || -> Result<()> {
                 let mut encoder = wanted

@@ -417,3 +417,31 @@ fn run_detached_init(root: &Root) {
     assert_eq!(inspect(root, "in")["HostConfig"]["Init"], true);
     root.ok(&["rm", "in"]);
 }
+
+/// SIGKILL of `strata exec` while its process runs: the process runs on in the container, as
+/// `docker exec`'s does when its client is killed; the container is still running by every
+/// account, `top` lists both, `stop` ends it all, and nothing is left.
+#[test]
+fn a_killed_exec_leaves_its_process_to_the_container() {
+    let root = Root::new();
+    image(&root);
+    run_detached(&root, "ex", "while :; do sleep 0.1; done");
+    let mut exec = common::strata_cmd(root.path(), &["exec", "ex", "sleep", "4242"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids_with("sleep 4242").is_empty() {
+        assert!(Instant::now() < deadline, "the exec never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    exec.kill().unwrap();
+    exec.wait().unwrap();
+    assert_eq!(root.ok(&["ps", "--format", "{{.Names}} {{.State}}"]), "ex running");
+    assert!(root.ok(&["top", "ex"]).contains("sleep 4242"), "the exec'd process is the container's");
+    root.ok(&["stop", "-t", "1", "ex"]);
+    assert!(pids_with("sleep 4242").is_empty(), "the exec'd process outlived its container");
+    root.ok(&["rm", "ex"]);
+    left_clean(&root);
+}

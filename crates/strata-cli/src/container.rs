@@ -57,6 +57,9 @@ pub(crate) struct CreateArgs {
     /// Run an init as the first process: it reaps orphans and passes signals on (docker's --init).
     #[arg(long)]
     init: bool,
+    /// Keep stdin open: an attached run's stdin is the container's.
+    #[arg(short, long)]
+    interactive: bool,
     /// Not offered: publishing ports needs a network of the container's own (refused).
     #[arg(short, long, hide = true)]
     publish: Vec<String>,
@@ -225,6 +228,7 @@ fn options(args: &CreateArgs, auto_remove: bool) -> Result<CreateOptions> {
         auto_remove,
         security: SecurityOptions::parse(&security)?,
         init: args.init,
+        interactive: args.interactive,
     })
 }
 
@@ -260,6 +264,12 @@ pub(crate) fn create(root: &Path, args: CreateArgs) -> Result<ExitCode> {
 
 pub(crate) fn run(root: &Path, args: RunArgs) -> Result<ExitCode> {
     let store = containers(root)?;
+    if args.detach && args.create.interactive {
+        eprintln!(
+            "strata: -i with -d would need `attach`, which strata does not have yet: run it in the foreground (-i), or detached without -i"
+        );
+        return Ok(ExitCode::from(125));
+    }
     let options = match options(&args.create, args.rm) {
         Ok(options) => options,
         Err(e) => {
@@ -274,12 +284,12 @@ pub(crate) fn run(root: &Path, args: RunArgs) -> Result<ExitCode> {
     if args.detach {
         return crate::monitor::start_detached(root, &container.id().to_string(), args.rm, true);
     }
-    crate::monitor::run_monitored(root, &container.id().to_string(), args.rm)
+    crate::monitor::run_monitored(root, &container.id().to_string(), args.rm, args.create.interactive)
 }
 
 pub(crate) fn start(root: &Path, args: StartArgs) -> Result<ExitCode> {
     if args.attach {
-        return crate::monitor::run_monitored(root, &args.container, false);
+        return crate::monitor::run_monitored(root, &args.container, false, true);
     }
     crate::monitor::start_detached(root, &args.container, false, true)
 }

@@ -60,7 +60,7 @@ impl Drop for Forwarder {
 
 /// Run `container` through a monitor process and return its exit status, which is the
 /// container's (or 125, 126, 127 for a container that could not be run, as docker's).
-pub(crate) fn run_monitored(root: &Path, container: &str, remove_on_failure: bool) -> Result<ExitCode> {
+pub(crate) fn run_monitored(root: &Path, container: &str, remove_on_failure: bool, stdin: bool) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find the strata binary to start the container's monitor")?;
     let mut command = Command::new(exe);
     command.arg("--root").arg(root).arg("container-monitor").arg(container);
@@ -70,8 +70,9 @@ pub(crate) fn run_monitored(root: &Path, container: &str, remove_on_failure: boo
     if let Some(level) = crate::LOG_LEVEL.get() {
         command.arg("--log-level").arg(level);
     }
-    // Its own process group: a terminal's signals reach it once, through this process.
-    command.stdin(Stdio::null()).process_group(0);
+    // Its own process group: a terminal's signals reach it once, through this process. Stdin
+    // goes on to the runtime for a container made with -i (the library gives it no other).
+    command.stdin(if stdin { Stdio::inherit() } else { Stdio::null() }).process_group(0);
     let forwarder = Forwarder::start()?;
     let mut child = command.spawn().context("cannot start the container's monitor process")?;
     forwarder.target.store(child.id(), Ordering::SeqCst);

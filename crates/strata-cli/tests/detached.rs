@@ -445,3 +445,37 @@ fn a_killed_exec_leaves_its_process_to_the_container() {
     root.ok(&["rm", "ex"]);
     left_clean(&root);
 }
+
+/// `-i`: an attached run's stdin is the container's (`OpenStdin`, as dockerd records it);
+/// without it the container's stdin is empty; `-d -i` is refused (no attach yet). `start`
+/// returns once the container runs, as docker's, and `start -a` stays with it.
+#[test]
+fn interactive_stdin_and_start_detached() {
+    let root = Root::new();
+    image(&root);
+    let piped = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut child = common::strata_cmd(root.path(), args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    assert_eq!(piped(&["run", "-i", "--rm", "img:1", "cat"], "typed\n"), (Some(0), "typed\n".into()));
+    assert_eq!(piped(&["run", "--rm", "img:1", "cat"], "typed\n"), (Some(0), String::new()));
+    assert_eq!(piped(&["run", "-d", "-i", "img:1", "cat"], "").0, Some(125));
+    root.ok(&["create", "-i", "--name", "ic", "img:1", "sh", "-c", "read x; echo got $x; exit 4"]);
+    assert_eq!(inspect(&root, "ic")["Config"]["OpenStdin"], true);
+    assert_eq!(piped(&["start", "-a", "ic"], "line\n"), (Some(4), "got line\n".into()));
+    root.ok(&["create", "--name", "sd", "img:1", "sh", "-c", "sleep 0.5; exit 3"]);
+    let started = Instant::now();
+    assert_eq!(root.ok(&["start", "sd"]), "sd");
+    assert!(started.elapsed() < Duration::from_millis(450), "start waited for the container");
+    assert_eq!(root.ok(&["wait", "sd"]), "3");
+    root.ok(&["rm", "ic", "sd"]);
+    left_clean(&root);
+}

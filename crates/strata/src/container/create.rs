@@ -67,6 +67,9 @@ pub struct CreateOptions {
     /// `--init`: run a minimal init as the first process, which reaps orphans and passes
     /// signals on to the command (strata's own binary, as dockerd's `docker-init`).
     pub init: bool,
+    /// `-i`: the container's stdin is its starter's when it runs attached (`OpenStdin`, and
+    /// `StdinOnce` and `AttachStdin` as dockerd records `run -i`).
+    pub interactive: bool,
 }
 
 impl ContainerStore {
@@ -278,6 +281,11 @@ fn apply(config: &mut ContainerConfig, options: &CreateOptions) {
     config.labels.get_or_insert_with(Default::default);
     config.attach_stdout = true;
     config.attach_stderr = true;
+    if options.interactive {
+        config.open_stdin = true;
+        config.stdin_once = true;
+        config.attach_stdin = true;
+    }
 }
 
 /// Compact JSON and a newline, as dockerd writes its records.

@@ -25,7 +25,8 @@ const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loop
 
 impl ContainerStore {
     /// Run the container in the foreground and return its exit status (128 + the signal if a
-    /// signal ended it). The container's stdout and stderr are the caller's; stdin is empty.
+    /// signal ended it). The container's stdout and stderr are the caller's; so is its stdin if it
+    /// was created with `interactive` (`-i`), else it is empty.
     /// No signal handler is installed: see [`start_with`](Self::start_with).
     pub fn start(&self, name: &str) -> Result<i32> {
         self.start_with(name, |_| {})
@@ -84,7 +85,8 @@ impl ContainerStore {
         let log = (output == Output::Log)
             .then(|| (super::log::path(&self.store.containers_dir(), id), super::log::LogLimits::of(&container.host)));
         let log = log.as_ref().map(|(path, limits)| (path.as_path(), *limits));
-        let status = run(&runtime, id, &bundle, &pid_file, log, spawned, running);
+        let stdin = output == Output::Inherit && container.record.config.open_stdin;
+        let status = run(&runtime, id, &bundle, &pid_file, log, stdin, spawned, running);
         // The runtime wrote it under the caller's umask; strata's files have fixed modes.
         if let Err(e) = std::fs::set_permissions(&pid_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             && e.kind() != std::io::ErrorKind::NotFound
@@ -274,13 +276,14 @@ fn run(
     bundle: &Path,
     pid_file: &Path,
     log: Option<(&Path, super::log::LogLimits)>,
+    stdin: bool,
     spawned: impl FnOnce(u32),
     running: impl FnOnce(),
 ) -> Result<i32> {
     let _ = std::fs::remove_file(pid_file);
     let mut command = runtime.command();
     command.args(["run", "--bundle"]).arg(bundle).arg("--pid-file").arg(pid_file).arg(id.as_str());
-    command.stdin(Stdio::null());
+    command.stdin(if stdin { Stdio::inherit() } else { Stdio::null() });
     let log = match log {
         Some((path, limits)) => {
             command.stdout(Stdio::piped()).stderr(Stdio::piped());

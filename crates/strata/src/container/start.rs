@@ -84,9 +84,11 @@ impl ContainerStore {
         let pid_file = super::private_dir(&self.store, id).join(PID_FILE);
         let log = (output == Output::Log)
             .then(|| (super::log::path(&self.store.containers_dir(), id), super::log::LogLimits::of(&container.host)));
-        let log = log.as_ref().map(|(path, limits)| (path.as_path(), *limits));
-        let stdin = output == Output::Inherit && container.record.config.open_stdin;
-        let status = run(&runtime, id, &bundle, &pid_file, log, stdin, spawned, running);
+        let streams = match &log {
+            Some((path, limits)) => Streams::Log(path.as_path(), *limits),
+            None => Streams::Caller { stdin: container.record.config.open_stdin },
+        };
+        let status = run(&runtime, id, &bundle, &pid_file, streams, spawned, running);
         // The runtime wrote it under the caller's umask; strata's files have fixed modes.
         if let Err(e) = std::fs::set_permissions(&pid_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             && e.kind() != std::io::ErrorKind::NotFound
@@ -268,21 +270,32 @@ pub enum Output {
     Log,
 }
 
-/// Run the runtime in the foreground and wait for it; with `log`, the container's output goes
+/// Where the runtime's standard streams go.
+enum Streams<'a> {
+    /// The caller's stdout and stderr, and its stdin if asked (`-i`).
+    Caller { stdin: bool },
+    /// The container's log; stdin empty.
+    Log(&'a Path, super::log::LogLimits),
+}
+
+/// Run the runtime in the foreground and wait for it, its streams as `streams` say; the output goes
 /// there. `running` is called once the runtime has written the container's PID.
 fn run(
     runtime: &Runtime,
     id: ContainerId,
     bundle: &Path,
     pid_file: &Path,
-    log: Option<(&Path, super::log::LogLimits)>,
-    stdin: bool,
+    streams: Streams<'_>,
     spawned: impl FnOnce(u32),
     running: impl FnOnce(),
 ) -> Result<i32> {
     let _ = std::fs::remove_file(pid_file);
     let mut command = runtime.command();
     command.args(["run", "--bundle"]).arg(bundle).arg("--pid-file").arg(pid_file).arg(id.as_str());
+    let (stdin, log) = match streams {
+        Streams::Caller { stdin } => (stdin, None),
+        Streams::Log(path, limits) => (false, Some((path, limits))),
+    };
     command.stdin(if stdin { Stdio::inherit() } else { Stdio::null() });
     let log = match log {
         Some((path, limits)) => {

@@ -278,8 +278,8 @@ enum Streams<'a> {
     Log(&'a Path, super::log::LogLimits),
 }
 
-/// Run the runtime in the foreground and wait for it, its streams as `streams` say; the output goes
-/// there. `running` is called once the runtime has written the container's PID.
+/// Run the runtime in the foreground and wait for it, its streams where `streams` says.
+/// `running` is called once the runtime has written the container's PID.
 fn run(
     runtime: &Runtime,
     id: ContainerId,

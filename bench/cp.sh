@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `cp`, strata beside `docker cp` (dockerd 20.10) and `podman cp`, in one run: a 200 MB tree of
-# 7,000 files (70 directories of 100 files of 29 KiB) copied into a stopped container of the
-# Debian image, and out of it again (into a directory removed in --prepare).
+# 7,000 files (70 directories of 100 files of 29 KiB) copied into a fresh stopped container of
+# the Debian image (made in --prepare), and out of one again (into a directory removed in
+# --prepare).
 #
 # Prints Markdown for BENCHMARKS.md on stdout, progress on stderr. Needs root; installs
 # hyperfine, docker.io, podman, runc if missing. Knobs: RUNS=10, BENCH_DIR, ROOTFS_TAR.
@@ -40,14 +41,20 @@ $DK create --name cc deb:1 true >/dev/null
 $PODMAN create --name cc deb:1 true >/dev/null
 for t in strata docker podman; do
   printf '#!/bin/sh\nrm -rf %s\n' "$W/out-$t" > "$W/clean-$t"
-  chmod +x "$W/clean-$t"
+  case $t in strata) T="$S --root $R" ;; docker) T="$DK" ;; podman) T="$PODMAN" ;; esac
+  printf '#!/bin/sh\n%s rm -f ci >/dev/null 2>&1\n%s create --name ci deb:1 true >/dev/null\n' "$T" "$T" > "$W/fresh-$t"
+  chmod +x "$W/clean-$t" "$W/fresh-$t"
 done
 
 say "cp into a container"
 hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RES/in.json" --style basic \
-  -n "strata cp in" "$S --root $R cp $W/tree cc:/" \
-  -n "docker cp in" "$DK cp $W/tree cc:/" \
-  -n "podman cp in" "$PODMAN cp $W/tree cc:/" >&2
+  -n "strata cp in" --prepare "$W/fresh-strata" "$S --root $R cp $W/tree ci:/" \
+  -n "docker cp in" --prepare "$W/fresh-docker" "$DK cp $W/tree ci:/" \
+  -n "podman cp in" --prepare "$W/fresh-podman" "$PODMAN cp $W/tree ci:/" >&2
+for t in strata docker podman; do
+  case $t in strata) T="$S --root $R" ;; docker) T="$DK" ;; podman) T="$PODMAN" ;; esac
+  $T cp "$W/tree" cc:/ >/dev/null
+done
 say "cp out of a container"
 hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RES/out.json" --style basic \
   -n "strata cp out" --prepare "$W/clean-strata" "$S --root $R cp cc:/tree $W/out-strata" \

@@ -437,7 +437,7 @@ impl Builder<'_> {
         config.image = state.image.map(|i| i.to_string()).unwrap_or_default();
         if let Some(epoch) = self.options.source_date_epoch {
             let container = self.containers.get(id.parse()?)?;
-            super::copy::clamp_mtimes(&self.images.layers.diff_dir(&container.layers.mount_id), epoch)?;
+            super::files::clamp_mtimes(&self.images.layers.diff_dir(&container.layers.mount_id), epoch)?;
         }
         let options = CommitOptions {
             author: (!state.maintainer.is_empty()).then(|| state.maintainer.clone()),

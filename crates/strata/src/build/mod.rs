@@ -10,7 +10,8 @@
 //! - [`args`]: build arguments and their scopes.
 //! - [`format`]: dockerd's history texts and cache comparison.
 //! - [`paths`]: Go's `path.Clean`.
-//! - `builder`, `dispatch`, `copy`: the stages, each instruction's step, COPY and ADD.
+//! - `builder`, `dispatch`, `copy`, `files`: the stages, each instruction's step, COPY and ADD
+//!   and what they bring besides the context (heredocs, archives, downloads).
 //! - `leftovers`: the step containers of builds that were killed, removed by the next build.
 
 pub mod args;
@@ -18,6 +19,7 @@ mod builder;
 pub mod context;
 mod copy;
 mod dispatch;
+mod files;
 pub mod format;
 pub mod ignore;
 mod leftovers;

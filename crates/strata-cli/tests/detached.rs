@@ -479,10 +479,10 @@ fn interactive_stdin_and_start_detached() {
     root.ok(&["create", "-i", "--name", "ic", "img:1", "sh", "-c", "read x; echo got $x; exit 4"]);
     assert_eq!(inspect(&root, "ic")["Config"]["OpenStdin"], true);
     assert_eq!(piped(&["start", "-a", "ic"], "line\n"), (Some(4), "got line\n".into()));
-    root.ok(&["create", "--name", "sd", "img:1", "sh", "-c", "sleep 0.5; exit 3"]);
+    root.ok(&["create", "--name", "sd", "img:1", "sh", "-c", "sleep 3; exit 3"]);
     let started = Instant::now();
     assert_eq!(root.ok(&["start", "sd"]), "sd");
-    assert!(started.elapsed() < Duration::from_millis(450), "start waited for the container");
+    assert!(started.elapsed() < Duration::from_millis(2500), "start waited for the container");
     assert_eq!(root.ok(&["wait", "sd"]), "3");
     root.ok(&["rm", "ic", "sd"]);
     left_clean(&root);

@@ -441,13 +441,14 @@ fn failing_run() {
     image(&root);
     let before = images_all(&root);
     let ctx = context(&[("Dockerfile", "FROM img:1\nRUN echo partial > /p && exit 3\nRUN true\n")]);
-    let out = root.strata(&["build", "-t", "f", ctx.path().to_str().unwrap()]);
+    let out = root.strata(&["build", "-t", "failed", ctx.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Dockerfile:2: RUN echo partial > /p && exit 3: the command '/bin/sh -c echo partial > /p && exit 3' returned a non-zero code: 3"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert_eq!(images_all(&root), before);
-    assert!(root.strata(&["inspect", "f"]).status.code() != Some(0));
+    // (Not a name that is also hex: `inspect f` finds any image whose ID starts with f.)
+    assert!(root.strata(&["inspect", "failed"]).status.code() != Some(0));
     left_clean(&root);
 }
 

@@ -544,15 +544,7 @@ fn stdin_inputs() {
     let root = Root::new();
     image(&root);
     let run = |input: &[u8], args: &[&str]| {
-        use std::io::Write;
-        let mut child = common::strata_cmd(root.path(), args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = common::strata_with_stdin(root.path(), args, input);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     run(b"FROM img:1\nENV FROM=stdin\n", &["build", "-t", "s1", "-"]);

@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Stdio;
 
 use common::Root;
 use common::images::{copy_with_libs, host_rootfs};
@@ -19,17 +17,6 @@ fn image(root: &Root) {
     host_rootfs(dir.path());
     copy_with_libs(dir.path(), Path::new("/usr/bin/sleep"));
     root.ok(&["import", dir.path().to_str().unwrap(), "img:1", "-c", r#"CMD ["/bin/sh"]"#]);
-}
-
-fn cp_stdin(root: &Root, args: &[&str], input: &[u8]) -> std::process::Output {
-    let mut child = common::strata_cmd(root.path(), args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 /// A tree with what copies must keep: owners, modes, a hard link, a symlink, an empty
@@ -129,7 +116,7 @@ fn both_ways_and_no_way_out() {
     evil.append_link(&mut l, "hop", &victim).unwrap();
     evil.append_data(&mut h, "hop/owned", &b"own\n"[..]).unwrap();
     let evil = evil.into_inner().unwrap();
-    cp_stdin(&root, &["cp", "-", "cc:/p"], &evil);
+    common::strata_with_stdin(root.path(), &["cp", "-", "cc:/p"], &evil);
     assert_eq!(common::snapshot(&victim), before, "a tar on stdin reached the host");
     assert!(!host.path().join("escape").exists());
 

@@ -462,15 +462,7 @@ fn interactive_stdin_and_start_detached() {
     let root = Root::new();
     image(&root);
     let piped = |args: &[&str], input: &str| {
-        use std::io::Write;
-        let mut child = common::strata_cmd(root.path(), args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = common::strata_with_stdin(root.path(), args, input.as_bytes());
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
     assert_eq!(piped(&["run", "-i", "--rm", "img:1", "cat"], "typed\n"), (Some(0), "typed\n".into()));

@@ -94,6 +94,15 @@ pub fn strata_cmd(root: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// Run strata with `input` on its stdin; its output.
+pub fn strata_with_stdin(root: &Path, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child =
+        strata_cmd(root, args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Run strata with a failpoint armed, wait until it freezes there, then SIGKILL it.
 pub fn kill_at(root: &Root, failpoint: &str, args: &[&str]) {
     use std::io::{BufRead, BufReader};

@@ -429,27 +429,5 @@ fn is_dir_in(root: &Path, rel: &str) -> bool {
 
 /// Make the missing directories of `rel` inside the tree at `root`, owned by `owner`.
 fn make_dirs_in(root: &Path, rel: &str, owner: (u32, u32)) -> Result<()> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let mut dir = rustix::fs::open(root, flags, Mode::empty()).ctx("open", root)?;
-    for part in rel.split('/').filter(|p| !p.is_empty()) {
-        let at = root.join(rel);
-        match rustix::fs::openat2(&dir, part, flags, Mode::empty(), ResolveFlags::IN_ROOT) {
-            Ok(next) => dir = next,
-            Err(rustix::io::Errno::NOENT) => {
-                rustix::fs::mkdirat(&dir, part, Mode::from_raw_mode(0o755)).ctx("mkdir", &at)?;
-                let next = rustix::fs::openat(&dir, part, flags | OFlags::NOFOLLOW, Mode::empty()).ctx("open", &at)?;
-                rustix::fs::fchown(
-                    &next,
-                    Some(rustix::fs::Uid::from_raw(owner.0)),
-                    Some(rustix::fs::Gid::from_raw(owner.1)),
-                )
-                .ctx("chown", &at)?;
-                rustix::fs::fchmod(&next, Mode::from_raw_mode(0o755)).ctx("chmod", &at)?;
-                dir = next;
-            }
-            Err(e) => return Err(Error::io("open", at, e)),
-        }
-    }
-    Ok(())
+    crate::container::user::Rootfs::open(root)?.make_dirs(&format!("/{rel}"), owner, "destination").map(drop)
 }

@@ -47,27 +47,7 @@ impl ContainerStore {
 
     /// What `path` is inside the container (symlinks followed inside its tree).
     pub fn path_kind(&self, name: &str, path: &str) -> Result<PathKind> {
-        self.with_tree(name, |root| {
-            let root_fd = open_root(root)?;
-            match rustix::fs::openat2(
-                &root_fd,
-                relative(path),
-                OFlags::PATH | OFlags::CLOEXEC,
-                Mode::empty(),
-                in_root(),
-            ) {
-                Ok(fd) => {
-                    let st = rustix::fs::fstat(&fd).ctx("stat", path)?;
-                    Ok(if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                        PathKind::Dir
-                    } else {
-                        PathKind::Other
-                    })
-                }
-                Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => Ok(PathKind::Missing),
-                Err(e) => Err(Error::io("open", path, e)),
-            }
-        })
+        self.with_tree(name, |root| kind_in(root, path))
     }
 
     /// Write `path` in the container as a tar to `out`: a file as one entry named `top`, a
@@ -109,14 +89,29 @@ impl ContainerStore {
     /// Extract the tar `input` into the directory `dir` of the container (which must exist),
     /// entries as plain files whatever their names; nothing is written outside the tree.
     pub fn copy_in(&self, name: &str, dir: &str, input: impl Read) -> Result<()> {
-        if self.path_kind(name, dir)? != PathKind::Dir {
-            return Err(Error::BadOption {
-                what: "path",
-                value: dir.to_owned(),
-                reason: format!("no directory {dir} in container {name}: the destination's parent must exist"),
-            });
+        self.with_tree(name, |root| {
+            if kind_in(root, dir)? != PathKind::Dir {
+                return Err(Error::BadOption {
+                    what: "path",
+                    value: dir.to_owned(),
+                    reason: format!("no directory {dir} in container {name}: the destination's parent must exist"),
+                });
+            }
+            crate::archive::extract_into(root, Path::new(relative(dir)), input)
+        })
+    }
+}
+
+/// What `path` is in the tree mounted at `root` (symlinks followed inside it).
+fn kind_in(root: &Path, path: &str) -> Result<PathKind> {
+    let root_fd = open_root(root)?;
+    match rustix::fs::openat2(&root_fd, relative(path), OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), in_root()) {
+        Ok(fd) => {
+            let st = rustix::fs::fstat(&fd).ctx("stat", path)?;
+            Ok(if FileType::from_raw_mode(st.st_mode) == FileType::Directory { PathKind::Dir } else { PathKind::Other })
         }
-        self.with_tree(name, |root| crate::archive::extract_into(root, Path::new(relative(dir)), input))
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => Ok(PathKind::Missing),
+        Err(e) => Err(Error::io("open", path, e)),
     }
 }
 

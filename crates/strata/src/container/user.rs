@@ -41,7 +41,13 @@ impl Rootfs {
     /// the container's root, missing directories made (root's, 0755), and the path they lead
     /// to returned, for the runtime to `chdir` into.
     pub(crate) fn working_dir(&self, dir: &str) -> Result<String> {
-        let bad = |reason: String| Error::BadOption { what: "working directory", value: dir.to_owned(), reason };
+        self.make_dirs(dir, (0, 0), "working directory")
+    }
+
+    /// The directory `dir` made where missing, as [`working_dir`](Self::working_dir) makes it,
+    /// new directories owned by `owner`; `what` names it in errors. Returns where it leads.
+    pub(crate) fn make_dirs(&self, dir: &str, owner: (u32, u32), what: &'static str) -> Result<String> {
+        let bad = |reason: String| Error::BadOption { what, value: dir.to_owned(), reason };
         let mut todo: Vec<String> = clean(dir);
         todo.reverse();
         let mut current = rustix::io::dup(&self.fd).map_err(|e| Error::io("dup", &self.path, e))?;
@@ -55,6 +61,10 @@ impl Rootfs {
                     Ok(()) => {
                         let fd = rustix::fs::openat(&current, &part, flags | OFlags::NOFOLLOW, Mode::empty())
                             .map_err(|e| bad(e.to_string()))?;
+                        if owner != (0, 0) {
+                            let (uid, gid) = (rustix::fs::Uid::from_raw(owner.0), rustix::fs::Gid::from_raw(owner.1));
+                            rustix::fs::fchown(&fd, Some(uid), Some(gid)).map_err(|e| bad(e.to_string()))?;
+                        }
                         rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755)).map_err(|e| bad(e.to_string()))?;
                         current = fd;
                     }

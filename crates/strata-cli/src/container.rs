@@ -60,6 +60,19 @@ pub(crate) struct CreateArgs {
     /// Keep stdin open: an attached run's stdin is the container's.
     #[arg(short, long)]
     interactive: bool,
+    /// Mount a volume or a host path: NAME:DEST[:ro], /HOST:DEST[:ro], or DEST (a new
+    /// anonymous volume); repeatable.
+    #[arg(short, long = "volume", value_name = "[SRC:]DEST[:MODE]")]
+    volume: Vec<String>,
+    /// Mount: type=volume|bind|tmpfs,source=…,target=…[,readonly][,volume-nocopy]…; repeatable.
+    #[arg(long = "mount", value_name = "SPEC")]
+    mount: Vec<String>,
+    /// Mount a tmpfs: DEST[:OPTIONS] (size=64m, mode=1777, exec); repeatable.
+    #[arg(long = "tmpfs", value_name = "DEST[:OPTIONS]")]
+    tmpfs: Vec<String>,
+    /// Mount what another container mounts, at the same places: CONTAINER[:ro|rw]; repeatable.
+    #[arg(long = "volumes-from", value_name = "CONTAINER[:MODE]")]
+    volumes_from: Vec<String>,
     /// Not offered: publishing ports needs a network of the container's own (refused).
     #[arg(short, long, hide = true)]
     publish: Vec<String>,
@@ -142,6 +155,9 @@ pub(crate) struct RmArgs {
     /// Kill a running container (and unmount a mounted one) first.
     #[arg(short, long)]
     force: bool,
+    /// Remove the container's anonymous volumes too (those no other container uses).
+    #[arg(short, long)]
+    volumes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -229,7 +245,23 @@ fn options(args: &CreateArgs, auto_remove: bool) -> Result<CreateOptions> {
         security: SecurityOptions::parse(&security)?,
         init: args.init,
         interactive: args.interactive,
+        volumes: args.volume.iter().map(|v| absolute_source(v)).collect::<Result<_>>()?,
+        mounts: args.mount.clone(),
+        tmpfs: args.tmpfs.clone(),
+        volumes_from: args.volumes_from.clone(),
     })
+}
+
+/// A `-v` whose source is a relative path (`./data:/x`) made absolute, as docker's CLI does
+/// since 23.0; other sources are volume names.
+fn absolute_source(raw: &str) -> Result<String> {
+    match raw.split_once(':') {
+        Some((source, rest)) if source == "." || source.starts_with("./") || source.starts_with("../") => {
+            let cwd = std::env::current_dir().context("cannot find the current directory")?;
+            Ok(format!("{}:{rest}", cwd.join(source).display()))
+        }
+        _ => Ok(raw.to_owned()),
+    }
 }
 
 /// `-e` values as docker takes them: `NAME=VALUE`, or `NAME` to pass this process's `NAME` on
@@ -446,7 +478,7 @@ pub(crate) fn rm(root: &Path, args: RmArgs) -> Result<ExitCode> {
     let store = containers(root)?;
     let mut code = ExitCode::SUCCESS;
     for name in &args.containers {
-        match store.remove(name, args.force) {
+        match store.remove_with(name, args.force, args.volumes) {
             Ok(_) => println!("{name}"),
             Err(e) => {
                 eprintln!("strata: {}", crate::describe(&e));

@@ -16,6 +16,7 @@ mod monitor;
 mod registry;
 mod system;
 mod template;
+mod volume;
 mod walkthrough;
 
 use std::path::PathBuf;
@@ -118,6 +119,9 @@ enum Command {
     /// Disk usage of the store (`system df`), and removing what nothing uses (`system prune`).
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Volumes: create, ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Containers: `container prune`.
     #[command(subcommand)]
     Container(system::ContainerCommand),
@@ -252,6 +256,7 @@ fn main() -> ExitCode {
         Command::Build(args) => build::run(&cli.root, args),
         Command::Export(args) => container::export(&cli.root, args),
         Command::Cp(args) => copy::run(&cli.root, args),
+        Command::Volume(command) => volume::run(&cli.root, command),
         Command::Walkthrough(args) => walkthrough::run(args),
     };
     match result {

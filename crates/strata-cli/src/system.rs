@@ -199,7 +199,7 @@ pub(crate) struct ContainerPruneArgs {
 }
 
 /// Ask as docker does; anything but y or Y (or no answer) is no.
-fn confirm(warning: &str) -> bool {
+pub(crate) fn confirm(warning: &str) -> bool {
     print!("{warning}\nAre you sure you want to continue? [y/N] ");
     let _ = std::io::Write::flush(&mut std::io::stdout());
     let mut answer = String::new();

@@ -207,6 +207,19 @@ pub enum Error {
     #[error("no such container: {0}")]
     ContainerNotFound(String),
 
+    /// No volume has that name.
+    #[error("no such volume: {0}")]
+    VolumeNotFound(String),
+
+    /// A volume that containers use cannot be removed.
+    #[error("remove {volume}: volume is in use - [{}]: remove those containers first (strata rm)", containers.join(", "))]
+    VolumeInUse {
+        /// The volume.
+        volume: String,
+        /// The containers that use it (IDs).
+        containers: Vec<String>,
+    },
+
     /// A container cannot do what was asked.
     #[error("container {container}: {reason}")]
     Container {
@@ -329,12 +342,14 @@ impl Error {
             | Error::ParentNotFound(_)
             | Error::NotMounted(_)
             | Error::ImageNotFound(_)
-            | Error::ContainerNotFound(_) => ErrorKind::NotFound,
+            | Error::ContainerNotFound(_)
+            | Error::VolumeNotFound(_) => ErrorKind::NotFound,
             Error::LayerExists(_) => ErrorKind::AlreadyExists,
             Error::HasChildren { .. }
             | Error::Mounted { .. }
             | Error::LayerInUse { .. }
-            | Error::ImageConflict { .. } => ErrorKind::InUse,
+            | Error::ImageConflict { .. }
+            | Error::VolumeInUse { .. } => ErrorKind::InUse,
             Error::InvalidId { .. }
             | Error::InvalidReference { .. }
             | Error::BadOption { .. }

@@ -26,6 +26,7 @@ mod error;
 mod failpoint;
 mod fsutil;
 pub mod glob;
+pub mod gopath;
 pub mod host;
 pub mod id;
 pub mod image;
@@ -41,6 +42,7 @@ mod store;
 mod sys;
 mod txn;
 mod users;
+pub mod volume;
 
 pub use digest::{DiffId, Digest};
 pub use error::{Error, ErrorKind, Result};

@@ -26,6 +26,7 @@ pub mod tree;
 mod unpack;
 
 pub use apply::{Applied, ApplyOptions, Staged};
+pub(crate) use changes::size as tree_size;
 pub use changes::{Change, ChangeKind};
 pub use compression::{Compression, Encoder};
 pub use pipeline::StreamDigests;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 use super::ignore::{Ignore, read_patterns};
-use super::paths::clean;
+use crate::gopath::clean;
 
 /// A directory context, or none (a Dockerfile on stdin alone).
 #[derive(Debug)]

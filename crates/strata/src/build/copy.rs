@@ -121,7 +121,7 @@ impl Builder<'_> {
             Some(id) => {
                 let unmounted = self.containers.unmount(&id);
                 let result = result.and(unmounted);
-                match (result, self.containers.remove(&id, true)) {
+                match (result, self.containers.remove_with(&id, true, true)) {
                     (Err(e), removed) => {
                         if let Err(also) = removed {
                             tracing::warn!("the --from container {id} stays: {also} (the next build removes it)");
@@ -205,7 +205,7 @@ impl Builder<'_> {
         let dest_abs =
             if dest_written.starts_with('/') { dest_written.to_owned() } else { format!("{workdir}/{dest_written}") };
         let dest_dir_marked = dest_written.ends_with('/') || dest_written.ends_with("/.") || dest_written == ".";
-        let dest_rel = super::paths::clean(&dest_abs).trim_start_matches('/').to_owned();
+        let dest_rel = crate::gopath::clean(&dest_abs).trim_start_matches('/').to_owned();
 
         let no_layers = state.base.as_ref().is_none_or(|b| b.rootfs.diff_ids.is_empty());
         let (Some(image), false) = (state.image, no_layers) else {

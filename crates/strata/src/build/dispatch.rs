@@ -250,7 +250,7 @@ impl Builder<'_> {
                         if state.config.working_dir.is_empty() { "/" } else { &state.config.working_dir }
                     )
                 };
-                state.config.working_dir = super::paths::clean(&dir);
+                state.config.working_dir = crate::gopath::clean(&dir);
                 self.workdir(state)
             }
             "run" => self.run(state, instruction),
@@ -462,7 +462,7 @@ impl Builder<'_> {
         if self.options.keep_containers {
             return outcome;
         }
-        let removed = self.containers.remove(id, true);
+        let removed = self.containers.remove_with(id, true, true);
         match (outcome, removed) {
             (Ok(value), Ok(_)) => {
                 if announce {

@@ -40,7 +40,7 @@ pub(super) fn rebase_tar(input: &mut dyn Read, out: impl std::io::Write, dest: &
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.to_string_lossy().into_owned();
-        let cleaned = super::paths::clean(&format!("/{path}"));
+        let cleaned = crate::gopath::clean(&format!("/{path}"));
         let name = match (dest.is_empty(), cleaned.trim_start_matches('/')) {
             (_, "") => continue,
             (true, rel) => rel.to_owned(),
@@ -50,7 +50,7 @@ pub(super) fn rebase_tar(input: &mut dyn Read, out: impl std::io::Write, dest: &
         match header.entry_type() {
             tar::EntryType::Link => {
                 let target = entry.link_name()?.map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
-                let target = super::paths::clean(&format!("/{target}"));
+                let target = crate::gopath::clean(&format!("/{target}"));
                 let target =
                     if dest.is_empty() { target.trim_start_matches('/').to_owned() } else { format!("{dest}{target}") };
                 tar.append_link(&mut header, &name, target)?;

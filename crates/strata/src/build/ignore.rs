@@ -6,7 +6,7 @@
 
 use regex::Regex;
 
-use super::paths::clean;
+use crate::gopath::clean;
 
 /// The patterns of a `.dockerignore`, compiled.
 #[derive(Debug, Default)]

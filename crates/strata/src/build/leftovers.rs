@@ -74,7 +74,7 @@ fn remove_listed(containers: &ContainerStore, list: &Path) -> Result<Vec<String>
     let text = std::fs::read_to_string(list).ctx("read", list)?;
     let mut removed = Vec::new();
     for name in text.lines().filter(|l| !l.is_empty()) {
-        match containers.remove(name, true) {
+        match containers.remove_with(name, true, true) {
             Ok(_) => removed.push(name.to_owned()),
             Err(Error::ContainerNotFound(_)) => {}
             Err(e) => return Err(e),

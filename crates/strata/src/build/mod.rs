@@ -9,7 +9,6 @@
 //! - [`context`]: the files COPY reads, resolved inside the context, hashed as dockerd hashes them.
 //! - [`args`]: build arguments and their scopes.
 //! - [`format`]: dockerd's history texts and cache comparison.
-//! - [`paths`]: Go's `path.Clean`.
 //! - `builder`, `dispatch`, `copy`, `files`: the stages, each instruction's step, COPY and ADD
 //!   and what they bring besides the context (heredocs, archives, downloads).
 //! - `leftovers`: the step containers of builds that were killed, removed by the next build.
@@ -25,7 +24,6 @@ pub mod ignore;
 mod leftovers;
 pub mod lex;
 pub mod parser;
-pub mod paths;
 
 pub use builder::build;
 

@@ -70,6 +70,15 @@ pub struct CreateOptions {
     /// `-i`: the container's stdin is its starter's when it runs attached (`OpenStdin`, and
     /// `StdinOnce` and `AttachStdin` as dockerd records `run -i`).
     pub interactive: bool,
+    /// `-v`: `NAME:DEST[:MODE]` (a volume, made if missing), `/HOST:DEST[:MODE]` (a host
+    /// path) or `DEST` (a new anonymous volume).
+    pub volumes: Vec<String>,
+    /// `--mount`: `type=volume|bind|tmpfs,source=…,target=…[,readonly]…`.
+    pub mounts: Vec<String>,
+    /// `--tmpfs DEST[:OPTIONS]`.
+    pub tmpfs: Vec<String>,
+    /// `--volumes-from CONTAINER[:ro|rw]`: that container's mounts, at the same places.
+    pub volumes_from: Vec<String>,
 }
 
 impl ContainerStore {
@@ -105,6 +114,7 @@ impl ContainerStore {
                 });
             }
         }
+        super::volumes::Requests::parse(options)?;
         let runtime = Runtime::find(&self.store, &options.runtime)?;
         let lock = self.store.write_lock()?;
         self.images.layerdb.ensure()?;
@@ -180,6 +190,17 @@ impl ContainerStore {
         )?;
         crate::failpoint::hit("container.layers");
 
+        // The mounts: volumes made (journaled), the image's content copied into new ones.
+        let requests = super::volumes::Requests::parse(options)?;
+        let mounts = self.plan_mounts(lock, journal, &requests, &mut config)?;
+        if !mounts.copy_up.is_empty() {
+            let merged = self.layers.mount_locked(lock, &mount_id)?;
+            let copied = self.copy_up(&merged, &mounts);
+            let unmounted = self.layers.unmount_locked(lock, &mount_id, false);
+            copied?;
+            unmounted?;
+        }
+
         // The records: layerdb/mounts/<id>, then containers/<id>, built aside.
         journal.note(&super::journal::line(id))?;
         let layers = MountRecord { mount_id, init_id: Some(init_id), parent: stack.last().map(|r| r.chain_id) };
@@ -194,7 +215,7 @@ impl ContainerStore {
         extra.insert("SeccompProfile".into(), profile.into());
         extra.insert("NoNewPrivileges".into(), options.security.no_new_privileges.into());
         let name = name()?;
-        let record = Record {
+        let mut record = Record {
             state: State::default(),
             id,
             created: now_rfc3339(),
@@ -216,6 +237,7 @@ impl ContainerStore {
         let security = options.security.to_stored();
         host.security_opt = (!security.is_empty()).then_some(security);
         host.init = options.init.then_some(true);
+        Self::record_mounts(&requests, &mounts, &mut record, &mut host);
         let aside = journal.dir().join("container");
         mkdir(&aside, 0o710)?;
         write_new(&aside.join(CONFIG), &json_line(&record), 0o600)?;

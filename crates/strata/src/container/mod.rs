@@ -31,6 +31,7 @@ pub(crate) mod journal;
 mod lifecycle;
 mod log;
 mod monitor;
+pub mod mounts;
 mod record;
 mod remove;
 mod runtime;
@@ -39,6 +40,7 @@ mod spec;
 mod start;
 pub(crate) mod user;
 mod view;
+mod volumes;
 
 use std::path::PathBuf;
 

@@ -132,6 +132,12 @@ impl Record {
         std::iter::once(self.path.as_str()).chain(self.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
     }
 
+    /// What is mounted over its tree (`MountPoints`), by destination.
+    pub fn mount_points(&self) -> Vec<super::mounts::MountPoint> {
+        let Some(Value::Object(points)) = self.extra.get("MountPoints") else { return Vec::new() };
+        points.values().filter_map(|p| serde_json::from_value(p.clone()).ok()).collect()
+    }
+
     /// The command as `docker ps` shows it: arguments holding a space in single quotes.
     pub fn command_quoted(&self) -> String {
         let args = self.args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() });

@@ -19,6 +19,12 @@ impl ContainerStore {
     /// Remove a container and its layers. A running container (or one mounted with
     /// [`mount`](Self::mount)) is refused unless `force`, which kills and unmounts it first.
     pub fn remove(&self, name: &str, force: bool) -> Result<ContainerId> {
+        self.remove_with(name, force, false)
+    }
+
+    /// [`remove`](Self::remove), and with `volumes` (`rm -v`) the container's anonymous
+    /// volumes that no other container uses.
+    pub fn remove_with(&self, name: &str, force: bool, volumes: bool) -> Result<ContainerId> {
         let container = self.find(name)?;
         let id = container.id();
         let refuse = |reason: &str| Error::Container { container: name.to_owned(), reason: reason.to_owned() };
@@ -54,13 +60,23 @@ impl ContainerStore {
             }
             self.layers.unmount_locked(&lock, mount_id, true)?;
         }
-        self.remove_locked(&lock, id)?;
+        self.remove_locked(&lock, id, volumes)?;
         Ok(id)
     }
 
-    /// Remove a stopped, unmounted container with the store lock held.
-    pub(crate) fn remove_locked(&self, lock: &StoreLock, id: ContainerId) -> Result<()> {
+    /// Remove a stopped, unmounted container with the store lock held (and its anonymous
+    /// volumes that no other container uses, with `volumes`).
+    pub(crate) fn remove_locked(&self, lock: &StoreLock, id: ContainerId, volumes: bool) -> Result<()> {
         let layers = self.images.layerdb.mount(id.as_str())?;
+        let mut anonymous = Vec::new();
+        if volumes && let Some(record) = self.read_record(id)? {
+            let users = self.volume_users()?;
+            for point in record.mount_points().into_iter().filter(|p| p.is_anonymous_volume()) {
+                if users.get(&point.name).is_none_or(|u| u.iter().all(|user| *user == id)) {
+                    anonymous.push(point.name);
+                }
+            }
+        }
         let mut journal = Journal::begin(&self.store, super::journal::REMOVE)?;
         journal.note(&super::journal::line(id))?;
         if let Some(layers) = layers {
@@ -75,6 +91,9 @@ impl ContainerStore {
                     journal.note(&Step::Layer(cache_id).line())?;
                 }
             }
+        }
+        for name in &anonymous {
+            journal.note(&super::journal::volume_line(name))?;
         }
         crate::failpoint::hit("rm.journaled");
         // Carrying out a removal's journal is what finishing it after a crash does.

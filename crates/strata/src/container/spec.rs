@@ -48,6 +48,8 @@ pub(crate) struct Paths<'a> {
     pub container_dir: &'a Path,
     /// The init binary bound at [`INIT_PATH`] (`--init`).
     pub init: Option<&'a Path>,
+    /// Volumes, binds and tmpfs, parents first; each replaces a default mount at its place.
+    pub mounts: &'a [serde_json::Value],
 }
 
 /// Where `--init`'s binary is in the container, as dockerd puts `docker-init`.
@@ -114,6 +116,9 @@ pub(crate) fn build(
             json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]});
         value["mounts"].as_array_mut().expect("a list").push(mount);
     }
+    let list = value["mounts"].as_array_mut().expect("a list");
+    list.retain(|m| !paths.mounts.iter().any(|u| u["destination"] == m["destination"]));
+    list.extend(paths.mounts.iter().cloned());
     if let Some(filter) = process.security.filter(CAPABILITIES)? {
         value["linux"]["seccomp"] = filter;
     }
@@ -170,7 +175,7 @@ mod tests {
         let args = vec!["sh".to_owned()];
         let security = SecurityOptions::default();
         let process = Process { args: &args, env: &[], cwd: "/", user: &user, security: &security };
-        let paths = Paths { rootfs: Path::new("/r/merged"), container_dir: Path::new("/r/c"), init: None };
+        let paths = Paths { rootfs: Path::new("/r/merged"), container_dir: Path::new("/r/c"), init: None, mounts: &[] };
         let spec = build(&process, &paths, "h", false, "/strata/x").unwrap();
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["process"]["terminal"], false);

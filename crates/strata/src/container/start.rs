@@ -123,7 +123,7 @@ impl ContainerStore {
         self.write_record(&record)?;
         if container.host.auto_remove {
             drop(monitor);
-            self.remove_locked(&lock, id)?;
+            self.remove_locked(&lock, id, true)?;
         }
         unmounted?;
         status
@@ -219,7 +219,8 @@ impl ContainerStore {
         };
         let security = SecurityOptions::parse(container.host.security_opt.as_deref().unwrap_or_default())?;
         let process = Process { args: &args, env: &env, cwd: &cwd, user: &user, security: &security };
-        let paths = Paths { rootfs: merged, container_dir: &dir, init: init.as_deref() };
+        let mounts = self.runtime_mounts(record, &container.host)?;
+        let paths = Paths { rootfs: merged, container_dir: &dir, init: init.as_deref(), mounts: &mounts };
         let host_network = container.host.network_mode == "host";
         let spec = spec::build(&process, &paths, &record.config.hostname, host_network, &format!("/strata/{id}"))?;
         mkdir(bundle, 0o700)?;

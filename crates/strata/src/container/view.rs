@@ -157,6 +157,7 @@ impl ContainerStore {
             _ => 0,
         };
         let record = container.record;
+        let mounts = super::volumes::inspect_mounts(&self.store, &record);
         let host_config = serde_json::to_value(&container.host).expect("serializable");
         Ok(ContainerInspect {
             id: record.id.to_string(),
@@ -174,7 +175,7 @@ impl ContainerStore {
             platform: record.os,
             host_config,
             graph_driver,
-            mounts: Vec::new(),
+            mounts,
             config: record.config,
             network_settings: record.extra.get("NetworkSettings").cloned().unwrap_or(Value::Null),
         })

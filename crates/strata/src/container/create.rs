@@ -193,6 +193,7 @@ impl ContainerStore {
         // The mounts: volumes made (journaled), the image's content copied into new ones.
         let requests = super::volumes::Requests::parse(options)?;
         let mounts = self.plan_mounts(lock, journal, &requests, &mut config)?;
+        crate::failpoint::hit("container.volumes");
         if !mounts.copy_up.is_empty() {
             let merged = self.layers.mount_locked(lock, &mount_id)?;
             let copied = self.copy_up(&merged, &mounts);

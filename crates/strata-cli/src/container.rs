@@ -335,8 +335,7 @@ pub(crate) fn monitor(root: &Path, args: MonitorArgs) -> Result<ExitCode> {
     }
     let store = containers(root)?;
     let forwarder = crate::monitor::Forwarder::start()?;
-    let target = std::sync::Arc::clone(&forwarder.target);
-    let spawned = |pid| target.store(pid, std::sync::atomic::Ordering::SeqCst);
+    let spawned = |pid| forwarder.set_target(pid);
     let started = if args.detach {
         store.start_output(&args.container, strata::container::Output::Log, spawned, crate::monitor::detached)
     } else {

@@ -59,7 +59,7 @@ pub(crate) fn run(root: &Path, args: CpArgs) -> Result<ExitCode> {
             let src = if src.is_empty() { "/" } else { src };
             let (name, contents) = base(src);
             if args.dest == "-" {
-                let mut out = std::io::stdout().lock();
+                let mut out = std::io::stdout();
                 containers.copy_out(c, src, &name, args.follow_link, None, &mut out)?;
                 out.flush()?;
                 return Ok(ExitCode::SUCCESS);
@@ -98,7 +98,7 @@ pub(crate) fn run(root: &Path, args: CpArgs) -> Result<ExitCode> {
         (None, Some((c, dest))) => {
             let dest = if dest.is_empty() { "/" } else { dest };
             if args.src == "-" {
-                containers.copy_in(c, dest, std::io::stdin().lock())?;
+                containers.copy_in(c, dest, std::io::stdin())?;
                 return Ok(ExitCode::SUCCESS);
             }
             let src = Path::new(&args.src);

@@ -5,7 +5,6 @@
 
 use std::ffi::OsString;
 use std::process::{Command, ExitCode};
-use std::sync::atomic::Ordering;
 
 /// Whether this process was started as the init (by the name it was run as).
 pub(crate) fn wanted(argv0: Option<&OsString>) -> bool {
@@ -34,7 +33,7 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
         }
     };
     let main_pid = child.id();
-    forwarder.target.store(main_pid, Ordering::SeqCst);
+    forwarder.set_target(main_pid);
     // Reap whatever ends (orphans are reparented here) until the command itself does.
     loop {
         match rustix::process::wait(rustix::process::WaitOptions::empty()) {

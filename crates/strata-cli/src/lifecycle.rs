@@ -208,9 +208,7 @@ pub(crate) fn exec(root: &Path, args: ExecArgs) -> Result<ExitCode> {
     };
     let containers = Store::open(root)?.containers();
     let forwarder = crate::monitor::Forwarder::start()?;
-    let target = std::sync::Arc::clone(&forwarder.target);
-    let done = containers
-        .exec(&args.container, &args.command, &options, |pid| target.store(pid, std::sync::atomic::Ordering::SeqCst));
+    let done = containers.exec(&args.container, &args.command, &options, |pid| forwarder.set_target(pid));
     drop(forwarder);
     match done {
         Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(255))),

@@ -23,12 +23,20 @@ const FORWARDED: &[i32] = &[
     signal_hook::consts::SIGUSR2,
 ];
 
-/// Passes [`FORWARDED`] signals on to the process in `target` (none while it is 0), until
-/// dropped.
+/// Passes [`FORWARDED`] signals on to the process in `target` until dropped; those that
+/// come before it is set are passed on when [`set_target`](Self::set_target) sets it.
 pub(crate) struct Forwarder {
-    pub(crate) target: Arc<AtomicU32>,
+    target: Arc<AtomicU32>,
+    pending: Arc<std::sync::Mutex<Vec<i32>>>,
     handle: signal_hook::iterator::Handle,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn forward(pid: u32, signal: i32) {
+    let pid = rustix::process::Pid::from_raw(pid as i32);
+    if let (Some(pid), Some(signal)) = (pid, rustix::process::Signal::from_named_raw(signal)) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
 }
 
 impl Forwarder {
@@ -36,16 +44,27 @@ impl Forwarder {
         let mut signals = signal_hook::iterator::Signals::new(FORWARDED).context("cannot set up signal forwarding")?;
         let handle = signals.handle();
         let target = Arc::new(AtomicU32::new(0));
-        let to = Arc::clone(&target);
+        let pending = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (to, held) = (Arc::clone(&target), Arc::clone(&pending));
         let thread = std::thread::spawn(move || {
             for signal in signals.forever() {
-                let pid = rustix::process::Pid::from_raw(to.load(Ordering::SeqCst) as i32);
-                if let (Some(pid), Some(signal)) = (pid, rustix::process::Signal::from_named_raw(signal)) {
-                    let _ = rustix::process::kill_process(pid, signal);
+                let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+                match to.load(Ordering::SeqCst) {
+                    0 => held.push(signal),
+                    pid => forward(pid, signal),
                 }
             }
         });
-        Ok(Forwarder { target, handle, thread: Some(thread) })
+        Ok(Forwarder { target, pending, handle, thread: Some(thread) })
+    }
+
+    /// Pass signals on to `pid` from now on, and those that came before.
+    pub(crate) fn set_target(&self, pid: u32) {
+        let mut held = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        self.target.store(pid, Ordering::SeqCst);
+        for signal in held.drain(..) {
+            forward(pid, signal);
+        }
     }
 }
 
@@ -75,7 +94,7 @@ pub(crate) fn run_monitored(root: &Path, container: &str, remove_on_failure: boo
     command.stdin(if stdin { Stdio::inherit() } else { Stdio::null() }).process_group(0);
     let forwarder = Forwarder::start()?;
     let mut child = command.spawn().context("cannot start the container's monitor process")?;
-    forwarder.target.store(child.id(), Ordering::SeqCst);
+    forwarder.set_target(child.id());
     let status = child.wait().context("waiting for the container's monitor process");
     drop(forwarder);
     use std::os::unix::process::ExitStatusExt;

@@ -147,6 +147,24 @@ fn volumes_binds_and_tmpfs() {
     ]);
     assert_eq!(out, "w\na");
 
+    // cp writes into the volumes and binds over the destination, refuses a read-only one,
+    // and reads out of them, stopped or not.
+    let payload = host.path().join("payload");
+    std::fs::write(&payload, "copied\n").unwrap();
+    root.ok(&["cp", payload.to_str().unwrap(), "c1:/n/"]);
+    assert_eq!(std::fs::read_to_string(data.join("payload")).unwrap(), "copied\n");
+    let err = root.fails(&["cp", payload.to_str().unwrap(), "c1:/h/"]);
+    assert!(err.contains("mounted volume is marked read-only"), "{err}");
+    assert!(!bind.join("payload").exists());
+    let out = host.path().join("out");
+    root.ok(&["cp", "c1:/anon/a", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "a\n");
+    assert!(!root.ok(&["cp", "c1:/n", "-"]).is_empty());
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains("volumes/named1"),
+        "cp's mounts are gone"
+    );
+
     // A volume in use is not removed; rm -v takes the anonymous volumes nobody else uses.
     let err = root.fails(&["volume", "rm", "named1"]);
     assert!(err.contains("volume is in use") && err.contains(&c[0]["Id"].as_str().unwrap()[..12]), "{err}");
@@ -250,6 +268,13 @@ fn mount_points_that_are_symlinks_stay_inside() {
     assert_eq!(std::fs::read_to_string(root.path().join("volumes/evol/_data/new")).unwrap(), "in\n");
     assert!(!root.path().join("volumes/evol/_data/secret").exists(), "nothing of the host copied in");
     assert_eq!(std::fs::read_to_string(bind.join("new")).unwrap(), "in\n");
+    let payload = host.path().join("payload");
+    std::fs::write(&payload, "copied\n").unwrap();
+    root.ok(&["cp", payload.to_str().unwrap(), "sy:/evil/"]);
+    root.ok(&["cp", payload.to_str().unwrap(), "sy:/evil/b/"]);
+    assert_eq!(common::snapshot(&victim), before, "cp through the symlinked mount point stays inside");
+    assert!(root.path().join("volumes/evol/_data/payload").exists());
+    assert!(bind.join("payload").exists());
     let write = "echo in > /up/new; echo in > /up/t/new; cat /up/t/new";
     assert_eq!(root.ok(&["run", "--name", "su", "-v", "/up", "--tmpfs", "/up/t", "vol:1", "sh", "-c", write]), "in");
     assert_eq!(common::snapshot(&victim), before, "the host directory is unchanged");

@@ -35,10 +35,27 @@ fn relative(path: &str) -> &str {
 }
 
 impl ContainerStore {
-    /// Run `each` with the container's tree mounted (its own mount, running or not).
-    fn with_tree<T>(&self, name: &str, each: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+    /// Run `each` with the container's tree mounted (its own mount, running or not) and its
+    /// volumes and binds over it, as dockerd mounts them for `docker cp`: in a mount
+    /// namespace of a thread's own, which goes with the thread, so nobody else sees them.
+    fn with_tree<T: Send>(&self, name: &str, each: impl FnOnce(&Path) -> Result<T> + Send) -> Result<T> {
+        let container = self.find(name)?;
+        let sources = self.host_sources(&container.record);
         let root = self.mount(name)?;
-        let result = each(&root);
+        let result = if sources.is_empty() {
+            each(&root)
+        } else {
+            std::thread::scope(|scope| {
+                let worker = std::thread::Builder::new().name("strata-cp".into()).spawn_scoped(scope, || {
+                    mount_volumes(&root, &sources)?;
+                    each(&root)
+                });
+                match worker {
+                    Ok(worker) => worker.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                    Err(e) => Err(Error::io("start a thread for", "cp", e)),
+                }
+            })
+        };
         let unmounted = self.unmount(name);
         let value = result?;
         unmounted?;
@@ -61,7 +78,7 @@ impl ContainerStore {
         top: &str,
         follow: bool,
         owner: Option<(u32, u32)>,
-        out: impl Write,
+        out: impl Write + Send,
     ) -> Result<()> {
         self.with_tree(name, |root| {
             let root_fd = open_root(root)?;
@@ -88,13 +105,29 @@ impl ContainerStore {
 
     /// Extract the tar `input` into the directory `dir` of the container (which must exist),
     /// entries as plain files whatever their names; nothing is written outside the tree.
-    pub fn copy_in(&self, name: &str, dir: &str, input: impl Read) -> Result<()> {
+    pub fn copy_in(&self, name: &str, dir: &str, input: impl Read + Send) -> Result<()> {
         self.with_tree(name, |root| {
             if kind_in(root, dir)? != PathKind::Dir {
                 return Err(Error::BadOption {
                     what: "path",
                     value: dir.to_owned(),
                     reason: format!("no directory {dir} in container {name}: the destination's parent must exist"),
+                });
+            }
+            let at = rustix::fs::openat2(
+                open_root(root)?,
+                relative(dir),
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                in_root(),
+            )
+            .map_err(|e| Error::io("open", dir, e))?;
+            let read_only = rustix::fs::fstatvfs(&at).map_err(|e| Error::io("stat", dir, e))?.f_flag;
+            if read_only.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+                return Err(Error::BadOption {
+                    what: "path",
+                    value: dir.to_owned(),
+                    reason: "mounted volume is marked read-only".into(),
                 });
             }
             crate::archive::extract_into(root, Path::new(relative(dir)), input)
@@ -113,6 +146,71 @@ fn kind_in(root: &Path, path: &str) -> Result<PathKind> {
         Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => Ok(PathKind::Missing),
         Err(e) => Err(Error::io("open", path, e)),
     }
+}
+
+/// Mount each `(destination, source, writable)` over the tree at `root`, parents first, in a
+/// mount namespace of the calling thread's own: destinations are resolved inside the tree
+/// (made if missing, as dockerd makes them) and mounted on through a descriptor, so no
+/// symlink leads a mount outside it.
+fn mount_volumes(root: &Path, sources: &[(String, std::path::PathBuf, bool)]) -> Result<()> {
+    use rustix::mount::{MountFlags, MountPropagationFlags};
+    // CLONE_NEWNS (which implies CLONE_FS) affects only this thread; the thread ends with the
+    // copy. (nix's `unshare` is a safe function; rustix's is not, and this crate has no unsafe.)
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS)
+        .map_err(|e| Error::io("unshare the mount namespace for", "cp", std::io::Error::from(e)))?;
+    rustix::mount::mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE)
+        .map_err(|e| Error::io("make private", "/", e))?;
+    let rootfs = super::user::Rootfs::open(root)?;
+    let root_fd = open_root(root)?;
+    for (destination, source, writable) in sources {
+        let is_dir = std::fs::metadata(source).ctx("stat", source)?.is_dir();
+        let target = if is_dir {
+            rootfs.make_dirs(destination, (0, 0), "mount point")?
+        } else {
+            let parent = std::path::Path::new(destination).parent().and_then(|p| p.to_str()).unwrap_or("/");
+            let parent = rootfs.make_dirs(parent, (0, 0), "mount point")?;
+            let file =
+                format!("{}/{}", parent.trim_end_matches('/'), destination.rsplit('/').next().unwrap_or_default());
+            let at = rustix::fs::openat2(
+                &root_fd,
+                relative(&parent),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                in_root(),
+            )
+            .map_err(|e| Error::io("open", parent.as_str(), e))?;
+            let name = file.rsplit('/').next().unwrap_or_default();
+            match rustix::fs::openat(
+                &at,
+                name,
+                OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            ) {
+                Ok(_) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(Error::io("create", file.as_str(), e)),
+            }
+            file
+        };
+        let at =
+            rustix::fs::openat2(&root_fd, relative(&target), OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), in_root())
+                .map_err(|e| Error::io("open", target.as_str(), e))?;
+        let on = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&at));
+        rustix::mount::mount_bind_recursive(source, on.as_str()).map_err(|e| Error::io("mount", source, e))?;
+        if !writable {
+            let top = rustix::fs::openat2(
+                &root_fd,
+                relative(&target),
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                in_root(),
+            )
+            .map_err(|e| Error::io("open", target.as_str(), e))?;
+            let on = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&top));
+            rustix::mount::mount_remount(on.as_str(), MountFlags::BIND | MountFlags::RDONLY, "")
+                .map_err(|e| Error::io("remount read-only", source, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn open_root(root: &Path) -> Result<OwnedFd> {

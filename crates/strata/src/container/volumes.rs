@@ -308,6 +308,23 @@ impl ContainerStore {
         Ok(out.into_iter().map(|(_, m)| m).collect())
     }
 
+    /// The host directories (or files) of the container's volumes and binds, parents first:
+    /// `(destination, source, writable)`.
+    pub(crate) fn host_sources(&self, record: &Record) -> Vec<(String, std::path::PathBuf, bool)> {
+        let volumes = VolumeStore::new(&self.store);
+        let mut out: Vec<(String, std::path::PathBuf, bool)> = record
+            .mount_points()
+            .into_iter()
+            .filter_map(|p| match p.kind.as_str() {
+                VOLUME => Some((p.destination, volumes.data_dir(&p.name), p.rw)),
+                BIND if Path::new(&p.source).exists() => Some((p.destination, p.source.into(), p.rw)),
+                _ => None,
+            })
+            .collect();
+        out.sort_by_key(|(dest, _, _)| dest.split('/').filter(|p| !p.is_empty()).count());
+        out
+    }
+
     /// The containers using each volume (by their records' mount points).
     pub(crate) fn volume_users(&self) -> Result<BTreeMap<String, Vec<ContainerId>>> {
         let mut users: BTreeMap<String, Vec<ContainerId>> = BTreeMap::new();

@@ -410,6 +410,14 @@ fn init_reaps_and_passes_signals_on() {
 
 fn run_detached_init(root: &Root) {
     root.ok(&["run", "-d", "--init", "--name", "in", "img:1", "sleep", "100"]);
+    // The init must be past its first instructions (its signal handlers set) and the command
+    // started: as with docker's tini, a SIGTERM before that finds a PID 1 that ignores it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let running = |top: String| top.lines().any(|l| l.ends_with(" sleep 100") && !l.contains("docker-init"));
+    while !running(root.ok(&["top", "in"])) {
+        assert!(Instant::now() < deadline, "sleep did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let started = Instant::now();
     root.ok(&["stop", "-t", "20", "in"]);
     assert!(started.elapsed() < Duration::from_secs(5), "SIGTERM did not reach sleep: {:?}", started.elapsed());

@@ -27,10 +27,9 @@ mkdir -p "$RES"
 start_peers_with_debian
 ST="$S --root $R"
 echo "/usr holds $($ST run --rm deb:1 sh -c 'find /usr | wc -l') entries" >&2
-for T in "$ST" "$DK" "$PODMAN"; do
-  $T volume create full >/dev/null
-  $T run --rm -v full:/usr deb:1 true >/dev/null
-done
+$ST run --rm -v full:/usr deb:1 true >/dev/null
+$DK run --rm --network none -v full:/usr deb:1 true >/dev/null
+$PODMAN run --rm --network none $PLIMITS -v full:/usr deb:1 true >/dev/null
 
 say "run with a fresh anonymous volume over /usr (copy-up), removed with the container"
 hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RES/anon.json" --style basic \

@@ -150,3 +150,31 @@ pub fn kernel_release() -> String {
 pub fn page_size() -> usize {
     rustix::param::page_size()
 }
+
+/// Give the calling thread a mount namespace of its own, every mount in it private: mounts
+/// made on this thread after it are seen by no other process or thread, and go with it.
+/// (`CLONE_NEWNS` implies `CLONE_FS`, which only this thread gives up; nix's `unshare` is a
+/// safe function where rustix's is not, and this crate has no unsafe code.)
+pub fn private_mount_namespace() -> io::Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS)
+        .map_err(io::Error::from)?;
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
+    )?;
+    Ok(())
+}
+
+/// Bind `source` (recursively) onto what `target` (any descriptor, `O_PATH` will do) names,
+/// read-only unless `writable`: the mount lands on that very inode, whatever paths lead to it.
+pub fn bind_onto(source: &Path, target: &OwnedFd, writable: bool) -> io::Result<()> {
+    let on = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(target));
+    rustix::mount::mount_bind_recursive(source, on.as_str())?;
+    if !writable {
+        // The new mount is on top of the inode `target` names: reach it by its path in /proc.
+        let top = rustix::fs::open(on.as_str(), OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
+        let on = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&top));
+        rustix::mount::mount_remount(on.as_str(), MountFlags::BIND | MountFlags::RDONLY, "")?;
+    }
+    Ok(())
+}

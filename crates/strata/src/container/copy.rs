@@ -153,13 +153,7 @@ fn kind_in(root: &Path, path: &str) -> Result<PathKind> {
 /// (made if missing, as dockerd makes them) and mounted on through a descriptor, so no
 /// symlink leads a mount outside it.
 fn mount_volumes(root: &Path, sources: &[(String, std::path::PathBuf, bool)]) -> Result<()> {
-    use rustix::mount::{MountFlags, MountPropagationFlags};
-    // CLONE_NEWNS (which implies CLONE_FS) affects only this thread; the thread ends with the
-    // copy. (nix's `unshare` is a safe function; rustix's is not, and this crate has no unsafe.)
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS)
-        .map_err(|e| Error::io("unshare the mount namespace for", "cp", std::io::Error::from(e)))?;
-    rustix::mount::mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE)
-        .map_err(|e| Error::io("make private", "/", e))?;
+    crate::sys::private_mount_namespace().map_err(|e| Error::io("make a mount namespace for", "cp", e))?;
     let rootfs = super::user::Rootfs::open(root)?;
     let root_fd = open_root(root)?;
     for (destination, source, writable) in sources {
@@ -194,21 +188,7 @@ fn mount_volumes(root: &Path, sources: &[(String, std::path::PathBuf, bool)]) ->
         let at =
             rustix::fs::openat2(&root_fd, relative(&target), OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), in_root())
                 .map_err(|e| Error::io("open", target.as_str(), e))?;
-        let on = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&at));
-        rustix::mount::mount_bind_recursive(source, on.as_str()).map_err(|e| Error::io("mount", source, e))?;
-        if !writable {
-            let top = rustix::fs::openat2(
-                &root_fd,
-                relative(&target),
-                OFlags::PATH | OFlags::CLOEXEC,
-                Mode::empty(),
-                in_root(),
-            )
-            .map_err(|e| Error::io("open", target.as_str(), e))?;
-            let on = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&top));
-            rustix::mount::mount_remount(on.as_str(), MountFlags::BIND | MountFlags::RDONLY, "")
-                .map_err(|e| Error::io("remount read-only", source, e))?;
-        }
+        crate::sys::bind_onto(source, &at, *writable).map_err(|e| Error::io("mount", source, e))?;
     }
     Ok(())
 }

@@ -296,6 +296,8 @@ pub(crate) fn hint(e: &strata::Error) -> Option<String> {
         Corrupt { .. } => "run `strata check` for details, `strata check --repair` to mend".to_owned(),
         ImageNotFound(_) => "see `strata images`".to_owned(),
         ContainerNotFound(_) => "see `strata ps -a`".to_owned(),
+        VolumeNotFound(_) => "see `strata volume ls`".to_owned(),
+        VolumeInUse { .. } => "`strata ps -a --filter volume=NAME` lists them".to_owned(),
         Registry { kind: strata::ErrorKind::Denied, .. } => {
             "credentials are read from docker's config.json ($DOCKER_CONFIG or ~/.docker): `docker login` writes them"
                 .to_owned()

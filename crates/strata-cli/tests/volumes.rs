@@ -165,6 +165,10 @@ fn volumes_binds_and_tmpfs() {
         "cp's mounts are gone"
     );
 
+    assert_eq!(root.ok(&["ps", "-aq", "--filter", "volume=named1"]).lines().count(), 2);
+    assert_eq!(root.ok(&["ps", "-aq", "--filter", "volume=/anon"]).lines().count(), 2);
+    assert_eq!(root.ok(&["ps", "-aq", "--filter", "volume=nothing"]), "");
+
     // A volume in use is not removed; rm -v takes the anonymous volumes nobody else uses.
     let err = root.fails(&["volume", "rm", "named1"]);
     assert!(err.contains("volume is in use") && err.contains(&c[0]["Id"].as_str().unwrap()[..12]), "{err}");

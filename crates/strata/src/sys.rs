@@ -168,12 +168,14 @@ pub fn private_mount_namespace() -> io::Result<()> {
 /// Bind `source` (recursively) onto what `target` (any descriptor, `O_PATH` will do) names,
 /// read-only unless `writable`: the mount lands on that very inode, whatever paths lead to it.
 pub fn bind_onto(source: &Path, target: &OwnedFd, writable: bool) -> io::Result<()> {
-    let on = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(target));
-    rustix::mount::mount_bind_recursive(source, on.as_str())?;
+    use rustix::mount::OpenTreeFlags;
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE;
+    let tree = rustix::mount::open_tree(CWD, source, flags)?;
+    let moved = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+    rustix::mount::move_mount(tree.as_fd(), "", target.as_fd(), "", moved)?;
     if !writable {
-        // The new mount is on top of the inode `target` names: reach it by its path in /proc.
-        let top = rustix::fs::open(on.as_str(), OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
-        let on = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&top));
+        // `tree` still names the new mount: remount it read-only through its /proc path.
+        let on = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&tree));
         rustix::mount::mount_remount(on.as_str(), MountFlags::BIND | MountFlags::RDONLY, "")?;
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! `ps --filter`, as docker filters: `status=created|running|exited|paused|…`, `name=TEXT`
 //! (contained in the name), `id=PREFIX`, `ancestor=IMAGE` (made from that image or one built
-//! on it, by name or ID), `label=KEY[=VALUE]`, `exited=CODE`. Values of one key are alternatives; different keys
+//! on it, by name or ID), `label=KEY[=VALUE]`, `exited=CODE`, `volume=NAME|DEST` (a volume or mount
+//! point it has). Values of one key are alternatives; different keys
 //! must all hold (labels: every one).
 
 use super::{ContainerStore, ContainerSummary};
@@ -16,6 +17,7 @@ pub struct ContainerFilters {
     ancestors: Vec<String>,
     labels: LabelFilters,
     exited: Vec<i32>,
+    volumes: Vec<String>,
 }
 
 const STATES: &[&str] = &["created", "restarting", "running", "removing", "paused", "exited", "dead"];
@@ -34,7 +36,8 @@ impl ContainerFilters {
                 "ancestor" => out.ancestors.push(value.to_owned()),
                 "label" => out.labels.push(value),
                 "exited" => out.exited.push(value.parse().map_err(|_| bad("exited takes an exit code"))?),
-                _ => return Err(bad("ps filters on status, name, id, ancestor, label or exited")),
+                "volume" => out.volumes.push(value.to_owned()),
+                _ => return Err(bad("ps filters on status, name, id, ancestor, label, exited or volume")),
             }
         }
         Ok(out)
@@ -72,9 +75,14 @@ impl ContainerStore {
             {
                 continue;
             }
-            if !filters.labels.is_empty() {
+            if !filters.labels.is_empty() || !filters.volumes.is_empty() {
                 let container = self.get(summary.id.parse()?)?;
                 if !filters.labels.hold_for(&container.record.config.labels.clone().unwrap_or_default()) {
+                    continue;
+                }
+                let points = container.record.mount_points();
+                let mounts = |v: &String| points.iter().any(|p| p.name == *v || p.destination == *v);
+                if !any(&filters.volumes, &mounts) {
                     continue;
                 }
             }

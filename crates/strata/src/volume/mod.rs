@@ -11,9 +11,8 @@
 //!
 //! A volume appears with one `rename(2)` of a directory built aside, and disappears with one
 //! `rename(2)` out of `volumes/` before its files are deleted: no reader sees half a volume.
-//! Which containers use a volume is in their records: removing volumes is
-//! [`ContainerStore::remove_volume`](crate::container::ContainerStore::remove_volume), which
-//! refuses one in use.
+//! Which containers use a volume is in their records, so removing one is the containers'
+//! business (`ContainerStore::remove_volume`, which refuses a volume in use).
 
 mod bolt;
 mod name;

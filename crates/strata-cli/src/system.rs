@@ -69,6 +69,11 @@ fn df(root: &Path, args: DfArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let active_images = usage.images.iter().filter(|i| i.containers > 0).count();
+    let volume_size = |v: &serde_json::Value| v["UsageData"]["Size"].as_u64().unwrap_or(0);
+    let in_use = |v: &&serde_json::Value| v["UsageData"]["RefCount"].as_u64().unwrap_or(0) > 0;
+    let volumes_active = usage.volumes.iter().filter(in_use).count();
+    let volumes_size: u64 = usage.volumes.iter().map(volume_size).sum();
+    let volumes_unused: u64 = usage.volumes.iter().filter(|v| !in_use(v)).map(volume_size).sum();
     // As docker's formatter: what the images in use hold alone is not reclaimable.
     let used: u64 = usage
         .images
@@ -95,7 +100,13 @@ fn df(root: &Path, args: DfArgs) -> Result<ExitCode> {
                 human::size4(containers_size),
                 reclaimable(stopped_size, containers_size),
             ],
-            vec!["Local Volumes".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
+            vec![
+                "Local Volumes".into(),
+                usage.volumes.len().to_string(),
+                volumes_active.to_string(),
+                human::size4(volumes_size),
+                reclaimable(volumes_unused, volumes_size),
+            ],
             vec!["Build Cache".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
         ];
         if let ListFormat::Template { text, table } = &args.list_format {
@@ -175,7 +186,16 @@ fn df(root: &Path, args: DfArgs) -> Result<ExitCode> {
         )
     );
     println!("\nLocal Volumes space usage:\n");
-    print!("{}", human::table(&["VOLUME NAME", "LINKS", "SIZE"], &[]));
+    let rows: Vec<Vec<String>> = usage
+        .volumes
+        .iter()
+        .map(|v| {
+            let name = v["Name"].as_str().unwrap_or_default().to_owned();
+            let links = v["UsageData"]["RefCount"].as_u64().unwrap_or(0).to_string();
+            vec![name, links, human::size4(v["UsageData"]["Size"].as_u64().unwrap_or(0))]
+        })
+        .collect();
+    print!("{}", human::table(&["VOLUME NAME", "LINKS", "SIZE"], &rows));
     println!("\nBuild cache usage: 0B\n");
     print!("{}", human::table(&["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"], &[]));
     Ok(ExitCode::SUCCESS)

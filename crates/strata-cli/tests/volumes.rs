@@ -168,6 +168,9 @@ fn volumes_binds_and_tmpfs() {
     assert_eq!(root.ok(&["ps", "-aq", "--filter", "volume=named1"]).lines().count(), 2);
     assert_eq!(root.ok(&["ps", "-aq", "--filter", "volume=/anon"]).lines().count(), 2);
     assert_eq!(root.ok(&["ps", "-aq", "--filter", "volume=nothing"]), "");
+    let df = json(&root.ok(&["system", "df", "--format", "json"]));
+    let named = df["Volumes"].as_array().unwrap().iter().find(|v| v["Name"] == "named1").unwrap().clone();
+    assert_eq!(named["UsageData"], serde_json::json!({"Size": 9, "RefCount": 2}), "w and payload, c1 and c2");
 
     // A volume in use is not removed; rm -v takes the anonymous volumes nobody else uses.
     let err = root.fails(&["volume", "rm", "named1"]);

@@ -20,7 +20,7 @@ pub struct DiskUsage {
     pub images: Vec<ImageSummary>,
     /// The containers, with `SizeRw`.
     pub containers: Vec<ContainerUsage>,
-    /// Volumes: none yet.
+    /// The volumes, each with `UsageData` (`Size`, and `RefCount`: the containers using it).
     pub volumes: Vec<serde_json::Value>,
     /// Build cache: none yet.
     pub build_cache: Vec<serde_json::Value>,
@@ -80,7 +80,24 @@ impl Store {
             let size_rw = containers.size_rw(&summary.id)?;
             out.push(ContainerUsage { summary, size_rw });
         }
-        Ok(DiskUsage { layers_size, images: list, containers: out, volumes: Vec::new(), build_cache: Vec::new() })
+        let volumes = self.volume_usage()?;
+        Ok(DiskUsage { layers_size, images: list, containers: out, volumes, build_cache: Vec::new() })
+    }
+
+    /// Each volume in the Engine API's shape, with its size and how many containers use it.
+    fn volume_usage(&self) -> Result<Vec<serde_json::Value>> {
+        let containers = self.containers();
+        let users = containers.volume_users_locked()?;
+        let store = crate::volume::VolumeStore::new(self);
+        let mut out = Vec::new();
+        for volume in containers.volumes(&[])? {
+            let refs = users.get(&volume.name).map_or(0, Vec::len);
+            let size = store.size(&volume.name);
+            let mut value = serde_json::to_value(&volume).expect("serializable");
+            value["UsageData"] = serde_json::json!({"Size": size, "RefCount": refs});
+            out.push(value);
+        }
+        Ok(out)
     }
 }
 

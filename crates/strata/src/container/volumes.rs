@@ -339,6 +339,12 @@ impl ContainerStore {
         Ok(users)
     }
 
+    /// The containers using each volume, read under the store's read lock.
+    pub(crate) fn volume_users_locked(&self) -> Result<BTreeMap<String, Vec<ContainerId>>> {
+        let _lock = self.store.read_lock()?;
+        self.volume_users()
+    }
+
     /// Volumes as `volume ls` lists them, with `--filter` (`dangling=true|false`, `name=SUB`,
     /// `label=KEY[=VALUE]`).
     pub fn volumes(&self, filters: &[String]) -> Result<Vec<Volume>> {

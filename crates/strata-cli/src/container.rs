@@ -60,6 +60,10 @@ pub(crate) struct CreateArgs {
     /// Keep stdin open: an attached run's stdin is the container's.
     #[arg(short, long)]
     interactive: bool,
+    /// A pseudo-terminal for the container (with -i: an interactive shell, the caller's
+    /// terminal in raw mode, its size passed on).
+    #[arg(short, long)]
+    tty: bool,
     /// Mount a volume or a host path: NAME:DEST[:ro], /HOST:DEST[:ro], or DEST (a new
     /// anonymous volume); repeatable.
     #[arg(short, long = "volume", value_name = "[SRC:]DEST[:MODE]")]
@@ -245,6 +249,7 @@ fn options(args: &CreateArgs, auto_remove: bool) -> Result<CreateOptions> {
         security: SecurityOptions::parse(&security)?,
         init: args.init,
         interactive: args.interactive,
+        tty: args.tty,
         volumes: args.volume.iter().map(|v| absolute_source(v)).collect::<Result<_>>()?,
         mounts: args.mount.clone(),
         tmpfs: args.tmpfs.clone(),
@@ -298,7 +303,7 @@ pub(crate) fn run(root: &Path, args: RunArgs) -> Result<ExitCode> {
     let store = containers(root)?;
     if args.detach && args.create.interactive {
         eprintln!(
-            "strata: -i with -d would need `attach`, which strata does not have yet: run it in the foreground (-i), or detached without -i"
+            "strata: -i with -d would need `attach`, which strata does not have yet: run it in the foreground (-i), or detached without -i (-dt gives it a terminal)"
         );
         return Ok(ExitCode::from(125));
     }

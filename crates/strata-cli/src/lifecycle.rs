@@ -60,7 +60,7 @@ pub(crate) struct ExecArgs {
     /// Keep stdin open for the process.
     #[arg(short, long)]
     interactive: bool,
-    /// A terminal for the process (not yet: strata runs exec without one).
+    /// A pseudo-terminal for the process (with -i: the caller's terminal in raw mode).
     #[arg(short, long)]
     tty: bool,
     /// Set an environment variable (KEY=VALUE, or KEY to pass this process's); repeatable.
@@ -196,15 +196,13 @@ pub(crate) fn wait(root: &Path, args: WaitArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn exec(root: &Path, args: ExecArgs) -> Result<ExitCode> {
-    if args.tty {
-        bail!("-t (a terminal) is not supported by strata exec yet: run it without -t");
-    }
     let options = strata::container::ExecOptions {
         env: crate::container::env_values(&args.env),
         user: args.user,
         workdir: args.workdir,
         stdin: args.interactive,
         detach: args.detach,
+        tty: args.tty,
     };
     let containers = Store::open(root)?.containers();
     let forwarder = crate::monitor::Forwarder::start()?;

@@ -5,6 +5,7 @@
 //! it and record its real exit status, as dockerd's shim outlives a killed `docker run`. The
 //! monitor passes the signals it gets on to the runtime, which passes them to the container.
 
+use std::io::IsTerminal;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
@@ -40,7 +41,12 @@ fn forward(pid: u32, signal: i32) {
 }
 
 impl Forwarder {
+    /// Catch [`FORWARDED`] signals and pass them on. When stdin is a terminal, the runtime
+    /// shares this process's process group (it reads the terminal) and gets the terminal's
+    /// own signals (`SIGINT`, `SIGQUIT`) itself: those are caught here but not passed on, or the
+    /// container would get each twice.
     pub(crate) fn start() -> Result<Forwarder> {
+        let from_terminal = std::io::stdin().is_terminal();
         let mut signals = signal_hook::iterator::Signals::new(FORWARDED).context("cannot set up signal forwarding")?;
         let handle = signals.handle();
         let target = Arc::new(AtomicU32::new(0));
@@ -48,6 +54,9 @@ impl Forwarder {
         let (to, held) = (Arc::clone(&target), Arc::clone(&pending));
         let thread = std::thread::spawn(move || {
             for signal in signals.forever() {
+                if from_terminal && matches!(signal, signal_hook::consts::SIGINT | signal_hook::consts::SIGQUIT) {
+                    continue;
+                }
                 let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
                 match to.load(Ordering::SeqCst) {
                     0 => held.push(signal),
@@ -90,8 +99,13 @@ pub(crate) fn run_monitored(root: &Path, container: &str, remove_on_failure: boo
         command.arg("--log-level").arg(level);
     }
     // Its own process group: a terminal's signals reach it once, through this process. Stdin
-    // goes on to the runtime for a container made with -i (the library gives it no other).
-    command.stdin(if stdin { Stdio::inherit() } else { Stdio::null() }).process_group(0);
+    // goes on to the runtime for a container made with -i (the library gives it no other); a
+    // terminal there keeps the monitor (and so the runtime) in this foreground process group,
+    // where reading the terminal and its window-size changes reach them.
+    command.stdin(if stdin { Stdio::inherit() } else { Stdio::null() });
+    if !(stdin && std::io::stdin().is_terminal()) {
+        command.process_group(0);
+    }
     let forwarder = Forwarder::start()?;
     let mut child = command.spawn().context("cannot start the container's monitor process")?;
     forwarder.set_target(child.id());

@@ -70,6 +70,9 @@ pub struct CreateOptions {
     /// `-i`: the container's stdin is its starter's when it runs attached (`OpenStdin`, and
     /// `StdinOnce` and `AttachStdin` as dockerd records `run -i`).
     pub interactive: bool,
+    /// `-t`: a pseudo-terminal, which the runtime makes (`Config.Tty`); stdout and stderr are
+    /// one stream through it.
+    pub tty: bool,
     /// `-v`: `NAME:DEST[:MODE]` (a volume, made if missing), `/HOST:DEST[:MODE]` (a host
     /// path) or `DEST` (a new anonymous volume).
     pub volumes: Vec<String>,
@@ -304,6 +307,7 @@ fn apply(config: &mut ContainerConfig, options: &CreateOptions) {
     config.labels.get_or_insert_with(Default::default);
     config.attach_stdout = true;
     config.attach_stderr = true;
+    config.tty = options.tty;
     if options.interactive {
         config.open_stdin = true;
         config.stdin_once = true;

@@ -24,6 +24,9 @@ pub struct ExecOptions {
     pub stdin: bool,
     /// Start it and return at once (its output goes nowhere).
     pub detach: bool,
+    /// A pseudo-terminal for it (`-t`; not with `detach`): the runtime makes it and passes the
+    /// caller's stdin and stdout through it, in raw mode if they are a terminal.
+    pub tty: bool,
 }
 
 impl ContainerStore {
@@ -53,7 +56,15 @@ impl ContainerStore {
         let rootfs = Rootfs::open(&merged)?;
         let config = &container.record.config;
         let user = rootfs.user(options.user.as_deref().unwrap_or(&config.user))?;
-        let mut env = spec::environment(&config.hostname, config.env.as_deref().unwrap_or_default(), &user.home);
+        if options.tty && options.detach {
+            return Err(Error::BadOption {
+                what: "exec option",
+                value: "-d -t".into(),
+                reason: "a detached process has no terminal to be given: use -t in the foreground".into(),
+            });
+        }
+        let mut env =
+            spec::environment(&config.hostname, config.env.as_deref().unwrap_or_default(), &user.home, options.tty);
         for var in &options.env {
             let key = var.split_once('=').map_or(var.as_str(), |(k, _)| k);
             env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
@@ -72,7 +83,11 @@ impl ContainerStore {
         let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec_path).ctx("read", &spec_path)?)
             .map_err(|e| Error::corrupt(&spec_path, e.to_string()))?;
         let mut process = spec["process"].clone();
-        process["terminal"] = false.into();
+        process["terminal"] = options.tty.into();
+        match options.tty.then(spec::caller_terminal_size).flatten() {
+            Some((rows, cols)) => process["consoleSize"] = serde_json::json!({"height": rows, "width": cols}),
+            None => drop(process.as_object_mut().map(|p| p.remove("consoleSize"))),
+        }
         process["args"] = command.into();
         process["env"] = env.into();
         process["cwd"] = cwd.into();
@@ -81,6 +96,20 @@ impl ContainerStore {
         let file = Removed(private.join(format!("exec-{}.json", super::ContainerId::random().short())));
         crate::fsutil::write_new(&file.0, &serde_json::to_vec(&process).expect("serializable"), 0o600)?;
 
+        if options.tty {
+            use std::ffi::OsStr;
+            let pid_file = Removed(file.0.with_extension("pid"));
+            let args = [
+                OsStr::new("exec"),
+                OsStr::new("--detach"),
+                OsStr::new("--process"),
+                file.0.as_os_str(),
+                OsStr::new("--pid-file"),
+                pid_file.0.as_os_str(),
+            ];
+            let to = super::console::TerminalTo::Caller { stdin: options.stdin };
+            return super::console::run_with_terminal(&runtime, &args, id.as_str(), &pid_file.0, to, spawned, || {});
+        }
         let mut run = runtime.command();
         run.arg("exec").arg("--process").arg(&file.0);
         if options.detach {

@@ -21,6 +21,7 @@
 
 mod check;
 mod commit;
+mod console;
 mod copy;
 mod create;
 mod exec;

@@ -38,6 +38,15 @@ pub(crate) struct Process<'a> {
     pub user: &'a User,
     /// `--security-opt`.
     pub security: &'a SecurityOptions,
+    /// A pseudo-terminal (`-t`): the runtime makes it and passes its stdin and stdout through.
+    pub terminal: bool,
+}
+
+/// The caller's terminal size (rows, columns) if stdin is a terminal: what a container's
+/// terminal starts with (`process.consoleSize`; runc also reads it itself, crun does not).
+pub(crate) fn caller_terminal_size() -> Option<(u16, u16)> {
+    let size = rustix::termios::tcgetwinsize(std::io::stdin()).ok()?;
+    (size.ws_row > 0 && size.ws_col > 0).then_some((size.ws_row, size.ws_col))
 }
 
 /// Where things are.
@@ -75,7 +84,7 @@ pub(crate) fn build(
     let mut value = json!({
         "ociVersion": "1.0.2-dev",
         "process": {
-            "terminal": false,
+            "terminal": process.terminal,
             "user": {"uid": process.user.uid, "gid": process.user.gid, "additionalGids": process.user.groups},
             "args": process.args,
             "env": process.env,
@@ -122,19 +131,26 @@ pub(crate) fn build(
     if let Some(filter) = process.security.filter(CAPABILITIES)? {
         value["linux"]["seccomp"] = filter;
     }
+    if let Some((rows, cols)) = process.terminal.then(caller_terminal_size).flatten() {
+        value["process"]["consoleSize"] = json!({"height": rows, "width": cols});
+    }
     if process.security.no_new_privileges {
         value["process"]["noNewPrivileges"] = true.into();
     }
     serde_json::from_value(value).map_err(|e| Error::Runtime { runtime: "spec".into(), reason: e.to_string() })
 }
 
-/// The process environment as dockerd builds it: `PATH` (a default), `HOSTNAME`, then the
-/// container's own variables replacing or adding, then `HOME` if nothing set it.
-pub(crate) fn environment(hostname: &str, config_env: &[String], home: &str) -> Vec<String> {
+/// The process environment as dockerd builds it: `PATH` (a default), `HOSTNAME`, `TERM=xterm`
+/// with a terminal, then the container's own variables replacing or adding, then `HOME` if
+/// nothing set it.
+pub(crate) fn environment(hostname: &str, config_env: &[String], home: &str, terminal: bool) -> Vec<String> {
     let mut env = vec![
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
         format!("HOSTNAME={hostname}"),
     ];
+    if terminal {
+        env.push("TERM=xterm".to_owned());
+    }
     for var in config_env {
         set_var(&mut env, var);
     }
@@ -164,8 +180,18 @@ mod tests {
 
     #[test]
     fn environment_follows_dockerd() {
-        let env = environment("abc", &["A=1".into(), "PATH=/bin".into()], "/root");
+        let env = environment("abc", &["A=1".into(), "PATH=/bin".into()], "/root", false);
         assert_eq!(env, ["PATH=/bin", "HOSTNAME=abc", "A=1", "HOME=/root"]);
+        let env = environment("abc", &["TERM=dumb".into()], "/root", true);
+        assert_eq!(
+            env,
+            [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOSTNAME=abc",
+                "TERM=dumb",
+                "HOME=/root"
+            ]
+        );
         assert_eq!(get_var(&env, "A"), Some("1"));
     }
 
@@ -174,7 +200,7 @@ mod tests {
         let user = User { uid: 1, gid: 2, groups: vec![2], home: "/".into() };
         let args = vec!["sh".to_owned()];
         let security = SecurityOptions::default();
-        let process = Process { args: &args, env: &[], cwd: "/", user: &user, security: &security };
+        let process = Process { args: &args, env: &[], cwd: "/", user: &user, security: &security, terminal: false };
         let paths = Paths { rootfs: Path::new("/r/merged"), container_dir: Path::new("/r/c"), init: None, mounts: &[] };
         let spec = build(&process, &paths, "h", false, "/strata/x").unwrap();
         let v = serde_json::to_value(&spec).unwrap();

@@ -88,7 +88,11 @@ impl ContainerStore {
             Some((path, limits)) => Streams::Log(path.as_path(), *limits),
             None => Streams::Caller { stdin: container.record.config.open_stdin },
         };
-        let status = run(&runtime, id, &bundle, &pid_file, streams, spawned, running);
+        let status = if container.record.config.tty {
+            run_with_terminal(&runtime, id, &bundle, &pid_file, streams, spawned, running)
+        } else {
+            run(&runtime, id, &bundle, &pid_file, streams, spawned, running)
+        };
         // The runtime wrote it under the caller's umask; strata's files have fixed modes.
         if let Err(e) = std::fs::set_permissions(&pid_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             && e.kind() != std::io::ErrorKind::NotFound
@@ -202,8 +206,12 @@ impl ContainerStore {
 
         let rootfs = Rootfs::open(merged)?;
         let user = rootfs.user(&record.config.user)?;
-        let env =
-            spec::environment(&record.config.hostname, record.config.env.as_deref().unwrap_or_default(), &user.home);
+        let env = spec::environment(
+            &record.config.hostname,
+            record.config.env.as_deref().unwrap_or_default(),
+            &user.home,
+            record.config.tty,
+        );
         rootfs.check_program(&record.path, spec::get_var(&env, "PATH").unwrap_or_default())?;
         let mut args: Vec<String> = std::iter::once(record.path.clone()).chain(record.args.iter().cloned()).collect();
         let init = match container.host.init {
@@ -218,7 +226,8 @@ impl ContainerStore {
             dir => rootfs.working_dir(dir)?,
         };
         let security = SecurityOptions::parse(container.host.security_opt.as_deref().unwrap_or_default())?;
-        let process = Process { args: &args, env: &env, cwd: &cwd, user: &user, security: &security };
+        let terminal = record.config.tty;
+        let process = Process { args: &args, env: &env, cwd: &cwd, user: &user, security: &security, terminal };
         let mounts = self.runtime_mounts(record, &container.host)?;
         let paths = Paths { rootfs: merged, container_dir: &dir, init: init.as_deref(), mounts: &mounts };
         let host_network = container.host.network_mode == "host";
@@ -277,6 +286,46 @@ enum Streams<'a> {
     Caller { stdin: bool },
     /// The container's log; stdin empty.
     Log(&'a Path, super::log::LogLimits),
+}
+
+/// Run the container with a terminal (`-t`): the runtime started detached, the terminal's
+/// master end relayed where `streams` says (see `console`).
+fn run_with_terminal(
+    runtime: &Runtime,
+    id: ContainerId,
+    bundle: &Path,
+    pid_file: &Path,
+    streams: Streams<'_>,
+    spawned: impl FnOnce(u32),
+    running: impl FnOnce(),
+) -> Result<i32> {
+    use std::ffi::OsStr;
+    let _ = std::fs::remove_file(pid_file);
+    let args = [
+        OsStr::new("run"),
+        OsStr::new("--detach"),
+        OsStr::new("--bundle"),
+        bundle.as_os_str(),
+        OsStr::new("--pid-file"),
+        pid_file.as_os_str(),
+    ];
+    match streams {
+        Streams::Caller { stdin } => super::console::run_with_terminal(
+            runtime,
+            &args,
+            id.as_str(),
+            pid_file,
+            super::console::TerminalTo::Caller { stdin },
+            spawned,
+            running,
+        ),
+        Streams::Log(path, limits) => {
+            let file = super::log::LogFile::open(path, limits).map_err(|e| Error::io("open", path, e))?;
+            let file = std::sync::Mutex::new(file);
+            let to = super::console::TerminalTo::Log(&file);
+            super::console::run_with_terminal(runtime, &args, id.as_str(), pid_file, to, spawned, running)
+        }
+    }
 }
 
 /// Run the runtime in the foreground and wait for it, its streams where `streams` says.

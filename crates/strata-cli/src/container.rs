@@ -113,6 +113,9 @@ pub(crate) struct MonitorArgs {
     /// so on stderr and lets go of it.
     #[arg(long)]
     detach: bool,
+    /// With --detach, for a container with a terminal: start it once someone attached.
+    #[arg(long)]
+    attach: bool,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +126,9 @@ pub(crate) struct StartArgs {
     /// (without it, `start` returns once the container runs, as docker's).
     #[arg(short, long)]
     attach: bool,
+    /// With -a, this terminal's input goes to the container (which must have been made with -i).
+    #[arg(short, long)]
+    interactive: bool,
 }
 
 #[derive(Debug, Args)]
@@ -301,9 +307,9 @@ pub(crate) fn create(root: &Path, args: CreateArgs) -> Result<ExitCode> {
 
 pub(crate) fn run(root: &Path, args: RunArgs) -> Result<ExitCode> {
     let store = containers(root)?;
-    if args.detach && args.create.interactive {
+    if args.detach && args.create.interactive && !args.create.tty {
         eprintln!(
-            "strata: -i with -d would need `attach`, which strata does not have yet: run it in the foreground (-i), or detached without -i (-dt gives it a terminal)"
+            "strata: -d -i without -t: strata attaches only to a container's terminal; use -dit (then strata attach), or -i in the foreground"
         );
         return Ok(ExitCode::from(125));
     }
@@ -321,11 +327,20 @@ pub(crate) fn run(root: &Path, args: RunArgs) -> Result<ExitCode> {
     if args.detach {
         return crate::monitor::start_detached(root, &container.id().to_string(), args.rm, true);
     }
+    if args.create.tty {
+        return crate::monitor::start_attached(root, &container.id().to_string(), args.rm, args.create.interactive);
+    }
     crate::monitor::run_monitored(root, &container.id().to_string(), args.rm, args.create.interactive)
 }
 
 pub(crate) fn start(root: &Path, args: StartArgs) -> Result<ExitCode> {
     if args.attach {
+        let store = containers(root)?;
+        let container = store.get(store.resolve(&args.container)?)?;
+        if container.record.config.tty {
+            let stdin = args.interactive && container.record.config.open_stdin;
+            return crate::monitor::start_attached(root, &args.container, false, stdin);
+        }
         return crate::monitor::run_monitored(root, &args.container, false, true);
     }
     crate::monitor::start_detached(root, &args.container, false, true)
@@ -341,8 +356,9 @@ pub(crate) fn monitor(root: &Path, args: MonitorArgs) -> Result<ExitCode> {
     let store = containers(root)?;
     let forwarder = crate::monitor::Forwarder::start()?;
     let spawned = |pid| forwarder.set_target(pid);
+    let output = if args.attach { strata::container::Output::Attach } else { strata::container::Output::Log };
     let started = if args.detach {
-        store.start_output(&args.container, strata::container::Output::Log, spawned, crate::monitor::detached)
+        store.start_output(&args.container, output, spawned, crate::monitor::detached)
     } else {
         store.start_with(&args.container, spawned)
     };

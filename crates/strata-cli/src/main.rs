@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod attach;
 mod build;
 mod check;
 mod container;
@@ -80,6 +81,8 @@ enum Command {
     Start(container::StartArgs),
     /// Run a command in a running container.
     Exec(lifecycle::ExecArgs),
+    /// Join this terminal to a running container's (one made with -t); ctrl-p ctrl-q leaves it running.
+    Attach(attach::AttachArgs),
     /// Show what a detached container wrote (its log, in dockerd's json-file format).
     Logs(lifecycle::LogsArgs),
     /// Stop running containers: their stop signal, then SIGKILL after a grace period.
@@ -238,6 +241,7 @@ fn main() -> ExitCode {
         Command::Start(args) => container::start(&cli.root, args),
         Command::Exec(args) => lifecycle::exec(&cli.root, args),
         Command::Logs(args) => lifecycle::logs(&cli.root, args),
+        Command::Attach(args) => attach::attach(&cli.root, args),
         Command::Stop(args) => lifecycle::stop(&cli.root, args),
         Command::Kill(args) => lifecycle::kill(&cli.root, args),
         Command::Wait(args) => lifecycle::wait(&cli.root, args),

@@ -158,6 +158,57 @@ pub(crate) fn start_detached(root: &Path, container: &str, remove_on_failure: bo
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(125).max(1)))
 }
 
+/// Start `container` (which has a terminal) through a detached monitor that waits for this
+/// process to attach, then join this terminal to the container's until it ends (its exit
+/// status) or the detach keys leave it running (0).
+pub(crate) fn start_attached(root: &Path, container: &str, remove_on_failure: bool, stdin: bool) -> Result<ExitCode> {
+    use std::io::Read;
+    let exe = std::env::current_exe().context("cannot find the strata binary to start the container's monitor")?;
+    let mut command = Command::new(exe);
+    command.arg("--root").arg(root).arg("container-monitor").arg("--detach").arg("--attach").arg(container);
+    if remove_on_failure {
+        command.arg("--remove-on-failure");
+    }
+    if let Some(level) = crate::LOG_LEVEL.get() {
+        command.arg("--log-level").arg(level);
+    }
+    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = command.spawn().context("cannot start the container's monitor process")?;
+    let mut stderr = child.stderr.take().context("the monitor's stderr")?;
+    let said = std::thread::spawn(move || {
+        let mut said = String::new();
+        let _ = stderr.read_to_string(&mut said);
+        said
+    });
+    let tell = |said: std::thread::JoinHandle<String>| {
+        for line in said.join().unwrap_or_default().lines().filter(|l| *l != STARTED) {
+            eprintln!("{line}");
+        }
+    };
+    let containers = strata::Store::open(root)?.containers();
+    use std::os::unix::process::ExitStatusExt;
+    let code = |status: std::process::ExitStatus| status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let terminal = loop {
+        if let Ok(terminal) = containers.attach(container, std::time::Duration::ZERO) {
+            break terminal;
+        }
+        if let Some(status) = child.try_wait().context("waiting for the container's monitor process")? {
+            tell(said);
+            return Ok(ExitCode::from(u8::try_from(code(status)).unwrap_or(125).max(1)));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let keys = crate::attach::detach_keys("ctrl-p,ctrl-q")?;
+    match crate::attach::relay(terminal, stdin, keys)? {
+        crate::attach::Ended::Detached => Ok(ExitCode::SUCCESS),
+        crate::attach::Ended::Closed => {
+            let status = child.wait().context("waiting for the container's monitor process")?;
+            tell(said);
+            Ok(ExitCode::from(u8::try_from(code(status)).unwrap_or(255)))
+        }
+    }
+}
+
 /// A detached monitor's first step: a session of its own, away from the caller's terminal
 /// and its signals.
 pub(crate) fn detach() -> Result<()> {

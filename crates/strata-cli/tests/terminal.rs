@@ -3,7 +3,8 @@
 //! and passes the exit status on; the container's terminal has the caller's size, and a
 //! change of it reaches the container; `exec -it` beside a detached container; `run -dt`
 //! logs what its terminal shows; `-t` without a terminal on the caller's side still gives the
-//! container one.
+//! container one; `ctrl-p ctrl-q` leaves a container running and `attach` (or `start -ai`)
+//! comes back to it, its exit status passed on.
 
 mod common;
 
@@ -13,6 +14,11 @@ use std::process::{Command, Stdio};
 
 use common::Root;
 use common::images::{copy_with_libs, host_rootfs};
+
+/// Whether the terminal showed the line `want` (maybe after the shell's prompt).
+fn shows(out: &str, want: &str) -> bool {
+    out.lines().any(|l| l.trim_start_matches('\0').trim_start_matches("# ") == want)
+}
 
 fn image(root: &Root) {
     let dir = tempfile::tempdir().unwrap();
@@ -26,6 +32,13 @@ fn image(root: &Root) {
 /// Run `shell` (a sh command line naming strata as `$S`) in a fresh 33x101 pseudo-terminal,
 /// `input` typed into it; its output (as the terminal showed it) and exit status.
 fn in_terminal(root: &Root, shell: &str, input: &str) -> (String, i32) {
+    in_terminal_typing(root, shell, &[input])
+}
+
+/// [`in_terminal`], each of `inputs` typed a second after the one before (the first at once):
+/// keys the terminal driver would take for itself (`ctrl-q`) must come once strata has made
+/// the terminal raw.
+fn in_terminal_typing(root: &Root, shell: &str, inputs: &[&str]) -> (String, i32) {
     let strata = format!("{} --root {}", env!("CARGO_BIN_EXE_strata"), root.path().display());
     let line = format!("stty rows 33 cols 101; S='{strata}'; {shell}");
     let mut child = Command::new("script")
@@ -37,9 +50,18 @@ fn in_terminal(root: &Root, shell: &str, input: &str) -> (String, i32) {
         .spawn()
         .expect("script(1), from util-linux");
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).unwrap();
     // script's stdin stays open until the command ends: at its end, script would end the session.
-    let out = child.wait_with_output().unwrap();
+    let out = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for (n, input) in inputs.iter().enumerate() {
+                if n > 0 {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                let _ = stdin.write_all(input.as_bytes());
+            }
+        });
+        child.wait_with_output().unwrap()
+    });
     drop(stdin);
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     (text, out.status.code().unwrap_or(-1))
@@ -51,18 +73,17 @@ fn run_it_takes_input_and_has_the_callers_size() {
     let root = Root::new();
     image(&root);
     for runtime in ["runc", "crun"] {
-        let (out, code) = in_terminal(
+        // Typed once strata has made this terminal raw: only the container's terminal echoes.
+        let (out, code) = in_terminal_typing(
             &root,
             &format!("$S run --rm -it --runtime {runtime} img:1 sh"),
-            "echo hi-$((1+2)); stty size; tty; echo $TERM; exit 3\n",
+            &["", "echo hi-$((1+2)); stty size; tty; echo $TERM; exit 3\n"],
         );
         assert_eq!(code, 3, "{runtime}: {out}");
-        let lines: Vec<&str> = out.lines().collect();
         for want in ["hi-3", "33 101", "/dev/pts/0", "xterm"] {
-            assert!(lines.contains(&want), "{runtime}: {want:?} in {out:?}");
+            assert!(shows(&out, want), "{runtime}: {want:?} in {out:?}");
         }
-        // The container's terminal echoed the typed line (with its prompt).
-        assert!(out.contains("# echo hi-$((1+2))"), "{runtime}: {out:?}");
+        assert_eq!(out.matches("echo hi-$((1+2))").count(), 1, "{runtime}: the container's echo: {out:?}");
 
         // A change of the caller's window size reaches the container's terminal.
         let (out, code) = in_terminal(
@@ -77,7 +98,8 @@ fn run_it_takes_input_and_has_the_callers_size() {
             let words: Vec<&str> = l.split(' ').collect();
             words.len() == 2 && words.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()))
         };
-        let sizes: Vec<&str> = out.lines().map(|l| l.trim_start_matches('\0')).filter(is_size).collect();
+        let sizes: Vec<&str> =
+            out.lines().map(|l| l.trim_start_matches('\0').trim_start_matches("# ")).filter(is_size).collect();
         assert_eq!(sizes, ["33 101", "44 120"], "{runtime}: {out:?}");
     }
     assert!(root.mounts().is_empty());
@@ -92,7 +114,7 @@ fn exec_it_and_detached_terminals() {
     root.ok(&["run", "-d", "--name", "bg", "img:1", "sleep", "100"]);
     let (out, code) = in_terminal(&root, "$S exec -it bg sh", "stty size; tty; exit 5\n");
     assert_eq!(code, 5, "{out}");
-    assert!(out.lines().any(|l| l == "33 101"), "{out:?}");
+    assert!(shows(&out, "33 101"), "{out:?}");
     // Without a terminal on the caller's side, -t still gives the process one.
     assert_eq!(root.ok(&["exec", "-t", "bg", "tty"]), "/dev/pts/0");
     assert_eq!(root.ok(&["run", "--rm", "-t", "img:1", "tty"]), "/dev/pts/0");
@@ -112,6 +134,42 @@ fn exec_it_and_detached_terminals() {
     assert_eq!(root.ok(&["logs", "dt"]).replace('\r', ""), "/dev/pts/0\ndone");
     assert_eq!(root.ok(&["inspect", "-f", "{{.Config.Tty}}", "dt"]), "true");
     root.ok(&["rm", "dt"]);
+    assert!(root.mounts().is_empty());
+    root.ok(&["check"]);
+}
+
+#[test]
+fn detach_keys_and_attach() {
+    common::require_root();
+    let root = Root::new();
+    image(&root);
+    // ctrl-p ctrl-q leaves the shell running; what it does next goes to its log.
+    let (out, code) = in_terminal_typing(&root, "$S run -it --name att img:1 sh", &["echo one\n", "\x10\x11"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(root.ok(&["inspect", "-f", "{{.State.Running}}", "att"]), "true");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !root.ok(&["logs", "att"]).contains("one\r\n") {
+        assert!(std::time::Instant::now() < deadline, "{}", root.ok(&["logs", "att"]));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // attach comes back to it, in the caller's terminal size; its status is attach's.
+    let (out, code) = in_terminal(&root, "$S attach att", "stty size; exit 4\n");
+    assert_eq!(code, 4, "{out}");
+    assert!(shows(&out, "33 101"), "{out:?}");
+    assert_eq!(root.ok(&["inspect", "-f", "{{.State.ExitCode}}", "att"]), "4");
+    // start -ai starts it again, attached.
+    let (out, code) = in_terminal(&root, "$S start -ai att", "echo again; exit 6\n");
+    assert_eq!(code, 6, "{out}");
+    assert!(shows(&out, "again"), "{out:?}");
+    root.ok(&["rm", "att"]);
+
+    // -dit, then attach; a container without a terminal is refused with a hint.
+    root.ok(&["run", "-dit", "--name", "dit", "img:1", "sh"]);
+    let (out, code) = in_terminal(&root, "$S attach dit", "echo three; exit 5\n");
+    assert_eq!((code, shows(&out, "three")), (5, true), "{out}");
+    root.ok(&["create", "--name", "plain", "img:1", "true"]);
+    assert!(root.fails(&["attach", "plain"]).contains("has no terminal"));
+    root.ok(&["rm", "dit", "plain"]);
     assert!(root.mounts().is_empty());
     root.ok(&["check"]);
 }

@@ -108,7 +108,14 @@ impl ContainerStore {
                 pid_file.0.as_os_str(),
             ];
             let to = super::console::TerminalTo::Caller { stdin: options.stdin };
-            return super::console::run_with_terminal(&runtime, &args, id.as_str(), &pid_file.0, to, spawned, || {});
+            let how = super::console::Invocation {
+                runtime: &runtime,
+                args: &args,
+                then_start: false,
+                id: id.as_str(),
+                pid_file: &pid_file.0,
+            };
+            return super::console::run_with_terminal(how, to, spawned, || {});
         }
         let mut run = runtime.command();
         run.arg("exec").arg("--process").arg(&file.0);

@@ -82,14 +82,15 @@ impl ContainerStore {
         drop(lock);
 
         let pid_file = super::private_dir(&self.store, id).join(PID_FILE);
-        let log = (output == Output::Log)
+        let log = (output != Output::Inherit)
             .then(|| (super::log::path(&self.store.containers_dir(), id), super::log::LogLimits::of(&container.host)));
         let streams = match &log {
-            Some((path, limits)) => Streams::Log(path.as_path(), *limits),
+            Some((path, limits)) => Streams::Log(path.as_path(), *limits, output == Output::Attach),
             None => Streams::Caller { stdin: container.record.config.open_stdin },
         };
         let status = if container.record.config.tty {
-            run_with_terminal(&runtime, id, &bundle, &pid_file, streams, spawned, running)
+            let stdin = container.record.config.open_stdin;
+            run_with_terminal(&runtime, id, (&bundle, &pid_file), (streams, stdin), spawned, running)
         } else {
             run(&runtime, id, &bundle, &pid_file, streams, spawned, running)
         };
@@ -276,54 +277,54 @@ pub enum Output {
     #[default]
     Inherit,
     /// The container's log, in dockerd's json-file format (a detached run; see
-    /// [`ContainerStore::logs`]).
+    /// [`ContainerStore::logs`]); a container with a terminal can be attached to.
     Log,
+    /// As `Log`, for a container with a terminal whose starter attaches at once (`run -it`):
+    /// the container starts once it has.
+    Attach,
 }
 
 /// Where the runtime's standard streams go.
 enum Streams<'a> {
     /// The caller's stdout and stderr, and its stdin if asked (`-i`).
     Caller { stdin: bool },
-    /// The container's log; stdin empty.
-    Log(&'a Path, super::log::LogLimits),
+    /// The container's log; stdin empty (a terminal's clients give it input); whether to
+    /// wait for the first client of the terminal.
+    Log(&'a Path, super::log::LogLimits, bool),
 }
 
-/// Run the container with a terminal (`-t`): the runtime started detached, the terminal's
-/// master end relayed where `streams` says (see `console`).
+/// Run the container with a terminal (`-t`): created by the runtime, its terminal sized, then
+/// started; the terminal's master end relayed where `streams` says (see `console`), input
+/// from the caller or clients if `stdin`.
 fn run_with_terminal(
     runtime: &Runtime,
     id: ContainerId,
-    bundle: &Path,
-    pid_file: &Path,
-    streams: Streams<'_>,
+    (bundle, pid_file): (&Path, &Path),
+    (streams, stdin): (Streams<'_>, bool),
     spawned: impl FnOnce(u32),
     running: impl FnOnce(),
 ) -> Result<i32> {
+    use super::console::{Attach, Invocation, TerminalTo};
     use std::ffi::OsStr;
     let _ = std::fs::remove_file(pid_file);
     let args = [
-        OsStr::new("run"),
-        OsStr::new("--detach"),
+        OsStr::new("create"),
         OsStr::new("--bundle"),
         bundle.as_os_str(),
         OsStr::new("--pid-file"),
         pid_file.as_os_str(),
     ];
+    let how = Invocation { runtime, args: &args, then_start: true, id: id.as_str(), pid_file };
     match streams {
-        Streams::Caller { stdin } => super::console::run_with_terminal(
-            runtime,
-            &args,
-            id.as_str(),
-            pid_file,
-            super::console::TerminalTo::Caller { stdin },
-            spawned,
-            running,
-        ),
-        Streams::Log(path, limits) => {
+        Streams::Caller { .. } => {
+            super::console::run_with_terminal(how, TerminalTo::Caller { stdin }, spawned, running)
+        }
+        Streams::Log(path, limits, wait_first) => {
             let file = super::log::LogFile::open(path, limits).map_err(|e| Error::io("open", path, e))?;
-            let file = std::sync::Mutex::new(file);
-            let to = super::console::TerminalTo::Log(&file);
-            super::console::run_with_terminal(runtime, &args, id.as_str(), pid_file, to, spawned, running)
+            let log = std::sync::Mutex::new(file);
+            let socket = pid_file.with_file_name(super::console::ATTACH_SOCKET);
+            let attach = Attach { socket: &socket, wait_first, stdin };
+            super::console::run_with_terminal(how, TerminalTo::Log { log: &log, attach }, spawned, running)
         }
     }
 }
@@ -344,7 +345,7 @@ fn run(
     command.args(["run", "--bundle"]).arg(bundle).arg("--pid-file").arg(pid_file).arg(id.as_str());
     let (stdin, log) = match streams {
         Streams::Caller { stdin } => (stdin, None),
-        Streams::Log(path, limits) => (false, Some((path, limits))),
+        Streams::Log(path, limits, _) => (false, Some((path, limits))),
     };
     command.stdin(if stdin { Stdio::inherit() } else { Stdio::null() });
     let log = match log {

@@ -58,30 +58,6 @@ pub(crate) fn detach_keys(spec: &str) -> Result<Vec<u8>> {
     Ok(keys)
 }
 
-/// The caller's terminal in raw mode until dropped (if stdin is a terminal).
-struct Raw(Option<rustix::termios::Termios>);
-
-impl Raw {
-    fn set() -> Raw {
-        let stdin = std::io::stdin();
-        let Ok(saved) = rustix::termios::tcgetattr(&stdin) else { return Raw(None) };
-        let mut raw = saved.clone();
-        raw.make_raw();
-        match rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw) {
-            Ok(()) => Raw(Some(saved)),
-            Err(_) => Raw(None),
-        }
-    }
-}
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        if let Some(saved) = &self.0 {
-            let _ = rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, saved);
-        }
-    }
-}
-
 /// This terminal's window size to the container's (zero if stdin is no terminal: a client
 /// says its size first, whatever it is).
 fn send_size(terminal: &Terminal) {
@@ -95,7 +71,7 @@ fn send_size(terminal: &Terminal) {
 /// Join this process's terminal to `terminal` until it closes or `keys` are typed.
 pub(crate) fn relay(terminal: Terminal, stdin: bool, keys: Vec<u8>) -> Result<Ended> {
     let terminal = Arc::new(terminal);
-    let _raw = (stdin && std::io::stdin().is_terminal()).then(Raw::set);
+    let _raw = (stdin && std::io::stdin().is_terminal()).then(strata::container::RawTerminal::set);
     send_size(&terminal);
     let winch = signal_hook::iterator::Signals::new([signal_hook::consts::SIGWINCH])?;
     let winch_handle = winch.handle();

@@ -125,18 +125,7 @@ const STARTED: &str = "strata-monitor: the container runs";
 /// gives (125, 126, 127).
 pub(crate) fn start_detached(root: &Path, container: &str, remove_on_failure: bool, print: bool) -> Result<ExitCode> {
     use std::io::Read;
-    let exe = std::env::current_exe().context("cannot find the strata binary to start the container's monitor")?;
-    let mut command = Command::new(exe);
-    command.arg("--root").arg(root).arg("container-monitor").arg("--detach").arg(container);
-    if remove_on_failure {
-        command.arg("--remove-on-failure");
-    }
-    if let Some(level) = crate::LOG_LEVEL.get() {
-        command.arg("--log-level").arg(level);
-    }
-    // The monitor makes a session of its own first thing (see `detach`).
-    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = command.spawn().context("cannot start the container's monitor process")?;
+    let mut child = spawn_detached(root, container, remove_on_failure, false)?;
     // Until it runs, the monitor's stderr is this pipe; then it lets go of it.
     let mut said = String::new();
     if let Some(mut stderr) = child.stderr.take() {
@@ -158,22 +147,33 @@ pub(crate) fn start_detached(root: &Path, container: &str, remove_on_failure: bo
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(125).max(1)))
 }
 
-/// Start `container` (which has a terminal) through a detached monitor that waits for this
-/// process to attach, then join this terminal to the container's until it ends (its exit
-/// status) or the detach keys leave it running (0).
-pub(crate) fn start_attached(root: &Path, container: &str, remove_on_failure: bool, stdin: bool) -> Result<ExitCode> {
-    use std::io::Read;
+/// A detached monitor for `container` (waiting for an attach first if `attach`), its stderr
+/// piped to this process until the container runs.
+fn spawn_detached(root: &Path, container: &str, remove_on_failure: bool, attach: bool) -> Result<std::process::Child> {
     let exe = std::env::current_exe().context("cannot find the strata binary to start the container's monitor")?;
     let mut command = Command::new(exe);
-    command.arg("--root").arg(root).arg("container-monitor").arg("--detach").arg("--attach").arg(container);
+    command.arg("--root").arg(root).arg("container-monitor").arg("--detach");
+    if attach {
+        command.arg("--attach");
+    }
+    command.arg(container);
     if remove_on_failure {
         command.arg("--remove-on-failure");
     }
     if let Some(level) = crate::LOG_LEVEL.get() {
         command.arg("--log-level").arg(level);
     }
+    // The monitor makes a session of its own first thing (see `detach`).
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = command.spawn().context("cannot start the container's monitor process")?;
+    command.spawn().context("cannot start the container's monitor process")
+}
+
+/// Start `container` (which has a terminal) through a detached monitor that waits for this
+/// process to attach, then join this terminal to the container's until it ends (its exit
+/// status) or the detach keys leave it running (0).
+pub(crate) fn start_attached(root: &Path, container: &str, remove_on_failure: bool, stdin: bool) -> Result<ExitCode> {
+    use std::io::Read;
+    let mut child = spawn_detached(root, container, remove_on_failure, true)?;
     let mut stderr = child.stderr.take().context("the monitor's stderr")?;
     let said = std::thread::spawn(move || {
         let mut said = String::new();

@@ -10,6 +10,9 @@ use common::Root;
 use common::dockerd::{DOCKERD, Dockerd};
 use common::images::debian_rootfs;
 
+/// The host directory mounted at `/data`, as `inspect -f` prints it.
+const DATA_SOURCE: &str = "{{range .Mounts}}{{if eq .Destination \"/data\"}}{{.Source}}{{end}}{{end}}";
+
 /// `Mounts` of `inspect` output, by destination, anonymous volume names and paths masked.
 fn mounts(json: &str) -> Vec<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_str(json).unwrap();
@@ -97,12 +100,7 @@ fn volumes_shared_with_dockerd() {
     let dc = flags("dc");
     docker.docker(&as_str(&dc).split('\u{0}').collect::<Vec<_>>());
     let docker_dc = mounts(&docker.docker(&["inspect", "dc"]));
-    let dc_copy = docker.docker(&[
-        "inspect",
-        "-f",
-        "{{range .Mounts}}{{if eq .Destination \"/data\"}}{{.Source}}{{end}}{{end}}",
-        "dc",
-    ]);
+    let dc_copy = docker.docker(&["inspect", "-f", DATA_SOURCE, "dc"]);
     docker.docker(&[
         "run",
         "--name",
@@ -134,8 +132,7 @@ fn volumes_shared_with_dockerd() {
     // The image's files were copied into dockerd's new volume as into strata's.
     let copied = std::path::Path::new(&dc_copy);
     assert_eq!(std::fs::read_to_string(copied.join("f")).unwrap(), "image\n");
-    let strata_copy =
-        root.ok(&["inspect", "-f", "{{range .Mounts}}{{if eq .Destination \"/data\"}}{{.Source}}{{end}}{{end}}", "sc"]);
+    let strata_copy = root.ok(&["inspect", "-f", DATA_SOURCE, "sc"]);
     assert_eq!(common::snapshot(std::path::Path::new(&strata_copy)), common::snapshot(copied));
     use std::os::unix::fs::MetadataExt;
     let (s, d) = (std::fs::metadata(&strata_copy).unwrap(), std::fs::metadata(copied).unwrap());

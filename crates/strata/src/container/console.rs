@@ -301,23 +301,26 @@ impl Read for Master {
     }
 }
 
-/// The caller's terminal in raw mode until dropped (if stdin is a terminal).
-struct Raw(Option<rustix::termios::Termios>);
+/// This process's terminal (its stdin) in raw mode until dropped, if it is a terminal: keys
+/// reach the container's terminal as typed.
+#[derive(Debug)]
+pub struct RawTerminal(Option<rustix::termios::Termios>);
 
-impl Raw {
-    fn set() -> Raw {
+impl RawTerminal {
+    /// Make stdin raw (nothing happens if it is not a terminal).
+    pub fn set() -> RawTerminal {
         let stdin = std::io::stdin();
-        let Ok(saved) = rustix::termios::tcgetattr(&stdin) else { return Raw(None) };
+        let Ok(saved) = rustix::termios::tcgetattr(&stdin) else { return RawTerminal(None) };
         let mut raw = saved.clone();
         raw.make_raw();
         match rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw) {
-            Ok(()) => Raw(Some(saved)),
-            Err(_) => Raw(None),
+            Ok(()) => RawTerminal(Some(saved)),
+            Err(_) => RawTerminal(None),
         }
     }
 }
 
-impl Drop for Raw {
+impl Drop for RawTerminal {
     fn drop(&mut self) {
         if let Some(saved) = &self.0 {
             let _ = rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, saved);
@@ -430,7 +433,7 @@ pub(crate) fn run_with_terminal(
     let output = Master { fd: Arc::clone(&master), done: Arc::clone(&done) };
     let relay = std::thread::scope(|scope| {
         let _raw = match &to {
-            TerminalTo::Caller { stdin: true } => Some(Raw::set()),
+            TerminalTo::Caller { stdin: true } => Some(RawTerminal::set()),
             _ => None,
         };
         let pump = match to {

@@ -46,7 +46,7 @@ mod volumes;
 use std::path::PathBuf;
 
 pub use commit::CommitOptions;
-pub use console::Terminal;
+pub use console::{RawTerminal, Terminal};
 pub use copy::PathKind;
 pub use create::{CreateOptions, Network};
 pub use exec::ExecOptions;

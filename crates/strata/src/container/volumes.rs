@@ -426,7 +426,6 @@ pub(crate) fn inspect_mounts(store: &crate::store::Store, record: &Record) -> Ve
     record
         .mount_points()
         .iter()
-        .filter(|p| p.kind != TMPFS || !p.spec.kind.is_empty())
         .map(|p| {
             let source = if p.kind == VOLUME && p.source.is_empty() {
                 volumes.data_dir(&p.name).to_string_lossy().into_owned()

@@ -129,6 +129,14 @@ fn volumes_binds_and_tmpfs() {
     for inside in ["/n/w", "/anon/a", "/t/t", "/hb/from-container", "/tt/yes"] {
         assert!(!diff.contains(inside), "{inside} in diff: {diff}");
     }
+    let exported = host.path().join("c1.tar");
+    root.ok(&["export", "c1", "-o", exported.to_str().unwrap()]);
+    let listing = std::process::Command::new("tar").arg("-tf").arg(&exported).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.lines().any(|l| l.trim_end_matches('/') == "data/f"), "the image's own /data is exported");
+    for inside in ["n/w", "anon/a", "hb/x", "h/x"] {
+        assert!(!listing.lines().any(|l| l == inside), "{inside} exported: {listing}");
+    }
     root.ok(&["commit", "c1", "committed:1"]);
     let from_commit = root.ok(&["run", "--rm", "committed:1", "sh", "-c", "cat /n/w /anon/a 2>&1 || true"]);
     assert!(!from_commit.contains("w\na"), "{from_commit}");

@@ -170,6 +170,16 @@ fn detach_keys_and_attach() {
     root.ok(&["create", "--name", "plain", "img:1", "true"]);
     assert!(root.fails(&["attach", "plain"]).contains("has no terminal"));
     root.ok(&["rm", "dit", "plain"]);
+
+    // SIGKILL of a terminal's monitor: the terminal closes under the shell, which ends; the
+    // next command records it (killed) and unmounts.
+    let id = root.ok(&["run", "-dit", "--name", "orphan", "img:1", "sh"]);
+    let record = std::fs::read(root.path().join(format!("containers/{id}/config.v2.json"))).unwrap();
+    let monitor = serde_json::from_slice::<serde_json::Value>(&record).unwrap()["State"]["Pid"].as_i64().unwrap();
+    Command::new("kill").args(["-9", &monitor.to_string()]).status().unwrap();
+    assert_eq!(root.ok(&["wait", "orphan"]), "137");
+    assert_eq!(root.ok(&["ps", "-q"]), "");
+    root.ok(&["rm", "orphan"]);
     assert!(root.mounts().is_empty());
     root.ok(&["check"]);
 }

@@ -1,9 +1,10 @@
 //! `attach`, and `run -it` / `start -ai` of a container with a terminal: the caller's terminal
 //! joined to the container's through its monitor's attach socket (raw while attached, its
 //! window size passed on at every `SIGWINCH`), until the container ends or the detach keys
-//! (`ctrl-p ctrl-q`) leave it running.
+//! (`ctrl-p ctrl-q`) leave it running. A detached container without a terminal is attached to
+//! as docker does: its stdout and stderr to ours, our stdin to its if it is open (`-di`).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -68,10 +69,11 @@ fn send_size(terminal: &Terminal) {
     let _ = terminal.resize(rows, cols);
 }
 
-/// Join this process's terminal to `terminal` until it closes or `keys` are typed.
-pub(crate) fn relay(terminal: Terminal, stdin: bool, keys: Vec<u8>) -> Result<Ended> {
+/// Join this process's terminal to `terminal` (raw if the container has one, `tty`) until
+/// it closes or `keys` are typed.
+pub(crate) fn relay(terminal: Terminal, tty: bool, stdin: bool, keys: Vec<u8>) -> Result<Ended> {
     let terminal = Arc::new(terminal);
-    let _raw = (stdin && std::io::stdin().is_terminal()).then(strata::container::RawTerminal::set);
+    let _raw = (tty && stdin && std::io::stdin().is_terminal()).then(strata::container::RawTerminal::set);
     send_size(&terminal);
     let winch = signal_hook::iterator::Signals::new([signal_hook::consts::SIGWINCH])?;
     let winch_handle = winch.handle();
@@ -115,20 +117,9 @@ pub(crate) fn relay(terminal: Terminal, stdin: bool, keys: Vec<u8>) -> Result<En
             }
         });
     }
-    let mut output = terminal.output()?;
-    let mut stdout = std::io::stdout();
-    let mut buf = [0u8; 8192];
-    loop {
-        match output.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                stdout.write_all(&buf[..n])?;
-                stdout.flush()?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) if detached.load(Ordering::SeqCst) => break,
-            Err(e) => return Err(e).context("reading the container's terminal"),
-        }
+    let copied = terminal.copy_output(&mut std::io::stdout(), &mut std::io::stderr());
+    if !detached.load(Ordering::SeqCst) {
+        copied.context("reading the container's output")?;
     }
     winch_handle.close();
     Ok(if detached.load(Ordering::SeqCst) { Ended::Detached } else { Ended::Closed })
@@ -137,8 +128,9 @@ pub(crate) fn relay(terminal: Terminal, stdin: bool, keys: Vec<u8>) -> Result<En
 pub(crate) fn attach(root: &Path, args: AttachArgs) -> Result<ExitCode> {
     let keys = detach_keys(&args.detach_keys)?;
     let containers = Store::open(root)?.containers();
+    let tty = containers.get(containers.resolve(&args.container)?)?.record.config.tty;
     let terminal = containers.attach(&args.container, Duration::ZERO)?;
-    match relay(terminal, !args.no_stdin, keys)? {
+    match relay(terminal, tty, !args.no_stdin, keys)? {
         Ended::Detached => Ok(ExitCode::SUCCESS),
         Ended::Closed => {
             let code = containers.wait(&args.container)?;

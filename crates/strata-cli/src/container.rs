@@ -307,12 +307,6 @@ pub(crate) fn create(root: &Path, args: CreateArgs) -> Result<ExitCode> {
 
 pub(crate) fn run(root: &Path, args: RunArgs) -> Result<ExitCode> {
     let store = containers(root)?;
-    if args.detach && args.create.interactive && !args.create.tty {
-        eprintln!(
-            "strata: -d -i without -t: strata attaches only to a container's terminal; use -dit (then strata attach), or -i in the foreground"
-        );
-        return Ok(ExitCode::from(125));
-    }
     let options = match options(&args.create, args.rm) {
         Ok(options) => options,
         Err(e) => {

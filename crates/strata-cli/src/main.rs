@@ -81,7 +81,7 @@ enum Command {
     Start(container::StartArgs),
     /// Run a command in a running container.
     Exec(lifecycle::ExecArgs),
-    /// Join this terminal to a running container's (one made with -t); ctrl-p ctrl-q leaves it running.
+    /// Join this terminal to a detached container: its output, and its terminal or stdin; ctrl-p ctrl-q leaves it running.
     Attach(attach::AttachArgs),
     /// Show what a detached container wrote (its log, in dockerd's json-file format).
     Logs(lifecycle::LogsArgs),

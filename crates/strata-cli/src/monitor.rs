@@ -199,7 +199,7 @@ pub(crate) fn start_attached(root: &Path, container: &str, remove_on_failure: bo
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
     let keys = crate::attach::detach_keys("ctrl-p,ctrl-q")?;
-    match crate::attach::relay(terminal, stdin, keys)? {
+    match crate::attach::relay(terminal, true, stdin, keys)? {
         crate::attach::Ended::Detached => Ok(ExitCode::SUCCESS),
         crate::attach::Ended::Closed => {
             let status = child.wait().context("waiting for the container's monitor process")?;

@@ -463,7 +463,7 @@ fn a_killed_exec_leaves_its_process_to_the_container() {
 }
 
 /// `-i`: an attached run's stdin is the container's (`OpenStdin`, as dockerd records it);
-/// without it the container's stdin is empty; `-d -i` is refused (no attach yet). `start`
+/// without it the container's stdin is empty; `-d -i` keeps it open for `attach`. `start`
 /// returns once the container runs, as docker's, and `start -a` stays with it.
 #[test]
 fn interactive_stdin_and_start_detached() {
@@ -475,7 +475,10 @@ fn interactive_stdin_and_start_detached() {
     };
     assert_eq!(piped(&["run", "-i", "--rm", "img:1", "cat"], "typed\n"), (Some(0), "typed\n".into()));
     assert_eq!(piped(&["run", "--rm", "img:1", "cat"], "typed\n"), (Some(0), String::new()));
-    assert_eq!(piped(&["run", "-d", "-i", "img:1", "cat"], "").0, Some(125));
+    let (code, id) = piped(&["run", "-d", "-i", "img:1", "cat"], "");
+    assert_eq!(code, Some(0));
+    assert_eq!(inspect(&root, id.trim())["State"]["Running"], true, "its stdin is open: cat waits");
+    root.ok(&["rm", "-f", id.trim()]);
     root.ok(&["create", "-i", "--name", "ic", "img:1", "sh", "-c", "read x; echo got $x; exit 4"]);
     assert_eq!(inspect(&root, "ic")["Config"]["OpenStdin"], true);
     assert_eq!(piped(&["start", "-a", "ic"], "line\n"), (Some(4), "got line\n".into()));

@@ -168,8 +168,22 @@ fn detach_keys_and_attach() {
     let (out, code) = in_terminal(&root, "$S attach dit", "echo three; exit 5\n");
     assert_eq!((code, shows(&out, "three")), (5, true), "{out}");
     root.ok(&["create", "--name", "plain", "img:1", "true"]);
-    assert!(root.fails(&["attach", "plain"]).contains("has no terminal"));
+    assert!(root.fails(&["attach", "plain"]).contains("is not running"));
     root.ok(&["rm", "dit", "plain"]);
+
+    // Without a terminal, as docker attaches: stdout to stdout, stderr to stderr, stdin to
+    // the container's if it was kept open (-di); attach exits with the container's status.
+    root.ok(&["run", "-di", "--name", "di", "img:1", "sh", "-c", "read l; echo out:$l; echo err:$l >&2; exit 7"]);
+    let out = common::strata_with_stdin(root.path(), &["attach", "di"], b"typed\n");
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert_eq!(
+        (String::from_utf8_lossy(&out.stdout).as_ref(), String::from_utf8_lossy(&out.stderr).as_ref()),
+        ("out:typed\n", "err:typed\n")
+    );
+    root.ok(&["run", "-d", "--name", "late", "img:1", "sh", "-c", "sleep 1; echo late; exit 2"]);
+    let out = root.strata(&["attach", "late"]);
+    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(2), "late\n"));
+    root.ok(&["rm", "di", "late"]);
 
     // SIGKILL of a terminal's monitor: the terminal closes under the shell, which ends; the
     // next command records it (killed) and unmounts.

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
+use super::attach::{Clients, Input, Server, Tee, add_client, close_all};
 use super::runtime::Runtime;
 use crate::error::Result;
 
@@ -28,8 +29,7 @@ pub(crate) enum TerminalTo<'a> {
     Log { log: &'a std::sync::Mutex<super::log::LogFile>, attach: Attach<'a> },
 }
 
-/// A detached terminal's attach socket: clients get what the terminal shows from then on,
-/// and send input (if `stdin`) and window sizes in [`frame`]s.
+/// A detached terminal's attach socket (see `attach`).
 pub(crate) struct Attach<'a> {
     /// Where the socket is (`<private>/attach.sock`).
     pub socket: &'a Path,
@@ -37,175 +37,6 @@ pub(crate) struct Attach<'a> {
     pub wait_first: bool,
     /// Whether clients' input reaches the container (`-i`).
     pub stdin: bool,
-}
-
-/// The attach socket's name in the container's private directory.
-pub(crate) const ATTACH_SOCKET: &str = "attach.sock";
-
-/// A client's message kind: bytes for the terminal.
-pub(crate) const INPUT: u8 = 0;
-/// A client's message kind: the window size, rows then columns (big-endian `u16`s).
-pub(crate) const RESIZE: u8 = 1;
-
-/// One client message: kind, length (big-endian `u16`), bytes.
-fn frame(kind: u8, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(3 + data.len());
-    out.push(kind);
-    out.extend_from_slice(&(data.len() as u16).to_be_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
-/// A Unix socket at `path`, bound or connected through its directory's descriptor, so the
-/// path's length does not count against the 108 bytes a socket address holds.
-fn short_path(path: &Path) -> std::io::Result<(OwnedFd, String)> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("sock");
-    let fd = rustix::fs::open(
-        dir,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )?;
-    let short = format!("/proc/self/fd/{}/{name}", std::os::fd::AsRawFd::as_raw_fd(&fd));
-    Ok((fd, short))
-}
-
-/// Connect to the attach socket at `path`.
-fn connect(path: &Path) -> std::io::Result<UnixStream> {
-    let (_dir, short) = short_path(path)?;
-    UnixStream::connect(short)
-}
-
-/// An attached container terminal (`attach`): what it shows is read from [`output`], input
-/// and window sizes are sent.
-///
-/// [`output`]: Terminal::output
-#[derive(Debug)]
-pub struct Terminal {
-    reader: UnixStream,
-    writer: std::sync::Mutex<UnixStream>,
-}
-
-impl Terminal {
-    /// Attach to the terminal whose socket is at `path`.
-    pub(crate) fn connect(path: &Path) -> std::io::Result<Terminal> {
-        let reader = connect(path)?;
-        let writer = std::sync::Mutex::new(reader.try_clone()?);
-        Ok(Terminal { reader, writer })
-    }
-
-    /// What the terminal shows from now on, until the container ends (then: end of file).
-    pub fn output(&self) -> std::io::Result<UnixStream> {
-        self.reader.try_clone()
-    }
-
-    /// Type `bytes` (ignored unless the container has its stdin open, `-i`).
-    pub fn input(&self, bytes: &[u8]) -> std::io::Result<()> {
-        self.send(INPUT, bytes)
-    }
-
-    /// The window is now `rows` × `cols`.
-    pub fn resize(&self, rows: u16, cols: u16) -> std::io::Result<()> {
-        let mut size = rows.to_be_bytes().to_vec();
-        size.extend_from_slice(&cols.to_be_bytes());
-        self.send(RESIZE, &size)
-    }
-
-    fn send(&self, kind: u8, data: &[u8]) -> std::io::Result<()> {
-        for chunk in data.chunks(u16::MAX as usize) {
-            self.writer.lock().unwrap_or_else(|p| p.into_inner()).write_all(&frame(kind, chunk))?;
-        }
-        Ok(())
-    }
-
-    /// Stop sending input: the terminal stays as it is for the container.
-    pub fn close(&self) {
-        let _ = self.reader.shutdown(std::net::Shutdown::Both);
-    }
-}
-
-/// The clients attached to a terminal.
-type Clients = Arc<std::sync::Mutex<Vec<UnixStream>>>;
-
-/// Serve the attach socket: accept clients until `done`, each one's frames into `master`.
-fn serve(listener: UnixListener, master: Arc<OwnedFd>, clients: Clients, stdin: bool, done: Arc<AtomicBool>) {
-    while !done.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((stream, _)) => add_client(stream, &master, &clients, stdin),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => {
-                tracing::warn!("attach socket: {e}");
-                return;
-            }
-        }
-    }
-}
-
-/// The window size in `stream`'s first frame (a client sends one first, zero if it has no
-/// terminal), waiting a few seconds at most.
-fn first_frame_size(stream: &UnixStream) -> Option<rustix::termios::Winsize> {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut frame = [0u8; 7];
-    let read = (&*stream).read_exact(&mut frame);
-    let _ = stream.set_read_timeout(None);
-    read.ok()?;
-    let (rows, cols) = (u16::from_be_bytes([frame[3], frame[4]]), u16::from_be_bytes([frame[5], frame[6]]));
-    (frame[0] == RESIZE && frame[1..3] == [0, 4] && rows > 0 && cols > 0).then_some(rustix::termios::Winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    })
-}
-
-/// Take `stream` as a client: its frames go to `master` on a thread of its own.
-fn add_client(stream: UnixStream, master: &Arc<OwnedFd>, clients: &Clients, stdin: bool) {
-    let Ok(reader) = stream.try_clone() else { return };
-    let _ = stream.set_nonblocking(false);
-    clients.lock().unwrap_or_else(|p| p.into_inner()).push(stream);
-    let master = Arc::clone(master);
-    std::thread::spawn(move || {
-        let mut reader = std::io::BufReader::new(reader);
-        let mut head = [0u8; 3];
-        while reader.read_exact(&mut head).is_ok() {
-            let mut data = vec![0u8; u16::from_be_bytes([head[1], head[2]]) as usize];
-            if reader.read_exact(&mut data).is_err() {
-                break;
-            }
-            match head[0] {
-                INPUT if stdin => drop(write_all(&master, &data)),
-                RESIZE if data.len() == 4 && data != [0, 0, 0, 0] => {
-                    let size = rustix::termios::Winsize {
-                        ws_row: u16::from_be_bytes([data[0], data[1]]),
-                        ws_col: u16::from_be_bytes([data[2], data[3]]),
-                        ws_xpixel: 0,
-                        ws_ypixel: 0,
-                    };
-                    let _ = rustix::termios::tcsetwinsize(&*master, size);
-                }
-                _ => {}
-            }
-        }
-    });
-}
-
-fn write_all(fd: &OwnedFd, mut data: &[u8]) -> rustix::io::Result<()> {
-    while !data.is_empty() {
-        match rustix::io::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// What the terminal shows, to the log and to every attached client (a client that cannot
-/// take it is dropped).
-struct Tee<'a> {
-    clients: Clients,
-    log: &'a std::sync::Mutex<super::log::LogFile>,
 }
 
 /// The socket the runtime sends the terminal's master end to, alone in a directory of this
@@ -363,34 +194,19 @@ pub(crate) fn run_with_terminal(
     let io = |what: &str, e: std::io::Error| runtime.error(format!("{what}: {e}"));
     let console = ConsoleSocket::bind().map_err(|e| io("cannot make its console socket", e))?;
     // The attach socket is there before the container starts; `wait_first` waits for a client.
-    let clients: Clients = Arc::default();
     let mut early_client = None;
     let mut first_size = None;
-    let listener = match &to {
+    let server = match &to {
         TerminalTo::Log { attach, .. } => {
-            let _ = std::fs::remove_file(attach.socket);
-            let (_dir, short) = short_path(attach.socket).map_err(|e| io("cannot make its attach socket", e))?;
-            let listener = UnixListener::bind(short).map_err(|e| io("cannot make its attach socket", e))?;
-            listener.set_nonblocking(true).map_err(|e| io("attach socket", e))?;
+            let server = Server::bind(attach.socket).map_err(|e| io("cannot make its attach socket", e))?;
             if attach.wait_first {
-                let deadline = std::time::Instant::now() + Duration::from_secs(60);
-                early_client = loop {
-                    match listener.accept() {
-                        Ok((stream, _)) => break Some(stream),
-                        Err(e)
-                            if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
-                        {
-                            std::thread::sleep(Duration::from_millis(2));
-                        }
-                        Err(e) => return Err(io("nobody attached to its terminal", e)),
-                    }
-                };
                 // A client says its window size first: the container starts with it.
-                if let Some(stream) = &early_client {
-                    first_size = first_frame_size(stream);
-                }
+                let (client, size) = server
+                    .first_client(Duration::from_secs(60))
+                    .map_err(|e| io("nobody attached to its terminal", e))?;
+                (early_client, first_size) = (Some(client), size);
             }
-            Some(listener)
+            Some(server)
         }
         TerminalTo::Caller { .. } => None,
     };
@@ -429,6 +245,7 @@ pub(crate) fn run_with_terminal(
     running();
 
     let master = Arc::new(master);
+    let clients: Clients = server.as_ref().map(|s| Arc::clone(&s.clients)).unwrap_or_default();
     let done = Arc::new(AtomicBool::new(false));
     let output = Master { fd: Arc::clone(&master), done: Arc::clone(&done) };
     let relay = std::thread::scope(|scope| {
@@ -469,25 +286,22 @@ pub(crate) fn run_with_terminal(
                 })
             }
             TerminalTo::Log { log, attach } => {
+                let input = if attach.stdin { Input::Terminal(Arc::clone(&master)) } else { Input::Closed };
                 if let Some(stream) = early_client.take() {
-                    add_client(stream, &master, &clients, attach.stdin);
+                    add_client(stream, &input, &clients);
                 }
-                if let Some(listener) = listener {
-                    let (master, clients, done) = (Arc::clone(&master), Arc::clone(&clients), Arc::clone(&done));
-                    let stdin = attach.stdin;
-                    scope.spawn(move || serve(listener, master, clients, stdin, done));
+                if let Some(server) = server {
+                    let done = Arc::clone(&done);
+                    scope.spawn(move || server.serve(input, done));
                 }
-                let tee = Tee { clients: Arc::clone(&clients), log };
+                let tee = Tee { clients: Arc::clone(&clients), log, stream: "stdout", framed: false };
                 scope.spawn(move || tee.pump(output))
             }
         };
         let status = wait_for(pid);
         done.store(true, Ordering::SeqCst);
         let pumped = pump.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        // The clients learn the end by their connection's.
-        for client in clients.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
-            let _ = client.shutdown(std::net::Shutdown::Both);
-        }
+        close_all(&clients);
         (status, pumped)
     });
     let (status, pumped) = relay;
@@ -511,32 +325,5 @@ fn wait_for(pid: i32) -> rustix::io::Result<i32> {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e),
         }
-    }
-}
-
-impl Tee<'_> {
-    /// Copy `output` until it ends: whole lines into the log (as `log::pump` does), every byte
-    /// to the clients as it comes.
-    fn pump(self, mut output: impl Read) -> std::io::Result<()> {
-        let (reader, mut writer) = std::io::pipe()?;
-        std::thread::scope(|scope| {
-            let log = self.log;
-            let logged = scope.spawn(move || super::log::pump(reader, "stdout", log));
-            let mut buf = [0u8; 8192];
-            let copied = loop {
-                let n = match output.read(&mut buf) {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => n,
-                    Err(e) => break Err(e),
-                };
-                self.clients.lock().unwrap_or_else(|p| p.into_inner()).retain_mut(|c| c.write_all(&buf[..n]).is_ok());
-                if let Err(e) = writer.write_all(&buf[..n]) {
-                    break Err(e);
-                }
-            };
-            drop(writer);
-            let logged = logged.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            copied.and(logged)
-        })
     }
 }

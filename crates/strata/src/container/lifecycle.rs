@@ -79,19 +79,17 @@ impl ContainerStore {
         })
     }
 
-    /// Attach to the terminal of the running container `name` (one started with `-t`): see
+    /// Attach to the running container `name` (one run detached): see
     /// [`Terminal`](super::Terminal). `connect_until` keeps trying that long for a container
     /// whose monitor is still starting (`run -it`).
     pub fn attach(&self, name: &str, connect_until: Duration) -> Result<super::Terminal> {
         let container = self.find(name)?;
         let refuse = |reason: &str| Error::Container { container: name.to_owned(), reason: reason.to_owned() };
-        if !container.record.config.tty {
-            return Err(refuse("has no terminal: attach needs a container started with -t (see strata logs -f)"));
-        }
-        let socket = super::private_dir(&self.store, container.id()).join(super::console::ATTACH_SOCKET);
+        let socket = super::private_dir(&self.store, container.id()).join(super::attach::ATTACH_SOCKET);
+        let tty = container.record.config.tty;
         let start = std::time::Instant::now();
         loop {
-            match super::console::Terminal::connect(&socket) {
+            match super::attach::Terminal::connect(&socket, tty) {
                 Ok(terminal) => return Ok(terminal),
                 Err(_) if start.elapsed() < connect_until => std::thread::sleep(Duration::from_millis(5)),
                 Err(_) if !self.get(container.id())?.running => {

@@ -19,6 +19,7 @@
 //! - [`ContainerStore::diff`], [`ContainerStore::commit`], [`ContainerStore::export`].
 //! - [`ContainerStore::list`], [`ContainerStore::inspect`], [`ContainerStore::mount`].
 
+mod attach;
 mod check;
 mod commit;
 mod console;
@@ -45,8 +46,9 @@ mod volumes;
 
 use std::path::PathBuf;
 
+pub use attach::Terminal;
 pub use commit::CommitOptions;
-pub use console::{RawTerminal, Terminal};
+pub use console::RawTerminal;
 pub use copy::PathKind;
 pub use create::{CreateOptions, Network};
 pub use exec::ExecOptions;

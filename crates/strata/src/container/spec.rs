@@ -182,6 +182,7 @@ mod tests {
     fn environment_follows_dockerd() {
         let env = environment("abc", &["A=1".into(), "PATH=/bin".into()], "/root", false);
         assert_eq!(env, ["PATH=/bin", "HOSTNAME=abc", "A=1", "HOME=/root"]);
+        assert_eq!(get_var(&env, "A"), Some("1"));
         let env = environment("abc", &["TERM=dumb".into()], "/root", true);
         assert_eq!(
             env,
@@ -192,7 +193,6 @@ mod tests {
                 "HOME=/root"
             ]
         );
-        assert_eq!(get_var(&env, "A"), Some("1"));
     }
 
     #[test]

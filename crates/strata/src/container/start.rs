@@ -92,7 +92,8 @@ impl ContainerStore {
             let stdin = container.record.config.open_stdin;
             run_with_terminal(&runtime, id, (&bundle, &pid_file), (streams, stdin), spawned, running)
         } else {
-            run(&runtime, id, &bundle, &pid_file, streams, spawned, running)
+            let stdin = container.record.config.open_stdin;
+            run(&runtime, id, (&bundle, &pid_file), (streams, stdin), spawned, running)
         };
         // The runtime wrote it under the caller's umask; strata's files have fixed modes.
         if let Err(e) = std::fs::set_permissions(&pid_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -322,77 +323,101 @@ fn run_with_terminal(
         Streams::Log(path, limits, wait_first) => {
             let file = super::log::LogFile::open(path, limits).map_err(|e| Error::io("open", path, e))?;
             let log = std::sync::Mutex::new(file);
-            let socket = pid_file.with_file_name(super::console::ATTACH_SOCKET);
+            let socket = pid_file.with_file_name(super::attach::ATTACH_SOCKET);
             let attach = Attach { socket: &socket, wait_first, stdin };
             super::console::run_with_terminal(how, TerminalTo::Log { log: &log, attach }, spawned, running)
         }
     }
 }
 
-/// Run the runtime in the foreground and wait for it, its streams where `streams` says.
-/// `running` is called once the runtime has written the container's PID.
+/// Run the runtime in the foreground and wait for it, its streams where `streams` says: the
+/// caller's, or the log and the clients of the attach socket (their input to the container's
+/// stdin if it is open, `stdin`).
 fn run(
     runtime: &Runtime,
     id: ContainerId,
-    bundle: &Path,
-    pid_file: &Path,
-    streams: Streams<'_>,
+    (bundle, pid_file): (&Path, &Path),
+    (streams, stdin): (Streams<'_>, bool),
     spawned: impl FnOnce(u32),
     running: impl FnOnce(),
 ) -> Result<i32> {
+    use super::attach::{Input, Server, Tee};
+    use std::sync::Arc;
     let _ = std::fs::remove_file(pid_file);
     let mut command = runtime.command();
     command.args(["run", "--bundle"]).arg(bundle).arg("--pid-file").arg(pid_file).arg(id.as_str());
-    let (stdin, log) = match streams {
-        Streams::Caller { stdin } => (stdin, None),
-        Streams::Log(path, limits, _) => (false, Some((path, limits))),
-    };
-    command.stdin(if stdin { Stdio::inherit() } else { Stdio::null() });
-    let log = match log {
-        Some((path, limits)) => {
+    let (log, server, input) = match streams {
+        Streams::Caller { stdin } => {
+            command.stdin(if stdin { Stdio::inherit() } else { Stdio::null() });
+            (None, None, Input::Closed)
+        }
+        Streams::Log(path, limits, _) => {
             command.stdout(Stdio::piped()).stderr(Stdio::piped());
             let file = super::log::LogFile::open(path, limits).map_err(|e| Error::io("open", path, e))?;
-            Some((path, std::sync::Arc::new(std::sync::Mutex::new(file))))
+            let socket = pid_file.with_file_name(super::attach::ATTACH_SOCKET);
+            let server = Server::bind(&socket).map_err(|e| Error::io("bind", &socket, e))?;
+            let input = if stdin {
+                let (reader, writer) = std::io::pipe().map_err(|e| Error::io("make a pipe for", "stdin", e))?;
+                command.stdin(reader);
+                Input::Pipe(Arc::new(std::os::fd::OwnedFd::from(writer)))
+            } else {
+                command.stdin(Stdio::null());
+                Input::Closed
+            };
+            (Some((path, std::sync::Mutex::new(file))), Some(server), input)
         }
-        None => None,
     };
     let mut child = command.spawn().map_err(|e| runtime.error(format!("cannot start it: {e}")))?;
+    drop(command);
     spawned(child.id());
-    let mut pumps = Vec::new();
-    if let Some((path, file)) = &log {
-        let streams: [(Option<Box<dyn std::io::Read + Send>>, &'static str); 2] = [
-            (child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), "stdout"),
-            (child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), "stderr"),
-        ];
-        for (stream, name) in streams {
-            let (Some(stream), file) = (stream, std::sync::Arc::clone(file)) else { continue };
-            let path = path.to_path_buf();
-            let pump = std::thread::Builder::new().name(format!("strata-log-{name}")).spawn(move || {
-                if let Err(e) = super::log::pump(stream, name, &file) {
-                    tracing::warn!("the container's {name} could not be logged to {}: {e}", path.display());
+    let clients = server.as_ref().map(|s| Arc::clone(&s.clients)).unwrap_or_default();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let outputs = [
+        (child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), "stdout"),
+        (child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), "stderr"),
+    ];
+    std::thread::scope(|scope| {
+        let mut pumps = Vec::new();
+        if let Some((path, file)) = &log {
+            for (output, stream) in outputs {
+                let Some(output) = output else { continue };
+                let tee = Tee { clients: Arc::clone(&clients), log: file, stream, framed: true };
+                let pump =
+                    std::thread::Builder::new().name(format!("strata-log-{stream}")).spawn_scoped(scope, move || {
+                        if let Err(e) = tee.pump(output) {
+                            tracing::warn!("the container's {stream} could not be logged to {}: {e}", path.display());
+                        }
+                    });
+                match pump {
+                    Ok(pump) => pumps.push(pump),
+                    Err(e) => tracing::warn!("no thread to log the container's {stream}: {e}"),
                 }
-            });
-            match pump {
-                Ok(pump) => pumps.push(pump),
-                Err(e) => tracing::warn!("no thread to log the container's {name}: {e}"),
             }
         }
-    }
-    // Running once the PID file is there (or the runtime ended first).
-    loop {
-        if pid_file.exists() {
-            running();
-            break;
+        if let Some(server) = server {
+            let done = Arc::clone(&done);
+            scope.spawn(move || server.serve(input, done));
         }
-        if child.try_wait().map_err(|e| runtime.error(format!("waiting for it: {e}")))?.is_some() {
-            break;
+        // Running once the PID file is there (or the runtime ended first).
+        loop {
+            if pid_file.exists() {
+                running();
+                break;
+            }
+            // An error here is the wait's too, reported below.
+            if !matches!(child.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    let status = child.wait().map_err(|e| runtime.error(format!("waiting for it: {e}")))?;
-    for pump in pumps {
-        let _ = pump.join();
-    }
-    use std::os::unix::process::ExitStatusExt;
-    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        let status = child.wait().map_err(|e| runtime.error(format!("waiting for it: {e}")));
+        for pump in pumps {
+            let _ = pump.join();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        super::attach::close_all(&clients);
+        use std::os::unix::process::ExitStatusExt;
+        let status = status?;
+        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    })
 }

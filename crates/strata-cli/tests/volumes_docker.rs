@@ -10,6 +10,9 @@ use common::Root;
 use common::dockerd::{DOCKERD, Dockerd};
 use common::images::debian_rootfs;
 
+/// A run writing into an anonymous volume, a named one and the container's own tree.
+const WRITES: &[&str] = &["-v", "/anon", "-v", "sv:/n", "vol:1", "sh", "-c", "echo x > /anon/a; echo y > /newfile"];
+
 /// The host directory mounted at `/data`, as `inspect -f` prints it.
 const DATA_SOURCE: &str = "{{range .Mounts}}{{if eq .Destination \"/data\"}}{{.Source}}{{end}}{{end}}";
 
@@ -72,19 +75,7 @@ fn volumes_shared_with_dockerd() {
     root.ok(&["run", "--rm", "-v", "sv:/n", "deb:1", "sh", "-c", "echo from-strata > /n/s"]);
     let sc = flags("sc");
     root.ok(&as_str(&sc).split('\u{0}').collect::<Vec<_>>());
-    root.ok(&[
-        "run",
-        "--name",
-        "sd",
-        "-v",
-        "/anon",
-        "-v",
-        "sv:/n",
-        "vol:1",
-        "sh",
-        "-c",
-        "echo x > /anon/a; echo y > /newfile",
-    ]);
+    root.ok(&[&["run", "--name", "sd"], WRITES].concat());
     let strata_diff = root.ok(&["diff", "sd"]);
     let strata_sc = mounts(&root.ok(&["inspect", "sc"]));
 
@@ -101,19 +92,7 @@ fn volumes_shared_with_dockerd() {
     docker.docker(&as_str(&dc).split('\u{0}').collect::<Vec<_>>());
     let docker_dc = mounts(&docker.docker(&["inspect", "dc"]));
     let dc_copy = docker.docker(&["inspect", "-f", DATA_SOURCE, "dc"]);
-    docker.docker(&[
-        "run",
-        "--name",
-        "dd",
-        "-v",
-        "/anon",
-        "-v",
-        "sv:/n",
-        "vol:1",
-        "sh",
-        "-c",
-        "echo x > /anon/a; echo y > /newfile",
-    ]);
+    docker.docker(&[&["run", "--name", "dd"], WRITES].concat());
     let docker_diff = docker.docker(&["diff", "dd"]);
     drop(docker);
 

@@ -102,6 +102,7 @@ pub fn check(store: &Store, repair: bool) -> Result<Report> {
     checker.unknown_entries()?;
     checker.images()?;
     checker.containers(exclusive.as_ref())?;
+    checker.partial_blobs()?;
     Ok(checker.report)
 }
 
@@ -403,6 +404,20 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// Blobs a pull that stopped part way left in `strata/pulls/` for the next pull to resume
+    /// from (those a pull is writing now are locked, and skipped).
+    fn partial_blobs(&mut self) -> Result<()> {
+        for (path, size) in crate::registry::idle_partials(self.store)? {
+            let digest = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let detail = format!(
+                "{size} bytes of blob sha256:{digest} kept by a pull that stopped; the next pull of it resumes from there"
+            );
+            let mut mend = || crate::registry::remove_partial(&path);
+            self.found("partial-blob", Severity::Leftover, &path, detail, Some(&mut mend))?;
+        }
+        Ok(())
+    }
+
     fn unknown_entries(&mut self) -> Result<()> {
         let home = self.store.home();
         for entry in std::fs::read_dir(home).ctx("read directory", home)? {
@@ -430,6 +445,30 @@ impl Checker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_blobs_are_reported_and_removed_unless_a_pull_writes_them() {
+        let (_tmp, store) = crate::store::test_store();
+        let dir = crate::registry::partials_dir(&store);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (idle, busy) =
+            (dir.join(format!("{}.partial", "a".repeat(64))), dir.join(format!("{}.partial", "b".repeat(64))));
+        std::fs::write(&idle, b"12345").unwrap();
+        std::fs::write(&busy, b"678").unwrap();
+        let writing = std::fs::File::open(&busy).unwrap();
+        rustix::fs::flock(&writing, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+        let partials = |report: &Report| -> Vec<PathBuf> {
+            report.findings.iter().filter(|f| f.kind == "partial-blob").map(|f| f.path.clone()).collect()
+        };
+        let report = check(&store, false).unwrap();
+        assert_eq!(partials(&report), std::slice::from_ref(&idle));
+        assert!(report.findings.iter().any(|f| f.detail.starts_with("5 bytes")), "{:?}", report.findings);
+        assert!(report.is_clean(), "kept bytes are no damage");
+        check(&store, true).unwrap();
+        assert!(!idle.exists() && busy.exists(), "the pull's own file is left alone");
+        drop(writing);
+        assert_eq!(partials(&check(&store, false).unwrap()), [busy]);
+    }
 
     #[test]
     fn only_wrong_content_is_mended_not_a_failed_read() {

@@ -138,14 +138,14 @@ impl Partial {
         dir.join(format!("{}.partial", digest.hex()))
     }
 
-    /// Remove the partial files in `dir` no pull is writing; the bytes they held.
-    pub(crate) fn remove_idle(dir: &std::path::Path) -> crate::error::Result<u64> {
+    /// The partial files in `dir` no pull is writing, and the bytes each holds.
+    pub(crate) fn idle(dir: &std::path::Path) -> crate::error::Result<Vec<(std::path::PathBuf, u64)>> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(crate::Error::io("read directory", dir, e)),
         };
-        let mut freed = 0;
+        let mut out = Vec::new();
         for entry in entries {
             let path = entry.map_err(|e| crate::Error::io("read directory", dir, e))?.path();
             if !path.to_string_lossy().ends_with(".partial") {
@@ -156,12 +156,31 @@ impl Partial {
             if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
                 continue;
             }
-            let size = file.metadata().map_or(0, |m| m.len());
-            match std::fs::remove_file(&path) {
-                Ok(()) => freed += size,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(crate::Error::io("remove", path, e)),
-            }
+            out.push((path, file.metadata().map_or(0, |m| m.len())));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Remove the partial file at `path` unless a pull is writing it now; the bytes it held.
+    pub(crate) fn remove_if_idle(path: &std::path::Path) -> crate::error::Result<u64> {
+        let Ok(file) = std::fs::File::open(path) else { return Ok(0) };
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            return Ok(0);
+        }
+        let size = file.metadata().map_or(0, |m| m.len());
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(size),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(crate::Error::io("remove", path, e)),
+        }
+    }
+
+    /// Remove the partial files in `dir` no pull is writing; the bytes they held.
+    pub(crate) fn remove_idle(dir: &std::path::Path) -> crate::error::Result<u64> {
+        let mut freed = 0;
+        for (path, _) in Partial::idle(dir)? {
+            freed += Partial::remove_if_idle(&path)?;
         }
         Ok(freed)
     }

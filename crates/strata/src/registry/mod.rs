@@ -56,7 +56,22 @@ pub struct RegistryOptions {
 /// Remove the bytes pulls kept to resume from (`strata/pulls/`), except those a running pull
 /// writes; returns how many bytes that freed (`system prune`).
 pub fn prune_partial_pulls(store: &crate::Store) -> crate::Result<u64> {
-    blob::Partial::remove_idle(&store.private_dir().join("pulls"))
+    blob::Partial::remove_idle(&partials_dir(store))
+}
+
+/// Where pulls keep the bytes of blobs they are fetching (`strata/pulls/<hex>.partial`).
+pub(crate) fn partials_dir(store: &crate::Store) -> std::path::PathBuf {
+    store.private_dir().join("pulls")
+}
+
+/// Blobs pulls kept to resume from that no pull is writing now, and their sizes (`check`).
+pub(crate) fn idle_partials(store: &crate::Store) -> crate::Result<Vec<(std::path::PathBuf, u64)>> {
+    blob::Partial::idle(&partials_dir(store))
+}
+
+/// Remove a blob a pull kept, unless a pull is writing it now.
+pub(crate) fn remove_partial(path: &std::path::Path) -> crate::Result<()> {
+    blob::Partial::remove_if_idle(path).map(drop)
 }
 
 impl RegistryOptions {

@@ -207,7 +207,7 @@ fn pull_from(
     let plan = ImagePlan::new(&client.what(), config, blobs, names)?;
     let blobs = RegistryBlobs {
         client,
-        partials: images.store().private_dir().join("pulls"),
+        partials: super::partials_dir(images.store()),
         resumed: std::sync::atomic::AtomicBool::new(false),
     };
     let plan = std::slice::from_ref(&plan);

@@ -11,18 +11,7 @@ trap 'echo "bench/cp.sh: failed at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 require_root
-need_packages hyperfine docker.io podman runc
-RUNS=${RUNS:-10}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/strata-bench}
-ROOTFS_TAR=${ROOTFS_TAR:-/var/tmp/strata-debian-rootfs.tar}
-[ -s "$ROOTFS_TAR" ] || { echo "no $ROOTFS_TAR: run bench/containers.sh once (it makes it)" >&2; exit 1; }
-build_release
-mkdir -p "$BENCH_DIR"
-W=$(mktemp -d "$BENCH_DIR/cp.XXXXXX")
-trap bench_cleanup EXIT
-say() { echo "== $*" >&2; }
-RES=$W/results
-mkdir -p "$RES"
+bench_with_peers cp
 
 start_peers_with_debian
 say "the tree"

@@ -23,6 +23,25 @@ bench_cleanup() {
   rm -rf "$W"
 }
 
+# The prelude of a benchmark beside docker and podman on the Debian image: the packages, the
+# knobs (RUNS, BENCH_DIR, ROOTFS_TAR), the release build, a work directory $W named after $1
+# (removed on exit) with $RES for hyperfine's results, and `say`.
+bench_with_peers() {
+  need_packages hyperfine docker.io podman runc
+  RUNS=${RUNS:-10}
+  BENCH_DIR=${BENCH_DIR:-/var/tmp/strata-bench}
+  ROOTFS_TAR=${ROOTFS_TAR:-/var/tmp/strata-debian-rootfs.tar}
+  [ -s "$ROOTFS_TAR" ] || { echo "no $ROOTFS_TAR: run bench/containers.sh once (it makes it)" >&2; exit 1; }
+  build_release
+  mkdir -p "$BENCH_DIR"
+  W=$(mktemp -d "$BENCH_DIR/$1.XXXXXX")
+  trap bench_cleanup EXIT
+  RES=$W/results
+  mkdir -p "$RES"
+}
+
+say() { echo "== $*" >&2; }
+
 # Start dockerd 20.10 on $W/docker with its own socket; sets DK to the matching docker command.
 start_dockerd() {
   DSOCK=$W/docker.sock

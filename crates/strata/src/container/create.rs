@@ -117,7 +117,7 @@ impl ContainerStore {
                 });
             }
         }
-        super::volumes::Requests::parse(options)?;
+        let requests = super::volumes::Requests::parse(options)?;
         let runtime = Runtime::find(&self.store, &options.runtime)?;
         let lock = self.store.write_lock()?;
         self.images.layerdb.ensure()?;
@@ -133,7 +133,7 @@ impl ContainerStore {
                 Ok(names) => names.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
                 Err(_) => self.free_name(options.name.as_deref()),
             };
-            self.create_locked(&lock, &mut journal, image, options, &runtime, name)
+            self.create_locked(&lock, &mut journal, image, (options, &requests), &runtime, name)
         });
         match created {
             Ok(id) => {
@@ -155,7 +155,7 @@ impl ContainerStore {
         lock: &StoreLock,
         journal: &mut Journal,
         image: &str,
-        options: &CreateOptions,
+        (options, requests): (&CreateOptions, &super::volumes::Requests),
         runtime: &Runtime,
         name: impl FnOnce() -> Result<String>,
     ) -> Result<ContainerId> {
@@ -194,8 +194,7 @@ impl ContainerStore {
         crate::failpoint::hit("container.layers");
 
         // The mounts: volumes made (journaled), the image's content copied into new ones.
-        let requests = super::volumes::Requests::parse(options)?;
-        let mounts = self.plan_mounts(lock, journal, &requests, &mut config)?;
+        let mounts = self.plan_mounts(lock, journal, requests, &mut config)?;
         crate::failpoint::hit("container.volumes");
         if !mounts.copy_up.is_empty() {
             let merged = self.layers.mount_locked(lock, &mount_id)?;
@@ -241,7 +240,7 @@ impl ContainerStore {
         let security = options.security.to_stored();
         host.security_opt = (!security.is_empty()).then_some(security);
         host.init = options.init.then_some(true);
-        Self::record_mounts(&requests, &mounts, &mut record, &mut host);
+        Self::record_mounts(requests, &mounts, &mut record, &mut host);
         let aside = journal.dir().join("container");
         mkdir(&aside, 0o710)?;
         write_new(&aside.join(CONFIG), &json_line(&record), 0o600)?;

@@ -349,7 +349,11 @@ impl ContainerStore {
     /// `label=KEY[=VALUE]`).
     pub fn volumes(&self, filters: &[String]) -> Result<Vec<Volume>> {
         let _lock = self.store.read_lock()?;
-        let users = self.volume_users()?;
+        // Only `dangling=` asks which containers use a volume (reading every record).
+        let users = match filters.iter().any(|f| f.starts_with("dangling=")) {
+            true => self.volume_users()?,
+            false => BTreeMap::new(),
+        };
         let mut out = VolumeStore::new(&self.store).list()?;
         for filter in filters {
             let bad = |reason: &str| Error::BadOption { what: "filter", value: filter.clone(), reason: reason.into() };

@@ -166,6 +166,42 @@ fn later_entries_replace_earlier_ones_and_hard_links_keep_their_inode() {
     assert_eq!(fs::read_to_string(d.join("z")).unwrap(), "z is back");
 }
 
+/// Small files are written by worker threads, one directory each, while the stream is read
+/// on; a worker still busy with a large file must not let a later entry overtake it. Each
+/// case puts 1 MiB before the entry a later one depends on, in many directories.
+#[test]
+fn files_written_on_workers_keep_the_streams_order() {
+    let root = Root::new();
+    let layers = layers(&root);
+    let big = "b".repeat(1 << 20);
+    // A directory whose files are still being written, replaced by a file.
+    let mut tar = Tarball::new();
+    for i in 0..16 {
+        tar.add(&dir(&format!("d{i}/")));
+        tar.add(&dir(&format!("d{i}/x/")));
+        tar.add(&file(&format!("d{i}/x/big"), &big));
+        tar.add(&file(&format!("d{i}/x/inside"), "1"));
+        tar.add(&file(&format!("d{i}/x"), "x is a file now"));
+    }
+    let (id, applied) = apply(&layers, tar.bytes());
+    applied.unwrap();
+    for i in 0..16 {
+        let x = layers.diff_dir(&id).join(format!("d{i}/x"));
+        assert_eq!(fs::read_to_string(&x).unwrap(), "x is a file now", "{}", x.display());
+    }
+    // A name under a file still being written: refused, as when written in order.
+    for i in 0..8 {
+        let tar = Tarball::new()
+            .with(dir("d/"))
+            .with(file("d/big", &big))
+            .with(file("d/a", "a file"))
+            .with(file("d/a/b", "under a file"));
+        let (_, applied) = apply(&layers, tar.bytes());
+        let err = applied.expect_err(&format!("run {i}: d/a/b under the file d/a"));
+        assert!(err.to_string().contains("d/a"), "{err}");
+    }
+}
+
 /// dockerd's rules for malformed archives (its load refuses both, checked by hand against
 /// dockerd 20.10): a path twice is refused where the exact tarball must be rebuilt (images),
 /// while a plain `layer apply` keeps tar's "the last one wins" (see above); a zero block

@@ -24,6 +24,7 @@ pub(crate) mod tarsplit;
 mod tarstream;
 pub mod tree;
 mod unpack;
+mod writers;
 
 pub use apply::{Applied, ApplyOptions, Staged};
 pub(crate) use changes::size as tree_size;

@@ -10,12 +10,13 @@
 //! Whiteouts become what OverlayFS reads: `.wh.NAME` a 0/0 character device `NAME`,
 //! `.wh..wh..opq` the xattr `trusted.overlay.opaque=y` on its directory.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io::{ErrorKind, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
@@ -23,6 +24,7 @@ use tar_core::EntryType;
 
 use super::path::{Whiteout, normalize, whiteout};
 use super::tarstream::{Entry, TarStream};
+use super::writers::Writers;
 use crate::error::{Error, Result};
 
 /// The xattr that marks an opaque directory.
@@ -42,7 +44,7 @@ pub(crate) struct Unpacked {
 pub(crate) struct Extractor {
     root: OwnedFd,
     /// The last parent opened, kept while entries share it.
-    parent: Option<(PathBuf, Rc<OwnedFd>)>,
+    parent: Option<(PathBuf, Arc<OwnedFd>)>,
     /// Directory mtimes, set after everything else (writing into a directory changes it).
     dir_times: Vec<(PathBuf, u64)>,
     out: Unpacked,
@@ -50,7 +52,27 @@ pub(crate) struct Extractor {
     prefix: PathBuf,
     /// Whether `.wh.` entries are whiteouts (a layer) or plain files (`cp`, a build's COPY).
     whiteouts: bool,
+    /// Workers writing small files while the stream is read on.
+    writers: Writers<FileJob>,
+    /// The files handed to the workers since they were last waited for, and every directory
+    /// above them: an entry at one of those names, or under one of those files, waits.
+    handed: HashSet<PathBuf>,
+    handed_dirs: HashSet<PathBuf>,
 }
+
+/// A file for a worker: made (in place of whatever has its name), filled and given its
+/// metadata.
+struct FileJob {
+    dir: Arc<OwnedFd>,
+    base: std::ffi::OsString,
+    path: PathBuf,
+    entry: Entry,
+    data: Vec<u8>,
+}
+
+/// Files at most this large go to the workers, their bytes held until written; larger ones
+/// are written from the stream as it is read.
+const HANDED_MAX: u64 = 1 << 20;
 
 impl Extractor {
     /// Extract into `root`, an existing empty directory.
@@ -64,6 +86,9 @@ impl Extractor {
             out: Unpacked::default(),
             prefix: PathBuf::new(),
             whiteouts: true,
+            writers: Writers::new(write_file),
+            handed: HashSet::new(),
+            handed_dirs: HashSet::new(),
         })
     }
 
@@ -87,6 +112,7 @@ impl Extractor {
                 other => other,
             })?;
         }
+        self.writers.wait()?;
         self.parent = None;
         for (path, mtime) in std::mem::take(&mut self.dir_times).into_iter().rev() {
             // A later entry may have replaced the directory (by a file or a symlink): skip it.
@@ -112,6 +138,11 @@ impl Extractor {
         };
         let parent = parent.to_owned();
         let kind = if self.whiteouts { whiteout(base) } else { Whiteout::None };
+        if !self.handed.is_empty() && self.touches_handed(&path, &parent, &kind, entry) {
+            self.writers.wait()?;
+            self.handed.clear();
+            self.handed_dirs.clear();
+        }
         match kind {
             Whiteout::Invalid => return Err(refuse("invalid whiteout entry")),
             Whiteout::Meta => return Ok(()),
@@ -131,6 +162,9 @@ impl Extractor {
                 return set_times_at(&*dir, name, entry.mtime).map_err(sys(&target));
             }
             Whiteout::None => {}
+        }
+        if (entry.kind.is_file() || entry.kind.is_contiguous()) && entry.size <= HANDED_MAX {
+            return self.hand_over(entry, &parent, base, path.clone(), tar);
         }
 
         // Create first; only when something is already there, make way and try again (a
@@ -171,7 +205,7 @@ impl Extractor {
                 }
                 let fd = rustix::fs::openat(&dir, base, dir_flags() | OFlags::NOFOLLOW, Mode::empty())
                     .map_err(sys(&path))?;
-                self.metadata(&fd, entry, &path)?;
+                metadata(&fd, entry, &path)?;
                 self.dir_times.push((path, entry.mtime));
             }
             k if k.is_file() || k.is_contiguous() => {
@@ -184,7 +218,7 @@ impl Extractor {
                 let fd = OwnedFd::from(file);
                 // A file made here is a new inode; hard links to it add nothing.
                 self.out.size += entry.size;
-                self.metadata(&fd, entry, &path)?;
+                metadata(&fd, entry, &path)?;
                 rustix::fs::futimens(&fd, &times(entry.mtime)).map_err(sys(&path))?;
             }
             k if k.is_symlink() => {
@@ -231,17 +265,6 @@ impl Extractor {
         Ok(true)
     }
 
-    /// Owner, mode and xattrs of an open file or directory. The mode goes after the owner,
-    /// since `chown` clears set-user-ID bits.
-    fn metadata(&self, fd: &OwnedFd, entry: &Entry, path: &Path) -> Result<()> {
-        rustix::fs::fchown(fd, Some(uid(entry.uid)), Some(gid(entry.gid))).map_err(sys(path))?;
-        rustix::fs::fchmod(fd, Mode::from_raw_mode(entry.mode & 0o7777)).map_err(sys(path))?;
-        for (name, value) in wanted_xattrs(entry) {
-            rustix::fs::fsetxattr(fd, name, value, rustix::fs::XattrFlags::empty()).map_err(xattr_error(path))?;
-        }
-        Ok(())
-    }
-
     /// Xattrs of an entry that cannot be opened (symlink, device): through the parent's fd.
     fn xattrs_at(&self, dir: &OwnedFd, base: &OsStr, entry: &Entry, path: &Path) -> Result<()> {
         let at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(base);
@@ -269,17 +292,64 @@ impl Extractor {
         }
     }
 
-    fn parent_fd(&mut self, parent: &Path) -> Result<Rc<OwnedFd>> {
+    /// Whether the entry at `path` touches a name the workers may still be making: one of
+    /// their files or a directory above one (the entry's own name, or a whiteout's), a
+    /// directory on its path that is one of their files, or a hard link's target.
+    fn touches_handed(&self, path: &Path, parent: &Path, kind: &Whiteout, entry: &Entry) -> bool {
+        let named = match kind {
+            Whiteout::Delete(name) => parent.join(name),
+            _ => path.to_owned(),
+        };
+        let under_handed = |p: &Path| p.ancestors().any(|a| self.handed.contains(a));
+        if self.handed_dirs.contains(&named) || under_handed(&named) {
+            return true;
+        }
+        entry.kind.is_hard_link()
+            && entry.link.as_deref().and_then(normalize).is_none_or(|t| under_handed(&self.prefix.join(t)))
+    }
+
+    /// Give a regular file to the workers, its bytes read from the stream.
+    fn hand_over<R: std::io::Read>(
+        &mut self,
+        entry: &Entry,
+        parent: &Path,
+        base: &OsStr,
+        path: PathBuf,
+        tar: &mut TarStream<R>,
+    ) -> Result<()> {
+        let dir = self.parent_fd(parent)?;
+        let mut data = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
+        tar.read_content(|chunk| {
+            data.extend_from_slice(chunk);
+            Ok(())
+        })?;
+        self.out.size += entry.size;
+        // The worker may replace a directory by that name: forget it as a parent.
+        if self.parent.as_ref().is_some_and(|(p, _)| p.starts_with(&path)) {
+            self.parent = None;
+        }
+        for a in path.ancestors().skip(1) {
+            if !self.handed_dirs.insert(a.to_owned()) {
+                break;
+            }
+        }
+        self.handed.insert(path.clone());
+        let job = FileJob { dir, base: base.to_owned(), path, entry: entry.clone(), data };
+        let bytes = job.data.len();
+        self.writers.send(parent, bytes, job)
+    }
+
+    fn parent_fd(&mut self, parent: &Path) -> Result<Arc<OwnedFd>> {
         if let Some((p, fd)) = &self.parent
             && p == parent
         {
-            return Ok(Rc::clone(fd));
+            return Ok(Arc::clone(fd));
         }
-        let fd = Rc::new(match self.open_in_root(parent) {
+        let fd = Arc::new(match self.open_in_root(parent) {
             Ok(fd) => fd,
             Err(_) => self.make_dirs(parent)?,
         });
-        self.parent = Some((parent.to_owned(), Rc::clone(&fd)));
+        self.parent = Some((parent.to_owned(), Arc::clone(&fd)));
         Ok(fd)
     }
 
@@ -312,6 +382,44 @@ impl Extractor {
         let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         rustix::fs::openat2(&self.root, path, flags, Mode::empty(), in_root()).map_err(sys(path))
     }
+}
+
+/// Owner, mode and xattrs of an open file or directory. The mode goes after the owner, since
+/// `chown` clears set-user-ID bits.
+fn metadata(fd: &OwnedFd, entry: &Entry, path: &Path) -> Result<()> {
+    rustix::fs::fchown(fd, Some(uid(entry.uid)), Some(gid(entry.gid))).map_err(sys(path))?;
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(entry.mode & 0o7777)).map_err(sys(path))?;
+    for (name, value) in wanted_xattrs(entry) {
+        rustix::fs::fsetxattr(fd, name, value, rustix::fs::XattrFlags::empty()).map_err(xattr_error(path))?;
+    }
+    Ok(())
+}
+
+/// A worker's job: make the file (whatever had its name made way, unless a directory cannot),
+/// write it, and give it its owner, mode, xattrs and mtime.
+fn write_file(job: FileJob) -> Result<()> {
+    let FileJob { dir, base, path, entry, data } = job;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let create = || rustix::fs::openat(&*dir, &base, flags, Mode::from_raw_mode(0o600));
+    let fd = match create() {
+        Ok(fd) => fd,
+        Err(Errno::EXIST) => {
+            match rustix::fs::statat(&*dir, &base, AtFlags::SYMLINK_NOFOLLOW).map_err(sys(&path))? {
+                st if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                    remove_tree_at(&dir, &base).map_err(sys(&path))?
+                }
+                _ => rustix::fs::unlinkat(&*dir, &base, AtFlags::empty()).map_err(sys(&path))?,
+            }
+            made(create(), &path)?
+                .ok_or_else(|| refuse(&format!("{}: its name is taken and cannot be freed", path.display())))?
+        }
+        Err(e) => return Err(sys(&path)(e)),
+    };
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&data).map_err(|e| Error::io("write", &path, e))?;
+    let fd = OwnedFd::from(file);
+    metadata(&fd, &entry, &path)?;
+    rustix::fs::futimens(&fd, &times(entry.mtime)).map_err(sys(&path))
 }
 
 fn dir_flags() -> OFlags {

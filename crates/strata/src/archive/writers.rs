@@ -53,10 +53,11 @@ pub(crate) struct Writers<J: Send + 'static> {
 }
 
 impl<J: Send + 'static> Writers<J> {
-    /// Workers doing `work`, one per core up to four; none on a single core.
+    /// Two workers doing `work` (two directories at once is where the gain is, and pulls and
+    /// loads already extract one layer per core); none on a single core.
     pub(crate) fn new(work: fn(J) -> Result<()>) -> Writers<J> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let count = if cores < 2 { 0 } else { cores.min(4) };
+        let count = if cores < 2 { 0 } else { 2 };
         let state = State { outstanding: 0, queued: vec![(0, 0); count], error: None, stopped: false };
         Writers {
             work,

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use crate::error::{Error, Result};
 
 /// Bytes queued for one worker at most (a file larger than that still goes alone).
-const BUDGET: usize = 8 << 20;
+const BUDGET: usize = 4 << 20;
 /// Jobs queued for one worker at most (empty files cost no bytes).
 const MAX_JOBS: usize = 4096;
 

@@ -386,8 +386,9 @@ pub(crate) fn tag(root: &Path, args: TagArgs) -> Result<ExitCode> {
 pub(crate) fn rmi(root: &Path, args: RmiArgs) -> Result<ExitCode> {
     let store = images(root)?;
     let mut code = ExitCode::SUCCESS;
-    for name in &args.images {
-        match store.remove(name, args.force) {
+    let names: Vec<&str> = args.images.iter().map(String::as_str).collect();
+    for result in store.remove_each(&names, args.force)? {
+        match result {
             Ok(removed) => {
                 for r in removed {
                     match r {

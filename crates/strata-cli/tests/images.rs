@@ -247,6 +247,17 @@ fn tag_and_rmi_follow_dockers_rules_and_keep_shared_layers() {
     assert_eq!(out.lines().filter(|l| l.starts_with("Deleted:")).count(), 1, "no layer deleted: {out}");
     assert_eq!(root.ok(&["layer", "ls", "-q"]).lines().count(), 3);
 
+    // Several names in one command: each removed in turn, a failure in between stopping
+    // nothing (as docker: exit 1, one line for it).
+    root.ok(&["tag", "big:1", "b1"]);
+    root.ok(&["tag", "big:1", "b2"]);
+    let out = root.strata(&["rmi", "b1", "nothing:here", "b2"]);
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Untagged: b1:latest\nUntagged: b2:latest\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().count() == 1 && err.contains("nothing:here"), "{err}");
+    assert_eq!(json(&root.ok(&["inspect", "big:1"]))[0]["RepoTags"], serde_json::json!(["big:1"]));
+
     // The last image takes every layer with it.
     let out = root.ok(&["rmi", "big:1"]);
     assert_eq!(out.lines().filter(|l| l.starts_with("Deleted: sha256:")).count(), 4, "image + 3 layers: {out}");

@@ -294,7 +294,7 @@ fn current_log(store: &Store, kind: &Kind) -> Result<Option<String>> {
     let Ok(text) = std::fs::read_to_string(path(store, kind)) else { return Ok(None) };
     let current = text.starts_with(HEADER)
         && text.ends_with(&format!("@ {now}\n"))
-        && text.matches("\n@ ").count() <= MAX_APPENDED;
+        && memchr::memmem::find_iter(text.as_bytes(), b"\n@ ").count() <= MAX_APPENDED;
     Ok(current.then_some(text))
 }
 

@@ -39,9 +39,52 @@ impl ImageStore {
     /// Remove an image or one of its names, as `docker rmi` does; `force` removes an image
     /// with several names, or one a stopped container uses (the container keeps its layers).
     pub fn remove(&self, name: &str, force: bool) -> Result<Vec<Removed>> {
+        self.remove_each(&[name], force)?.pop().unwrap_or_else(|| Ok(Vec::new()))
+    }
+
+    /// [`remove`](Self::remove) each of `names` in turn, as `docker rmi A B …` does: each its
+    /// own journaled removal, a failure of one not stopping the next, and one result each. The
+    /// store stays locked throughout and the names file is read once (again after a failure).
+    pub fn remove_each(&self, names: &[&str], force: bool) -> Result<Vec<Result<Vec<Removed>>>> {
         let lock = self.store.write_lock()?;
-        let mut repos = self.repositories()?;
-        let id = self.resolve_in(name, &repos)?;
+        let mut repos: Option<super::Repositories> = None;
+        let mut results = Vec::with_capacity(names.len());
+        let mut trash = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let result = match repos.take() {
+                Some(r) => Ok(r),
+                None => self.repositories(),
+            }
+            .and_then(|mut r| {
+                let removed = self.remove_locked(&lock, &mut r, name, force, &mut |s| trash.push((i, s)))?;
+                repos = Some(r);
+                Ok(removed)
+            });
+            results.push(result);
+        }
+        drop(lock);
+        // What the removals took away is deleted once nobody waits on the lock for it.
+        for (i, scratch) in trash {
+            if let Err(e) = scratch.finish()
+                && results[i].is_ok()
+            {
+                results[i] = Err(e);
+            }
+        }
+        Ok(results)
+    }
+
+    /// One removal, under `lock`, with the names as they are now in `repos`; the removed
+    /// layers' trees go to `trash`.
+    fn remove_locked(
+        &self,
+        lock: &crate::lock::StoreLock,
+        repos: &mut super::Repositories,
+        name: &str,
+        force: bool,
+        trash: &mut dyn FnMut(crate::scratch::Scratch),
+    ) -> Result<Vec<Removed>> {
+        let id = self.resolve_in(name, repos)?;
         let (containers, using) = self.containers_using(id)?;
         let using: Vec<&ContainerUse> = using.iter().collect();
         let conflict = |reason: String| Error::ImageConflict { image: name.to_owned(), reason };
@@ -68,7 +111,7 @@ impl ImageStore {
             }
             untag.insert(0, given);
             if names.iter().any(|n| !untag.contains(n)) {
-                return self.finish_remove(lock, &mut repos, untag, Vec::new(), id);
+                return self.finish_remove(lock, repos, untag, Vec::new(), id, trash);
             }
         } else if single_repository(&names) {
             untag.extend(names.iter().cloned());
@@ -111,17 +154,19 @@ impl ImageStore {
             delete.push(p);
             parent = self.imagedb.parent(p)?;
         }
-        self.finish_remove(lock, &mut repos, untag, delete, id)
+        self.finish_remove(lock, repos, untag, delete, id, trash)
     }
 
-    /// Journal every step, then take them: names, images, layerdb entries, overlay2 layers.
+    /// Journal every step, then take them: names, images, layerdb entries, overlay2 layers
+    /// (their trees handed to `trash`, to delete after the lock).
     fn finish_remove(
         &self,
-        lock: crate::lock::StoreLock,
+        lock: &crate::lock::StoreLock,
         repos: &mut super::Repositories,
         untag: Vec<Reference>,
         delete: Vec<ImageId>,
         id: ImageId,
+        trash: &mut dyn FnMut(crate::scratch::Scratch),
     ) -> Result<Vec<Removed>> {
         // Layers can only go with an image: an untag alone reads no other image.
         let chains = if delete.is_empty() { Vec::new() } else { self.unreferenced_chains(&delete)? };
@@ -151,19 +196,14 @@ impl ImageStore {
             self.imagedb.remove(*d)?;
             out.push(Removed::Deleted(d.to_string()));
         }
-        let mut trash = Vec::new();
         for (chain, cache) in &chains {
             self.layerdb.remove(*chain, &journal.name())?;
             if self.store.layer_dir(cache).exists() {
-                trash.push(self.layers.remove_locked(&lock, cache)?);
+                trash(self.layers.remove_locked(lock, cache)?);
             }
             out.push(Removed::Deleted(chain.to_string()));
         }
         journal.finish()?;
-        drop(lock);
-        for scratch in trash {
-            scratch.finish()?;
-        }
         Ok(out)
     }
 

@@ -967,6 +967,25 @@ fn a_container_outlives_its_force_removed_image() {
     assert_unmounted(&root);
 }
 
+/// An image that a commit was built on cannot be removed by ID while the commit stands, as
+/// with docker ("image has dependent child images"); nothing changes.
+#[test]
+fn an_image_with_a_child_stays_until_the_child_goes() {
+    let root = Root::new();
+    let image = host_image(&root);
+    root.ok(&["create", "--name", "parent-of", "img:1", "true"]);
+    let child = root.ok(&["commit", "parent-of", "child:1"]);
+    root.ok(&["rm", "parent-of"]);
+    let before = common::snapshot(&root.path().join("image"));
+    let error = root.fails(&["rmi", &image]);
+    assert!(error.contains("built on it") && error.contains(&child[7..19]), "{error}");
+    assert_eq!(common::snapshot(&root.path().join("image")), before);
+    root.ok(&["rmi", "child:1"]);
+    let removed = root.ok(&["rmi", &image]);
+    assert!(removed.contains(&format!("Deleted: {image}")), "{removed}");
+    assert!(root.ok(&["check"]).ends_with("clean"));
+}
+
 /// Removing the last container on a force-removed image frees the image's layers, as dockerd's
 /// `ReleaseRWLayer` releases the parent chain.
 #[test]

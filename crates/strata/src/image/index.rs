@@ -137,10 +137,7 @@ impl ImageStore {
 
     /// Every image built on another, and that other.
     pub(crate) fn image_parents(&self) -> Result<HashMap<ImageId, ImageId>> {
-        let index = Index::load(&self.store, &PARENTS, |name| {
-            let parent = self.imagedb.parent(name.parse()?)?;
-            Ok(Some(parent.map_or("-".into(), |p| p.hex().to_owned())))
-        })?;
+        let index = Index::load(&self.store, &PARENTS, |name| self.read_parent(name))?;
         let mut out = HashMap::new();
         for (name, value) in index.iter() {
             if let Some(parent) = word(Some(value)) {
@@ -148,6 +145,20 @@ impl ImageStore {
             }
         }
         Ok(out)
+    }
+
+    /// The images built on `id`, in no order: one pass over the index's log when it is
+    /// current, no map of every image.
+    pub(crate) fn image_children(&self, id: ImageId) -> Result<Vec<ImageId>> {
+        let hex = id.hex();
+        let found = Index::find(&self.store, &PARENTS, |name| self.read_parent(name), |v| v == hex)?;
+        found.iter().map(|(child, _)| child.parse()).collect()
+    }
+
+    /// An image's parent as an index value (`-` for none).
+    fn read_parent(&self, name: &str) -> Result<Option<String>> {
+        let parent = self.imagedb.parent(name.parse()?)?;
+        Ok(Some(parent.map_or("-".into(), |p| p.hex().to_owned())))
     }
 
     /// Every container's image, state and name (`<root>/containers/*/config.v2.json`, the file

@@ -322,8 +322,7 @@ impl ImageStore {
 
     /// Images whose recorded parent is `id`.
     fn children_of(&self, id: ImageId) -> Result<Vec<ImageId>> {
-        let mut out: Vec<ImageId> =
-            self.image_parents()?.into_iter().filter(|(_, parent)| *parent == id).map(|(child, _)| child).collect();
+        let mut out = self.image_children(id)?;
         out.sort();
         Ok(out)
     }

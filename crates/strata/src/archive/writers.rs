@@ -156,7 +156,14 @@ fn worker<J>(index: usize, shared: &Shared, work: fn(J) -> Result<()>, jobs: &mp
             let state = shared.lock();
             state.stopped || state.error.is_some()
         };
-        let result = if skip { Ok(()) } else { work(job) };
+        // A panic is an error like another: the caller waiting on this job must wake.
+        let result = if skip {
+            Ok(())
+        } else {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(job))).unwrap_or_else(|_| {
+                Err(Error::io("write", "a file", std::io::Error::other("a writer thread panicked")))
+            })
+        };
         let mut state = shared.lock();
         state.outstanding -= 1;
         state.queued[index].0 -= bytes;

@@ -58,6 +58,8 @@ pub(crate) struct Extractor {
     /// above them: an entry at one of those names, or under one of those files, waits.
     handed: HashSet<PathBuf>,
     handed_dirs: HashSet<PathBuf>,
+    /// Whether the last error came from a writer (and so names its own file).
+    writer_failed: bool,
 }
 
 /// A file for a worker: made (in place of whatever has its name), filled and given its
@@ -89,6 +91,7 @@ impl Extractor {
             writers: Writers::new(write_file),
             handed: HashSet::new(),
             handed_dirs: HashSet::new(),
+            writer_failed: false,
         })
     }
 
@@ -105,12 +108,15 @@ impl Extractor {
     pub(crate) fn unpack<R: std::io::Read>(mut self, tar: &mut TarStream<R>) -> Result<Unpacked> {
         while let Some(entry) = tar.next_entry()? {
             self.out.entries += 1;
-            self.entry(&entry, tar).map_err(|e| match e {
-                Error::Archive { reason } => {
-                    Error::Archive { reason: format!("{}: {reason}", String::from_utf8_lossy(&entry.path)) }
-                }
-                other => other,
-            })?;
+            if let Err(e) = self.entry(&entry, tar) {
+                // A writer's error names its own file, not the entry being read.
+                return Err(match e {
+                    Error::Archive { reason } if !self.writer_failed => {
+                        Error::Archive { reason: format!("{}: {reason}", String::from_utf8_lossy(&entry.path)) }
+                    }
+                    other => other,
+                });
+            }
         }
         self.writers.wait()?;
         self.parent = None;
@@ -139,7 +145,9 @@ impl Extractor {
         let parent = parent.to_owned();
         let kind = if self.whiteouts { whiteout(base) } else { Whiteout::None };
         if !self.handed.is_empty() && self.touches_handed(&path, &parent, &kind, entry) {
-            self.writers.wait()?;
+            let waited = self.writers.wait();
+            self.writer_failed = waited.is_err();
+            waited?;
             self.handed.clear();
             self.handed_dirs.clear();
         }
@@ -336,7 +344,9 @@ impl Extractor {
         self.handed.insert(path.clone());
         let job = FileJob { dir, base: base.to_owned(), path, entry: entry.clone(), data };
         let bytes = job.data.len();
-        self.writers.send(parent, bytes, job)
+        let sent = self.writers.send(parent, bytes, job);
+        self.writer_failed = sent.is_err();
+        sent
     }
 
     fn parent_fd(&mut self, parent: &Path) -> Result<Arc<OwnedFd>> {

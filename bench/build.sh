@@ -19,18 +19,9 @@ trap 'echo "bench/build.sh: failed at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 require_root
-need_packages hyperfine docker.io podman buildah runc
+need_packages buildah
 RUNS=${RUNS:-5}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/strata-bench}
-ROOTFS_TAR=${ROOTFS_TAR:-/var/tmp/strata-debian-rootfs.tar}
-[ -s "$ROOTFS_TAR" ] || { echo "no $ROOTFS_TAR: run bench/containers.sh once (it makes it)" >&2; exit 1; }
-build_release
-mkdir -p "$BENCH_DIR"
-W=$(mktemp -d "$BENCH_DIR/bld.XXXXXX")
-trap bench_cleanup EXIT
-say() { echo "== $*" >&2; }
-RES=$W/results
-mkdir -p "$RES"
+bench_with_peers bld
 
 start_peers_with_debian
 BUILDAH="env TMPDIR=$W/ptmp buildah --root $W/podman --runroot $W/r --storage-driver overlay"

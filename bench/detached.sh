@@ -19,19 +19,9 @@ trap 'echo "bench/detached.sh: failed at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 require_root
-need_packages hyperfine docker.io podman runc
 RUNS=${RUNS:-20}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/strata-bench}
-ROOTFS_TAR=${ROOTFS_TAR:-/var/tmp/strata-debian-rootfs.tar}
-[ -s "$ROOTFS_TAR" ] || { echo "no $ROOTFS_TAR: run bench/containers.sh once (it makes it)" >&2; exit 1; }
-build_release
-mkdir -p "$BENCH_DIR"
-W=$(mktemp -d "$BENCH_DIR/det.XXXXXX") # short: podman wants a run root under 50 characters
-trap bench_cleanup EXIT
-say() { echo "== $*" >&2; }
+bench_with_peers det # short: podman wants a run root under 50 characters
 script() { cat > "$1"; chmod +x "$1"; } # hyperfine -N runs --prepare without a shell
-RES=$W/results
-mkdir -p "$RES" "$W/ptmp"
 
 start_peers_with_debian
 

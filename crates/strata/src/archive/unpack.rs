@@ -304,12 +304,13 @@ impl Extractor {
     /// their files or a directory above one (the entry's own name, or a whiteout's), a
     /// directory on its path that is one of their files, or a hard link's target.
     fn touches_handed(&self, path: &Path, parent: &Path, kind: &Whiteout, entry: &Entry) -> bool {
-        let named = match kind {
-            Whiteout::Delete(name) => parent.join(name),
-            _ => path.to_owned(),
+        // Borrowed for every entry but a whiteout: this runs once per entry.
+        let named: std::borrow::Cow<Path> = match kind {
+            Whiteout::Delete(name) => parent.join(name).into(),
+            _ => path.into(),
         };
         let under_handed = |p: &Path| p.ancestors().any(|a| self.handed.contains(a));
-        if self.handed_dirs.contains(&named) || under_handed(&named) {
+        if self.handed_dirs.contains(named.as_ref()) || under_handed(&named) {
             return true;
         }
         entry.kind.is_hard_link()

@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirEntryExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{IoContext, Result};
 use crate::store::Store;
@@ -122,70 +123,31 @@ impl Index {
     }
 
     /// The few entries whose value `matches`, and their values, as [`load`](Self::load) would
-    /// give them; for an index of entries that never change, whose log is current, by one pass
-    /// over its lines that keeps only the matches (for every entry, [`scan`](Self::scan)).
+    /// give them.
     pub(crate) fn find(
         store: &Store,
         kind: &Kind,
         read: impl FnMut(&str) -> Result<Option<String>>,
         matches: impl Fn(&str) -> bool,
     ) -> Result<Vec<(String, String)>> {
-        if let Some(text) = current_log(store, kind)? {
-            let mut found: Vec<(&str, &str)> = Vec::new();
-            for line in text[HEADER.len()..].lines() {
-                let (name, value) = match (line.strip_prefix('-'), line.strip_prefix('+')) {
-                    (Some(name), _) => (name, None),
-                    (_, Some(rest)) => {
-                        let mut parts = rest.splitn(3, ' ');
-                        (parts.next().unwrap_or_default(), parts.nth(1).filter(|v| matches(v)))
-                    }
-                    _ => continue,
-                };
-                if !found.is_empty() {
-                    found.retain(|f| f.0 != name);
-                }
-                if let Some(value) = value {
-                    found.push((name, value));
-                }
-            }
-            return Ok(found.into_iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect());
-        }
-        let index = Index::load(store, kind, read)?;
-        Ok(index.iter().filter(|(_, v)| matches(v)).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        let entries = Index::entries(store, kind, read)?;
+        Ok(entries.iter().filter(|(_, v)| matches(v)).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
     }
 
-    /// Every entry and its value, as [`load`](Self::load) would give them, handed to `each`
-    /// in no order. For an index of entries that never change, whose log is current, this is
-    /// one pass over its lines from the end (the last line of an entry is its state), with no
-    /// copy of any entry.
-    pub(crate) fn scan(
+    /// Every entry with a value, as [`load`](Self::load) would give them. For an index of
+    /// entries that never change, they are the parsed log kept in memory while the
+    /// directory's stamp stays the same (see [`Known`]): a command asking many questions of
+    /// one index reads and parses its log once.
+    pub(crate) fn entries(
         store: &Store,
         kind: &Kind,
         read: impl FnMut(&str) -> Result<Option<String>>,
-        mut each: impl FnMut(&str, &str),
-    ) -> Result<()> {
-        if let Some(text) = current_log(store, kind)? {
-            let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
-            for line in text[HEADER.len()..].lines().rev() {
-                if let Some(name) = line.strip_prefix('-') {
-                    seen.insert(name);
-                } else if let Some(rest) = line.strip_prefix('+') {
-                    let mut parts = rest.splitn(3, ' ');
-                    let (name, _, value) = (parts.next().unwrap_or_default(), parts.next(), parts.next());
-                    if seen.insert(name)
-                        && let Some(value) = value
-                    {
-                        each(name, value);
-                    }
-                }
-            }
-            return Ok(());
+    ) -> Result<Entries> {
+        if kind.stamp_file.is_none() {
+            return Ok(Entries(Known::current(store, kind, read)?));
         }
-        let index = Index::load(store, kind, read)?;
-        for (name, value) in index.iter() {
-            each(name, value);
-        }
-        Ok(())
+        let entries = Index::load(store, kind, read)?.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        Ok(Entries(Arc::new(Known { stamp: String::new(), entries, by_value: OnceLock::new() })))
     }
 
     /// Read `name` again unless its stamp is the one known; whether anything changed.
@@ -230,12 +192,44 @@ impl Index {
     }
 }
 
+/// The entries of an index that have a value, as they were when asked for; cheap to hold
+/// (shared with what is kept in memory, never changed under its holder).
+#[derive(Debug, Clone)]
+pub(crate) struct Entries(Arc<Known>);
+
+impl Entries {
+    /// Every entry and its value, in no order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The value of `name`, if it is an entry with one.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0.entries.get(name).map(String::as_str)
+    }
+
+    /// The entries whose value is `value`, in no order: a lookup once the entries by value
+    /// are made (on the first such question to these entries, kept with them in memory).
+    pub(crate) fn with_value(&self, value: &str) -> &[String] {
+        let by_value = self.0.by_value.get_or_init(|| {
+            let mut by_value: Map<Vec<String>> = Map::default();
+            for (name, value) in &self.0.entries {
+                by_value.entry(value.clone()).or_default().push(name.clone());
+            }
+            by_value
+        });
+        by_value.get(value).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// One change by strata to a watched directory, recorded in its index: begun before the
 /// change, so that the index is only marked current if it was current before.
 pub(crate) struct Change {
     file: PathBuf,
     dir: PathBuf,
     stamp_file: Option<&'static str>,
+    /// The directory's stamp before the change.
+    before: Option<String>,
     current: bool,
 }
 
@@ -244,11 +238,9 @@ impl Change {
     pub(crate) fn begin(store: &Store, kind: &Kind) -> Change {
         let dir = (kind.dir)(store);
         let file = path(store, kind);
-        let current = match (dir_stamp(&dir), last_stamp(&file)) {
-            (Ok(Some(now)), Some(recorded)) => now == recorded,
-            _ => false,
-        };
-        Change { file, dir, stamp_file: kind.stamp_file, current }
+        let before = dir_stamp(&dir).ok().flatten();
+        let current = before.is_some() && before == last_stamp(&file);
+        Change { file, dir, stamp_file: kind.stamp_file, before, current }
     }
 
     /// `name` was added (or rewritten) and holds `value`.
@@ -258,21 +250,24 @@ impl Change {
             Some(f) => EntryStamps::open(&self.dir, f).and_then(|s| s.of(name)).ok().filter(|s| s != MISSING),
         };
         match stamp {
-            Some(stamp) => self.append(&format!("+{name} {stamp} {value}\n")),
-            None => self.append(""), // not marked current: the next load reads the directory
+            Some(stamp) => self.append(&format!("+{name} {stamp} {value}\n"), Some((name, Some(value)))),
+            None => self.append("", None), // not marked current: the next load reads the directory
         }
     }
 
     /// `name` was removed.
     pub(crate) fn removed(self, name: &str) {
-        self.append(&format!("-{name}\n"));
+        self.append(&format!("-{name}\n"), Some((name, None)));
     }
 
-    fn append(self, line: &str) {
-        if !self.current || line.is_empty() {
-            return;
+    /// Append `line` and the directory's new stamp to the log, and make the same `edit` to
+    /// the parsed log in memory (`None`: the change is not known).
+    fn append(self, line: &str, edit: Option<(&str, Option<&str>)>) {
+        let after = dir_stamp(&self.dir).ok().flatten();
+        if self.stamp_file.is_none() {
+            Known::edit(&self.file, self.before.as_deref(), after.as_deref(), edit);
         }
-        let Ok(Some(stamp)) = dir_stamp(&self.dir) else { return };
+        let Some(stamp) = after.filter(|_| self.current && !line.is_empty()) else { return };
         let result = std::fs::OpenOptions::new()
             .append(true)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
@@ -284,18 +279,112 @@ impl Change {
     }
 }
 
-/// The log of an index of entries that never change, if it is current and short enough to
-/// be read as it is (else [`Index::load`] reads the directory, or writes the log anew).
-fn current_log(store: &Store, kind: &Kind) -> Result<Option<String>> {
-    if kind.stamp_file.is_some() {
-        return Ok(None);
+/// The entries of an index of entries that never change, with their values, as its log said
+/// when the watched directory's stamp was `stamp`. strata keeps them in memory, by the log's
+/// path, while that stamp stays the same (strata's own [`Change`]s edit them in step with the
+/// log), so that a command asking many questions of one index (an `rmi` of 100 names, each
+/// removing layers) reads and parses its log once, not once per question, much as a daemon
+/// keeps its maps. A stamp that moved means the log is read again.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    stamp: String,
+    entries: Map<String>,
+    /// The entries by value, made when first asked for, then kept in step.
+    by_value: OnceLock<Map<Vec<String>>>,
+}
+
+/// A map by name or value: 64-digit hex strings and short links, hashed quickly (no key is
+/// chosen by an attacker who could not already write the store).
+type Map<V> = HashMap<String, V, foldhash::fast::FixedState>;
+
+/// The parsed logs kept, by path; forgotten all at once past [`KNOWN_MAX`] (many stores).
+static KNOWN: std::sync::LazyLock<Mutex<HashMap<PathBuf, Arc<Known>>>> = std::sync::LazyLock::new(Default::default);
+
+/// How many parsed logs are kept at most (six kinds of index per store).
+const KNOWN_MAX: usize = 64;
+
+fn known() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Arc<Known>>> {
+    KNOWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Known {
+    /// The current entries of `kind`'s directory: kept, or parsed from a current log, or
+    /// loaded (the directory read, `read` giving new entries' values).
+    fn current(store: &Store, kind: &Kind, read: impl FnMut(&str) -> Result<Option<String>>) -> Result<Arc<Known>> {
+        let Some(now) = dir_stamp(&(kind.dir)(store))? else { return Ok(Arc::default()) };
+        let file = path(store, kind);
+        if let Some(kept) = known().get(&file).filter(|k| k.stamp == now) {
+            return Ok(Arc::clone(kept));
+        }
+        tracing::trace!(index = kind.name, "reading the log");
+        let entries = match current_log(&file, &now) {
+            Some(text) => parse_entries(&text[HEADER.len()..]),
+            // The stamp read before the load may be older than what it saw: then it is read
+            // again next time, never trusted too long.
+            None => Index::load(store, kind, read)?.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        };
+        let kept = Arc::new(Known { stamp: now, entries, by_value: OnceLock::new() });
+        let mut memory = known();
+        if memory.len() >= KNOWN_MAX && !memory.contains_key(&file) {
+            memory.clear();
+        }
+        memory.insert(file, Arc::clone(&kept));
+        Ok(kept)
     }
-    let Some(now) = dir_stamp(&(kind.dir)(store))? else { return Ok(None) };
-    let Ok(text) = std::fs::read_to_string(path(store, kind)) else { return Ok(None) };
+
+    /// A change by strata from stamp `before` to `after`: made to the kept entries of `file`
+    /// if they were current before it, else they are forgotten.
+    fn edit(file: &Path, before: Option<&str>, after: Option<&str>, edit: Option<(&str, Option<&str>)>) {
+        let mut memory = known();
+        let Some(kept) = memory.get_mut(file) else { return };
+        match (before, after, edit) {
+            (Some(before), Some(after), Some((name, value))) if kept.stamp == before => {
+                let kept = Arc::make_mut(kept);
+                kept.stamp = after.to_owned();
+                let old = match value {
+                    Some(value) => kept.entries.insert(name.to_owned(), value.to_owned()),
+                    None => kept.entries.remove(name),
+                };
+                if let Some(by_value) = kept.by_value.get_mut() {
+                    if let Some(names) = old.and_then(|old| by_value.get_mut(&old)) {
+                        names.retain(|n| n != name);
+                    }
+                    if let Some(value) = value {
+                        by_value.entry(value.to_owned()).or_default().push(name.to_owned());
+                    }
+                }
+            }
+            _ => drop(memory.remove(file)),
+        }
+    }
+}
+
+/// The entries with a value that a log's lines (after its header) leave.
+fn parse_entries(body: &str) -> Map<String> {
+    let mut entries = Map::default();
+    for line in body.lines() {
+        if let Some(name) = line.strip_prefix('-') {
+            entries.remove(name);
+        } else if let Some(rest) = line.strip_prefix('+') {
+            let mut parts = rest.splitn(3, ' ');
+            let (name, value) = (parts.next().unwrap_or_default(), parts.nth(1));
+            match value {
+                Some(value) => entries.insert(name.to_owned(), value.to_owned()),
+                None => entries.remove(name),
+            };
+        }
+    }
+    entries
+}
+
+/// The log at `file`, if it is current for the directory's stamp `now` and short enough to be
+/// read as it is (else [`Index::load`] reads the directory, or writes the log anew).
+fn current_log(file: &Path, now: &str) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
     let current = text.starts_with(HEADER)
         && text.ends_with(&format!("@ {now}\n"))
         && memchr::memmem::find_iter(text.as_bytes(), b"\n@ ").count() <= MAX_APPENDED;
-    Ok(current.then_some(text))
+    current.then_some(text)
 }
 
 /// `strata/index/<name>` of a store.
@@ -574,6 +663,53 @@ mod tests {
         let read = |n: &str| Ok(Some(if n == "e" { "x".into() } else { "?".into() }));
         let found = Index::find(&store, &FIXED, read, |v| v == "x");
         assert_eq!(found.unwrap().len(), 3);
+    }
+
+    #[test]
+    fn entries_kept_in_memory_follow_strata_s_changes_and_see_other_tools() {
+        let (_tmp, store) = store();
+        let entries = |read_ok: bool| {
+            let read = |n: &str| {
+                assert!(read_ok, "{n} read: the entries in memory were current");
+                Ok(std::fs::read_to_string(store.root().join("w").join(n).join("f")).ok())
+            };
+            let entries = Index::entries(&store, &FIXED, read).unwrap();
+            let mut all: Vec<(String, String)> = entries.iter().map(|(k, v)| (k.into(), v.into())).collect();
+            all.sort();
+            (all, entries)
+        };
+        add(&store, "a", "x");
+        add(&store, "b", "y");
+        let (all, held) = entries(true);
+        assert_eq!(all, pairs(&[("a", "x"), ("b", "y")]));
+        assert_eq!(held.with_value("x"), ["a"]);
+        // strata's own changes edit what is kept: the answers move with them, with neither the
+        // directory nor the log read (it is taken away).
+        let change = Change::begin(&store, &FIXED);
+        add(&store, "c", "x");
+        change.added("c", "x");
+        let change = Change::begin(&store, &FIXED);
+        std::fs::remove_dir_all(store.root().join("w/a")).unwrap();
+        change.removed("a");
+        std::fs::remove_file(store.private_dir().join("index/test")).unwrap();
+        let (all, now) = entries(false);
+        assert_eq!(all, pairs(&[("b", "y"), ("c", "x")]));
+        assert_eq!(now.with_value("x"), ["c"]);
+        assert_eq!(now.get("a"), None);
+        assert_eq!(held.with_value("x"), ["a"], "entries handed out earlier do not change under their holder");
+        // Another tool's change moves the directory's stamp: what is kept is not trusted.
+        add(&store, "d", "x");
+        let (all, now) = entries(true);
+        assert_eq!(all, pairs(&[("b", "y"), ("c", "x"), ("d", "x")]));
+        let mut with_x = now.with_value("x").to_vec();
+        with_x.sort();
+        assert_eq!(with_x, ["c", "d"]);
+        // A change begun while what is kept was stale forgets it, and the log is read again.
+        add(&store, "e", "z");
+        let change = Change::begin(&store, &FIXED);
+        add(&store, "f", "z");
+        change.added("f", "z");
+        assert_eq!(entries(true).0.len(), 5);
     }
 
     #[test]

@@ -140,13 +140,9 @@ impl crate::image::ImageStore {
         let repos = self.repositories()?;
         let mut out = Vec::new();
         let hex = chain.hex();
-        let mut using: Vec<String> = Vec::new();
-        self.scan_image_chains(|image, chains| {
-            if chains.split(' ').any(|c| c == hex) {
-                using.push(image.to_owned());
-            }
-        })?;
-        let mut images = using.iter().map(|i| i.parse()).collect::<Result<Vec<crate::image::ImageId>>>()?;
+        let chains = self.image_chains()?;
+        let using = chains.iter().filter(|(_, chains)| chains.split(' ').any(|c| c == hex));
+        let mut images = using.map(|(image, _)| image.parse()).collect::<Result<Vec<crate::image::ImageId>>>()?;
         images.sort();
         for image in images {
             match repos.names_of(image).first() {

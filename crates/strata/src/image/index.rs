@@ -8,7 +8,7 @@ use super::ImageStore;
 use super::ids::{ChainId, ImageId};
 use super::layerdb::MountRecord;
 use crate::error::{Error, Result};
-use crate::index::{Index, Kind};
+use crate::index::{Entries, Index, Kind};
 use crate::store::Store;
 
 fn hex64(name: &str) -> bool {
@@ -137,9 +137,9 @@ impl ImageStore {
 
     /// Every image built on another, and that other.
     pub(crate) fn image_parents(&self) -> Result<HashMap<ImageId, ImageId>> {
-        let index = Index::load(&self.store, &PARENTS, |name| self.read_parent(name))?;
+        let entries = Index::entries(&self.store, &PARENTS, |name| self.read_parent(name))?;
         let mut out = HashMap::new();
-        for (name, value) in index.iter() {
+        for (name, value) in entries.iter() {
             if let Some(parent) = word(Some(value)) {
                 out.insert(name.parse()?, parent.parse()?);
             }
@@ -147,12 +147,11 @@ impl ImageStore {
         Ok(out)
     }
 
-    /// The images built on `id`, in no order: one pass over the index's log when it is
-    /// current, no map of every image.
+    /// The images built on `id`, in no order, without a map of every image.
     pub(crate) fn image_children(&self, id: ImageId) -> Result<Vec<ImageId>> {
         let hex = id.hex();
-        let found = Index::find(&self.store, &PARENTS, |name| self.read_parent(name), |v| v == hex)?;
-        found.iter().map(|(child, _)| child.parse()).collect()
+        let entries = Index::entries(&self.store, &PARENTS, |name| self.read_parent(name))?;
+        entries.with_value(&hex).iter().map(|child| child.parse()).collect()
     }
 
     /// An image's parent as an index value (`-` for none).
@@ -168,13 +167,11 @@ impl ImageStore {
         Ok(index.iter().filter_map(|(id, value)| container_use(id, value)).collect())
     }
 
-    /// Each container's image (`None`: its directory holds no record), through the index of
-    /// what never changes (see [`CONTAINER_IMAGES`]).
-    pub(crate) fn container_images(&self) -> Result<Vec<(String, Option<String>)>> {
-        let index = Index::load(&self.store, &CONTAINER_IMAGES, |name| {
-            Ok(self.read_container(name)?.map(|v| v.split(' ').next().unwrap_or("?").to_owned()))
-        })?;
-        Ok(index.iter().map(|(id, image)| (id.to_owned(), word(Some(image)).map(str::to_owned))).collect())
+    /// Each container's image (64 hex digits; `?`: its directory holds no record), through
+    /// the index of what never changes (see [`CONTAINER_IMAGES`]).
+    pub(crate) fn container_images(&self) -> Result<Entries> {
+        let read = |name: &str| Ok(self.read_container(name)?.map(|v| v.split(' ').next().unwrap_or("?").to_owned()));
+        Index::entries(&self.store, &CONTAINER_IMAGES, read)
     }
 
     /// One container as its record says now, read afresh.
@@ -201,17 +198,15 @@ impl ImageStore {
     }
 
     /// Every image (64 hex digits) and the chainIDs it stands on (hex, base first, joined by
-    /// spaces), as the index holds them, handed to `each`: nothing parsed or copied.
-    pub(crate) fn scan_image_chains(&self, each: impl FnMut(&str, &str)) -> Result<()> {
-        Index::scan(&self.store, &IMAGES, |name| self.read_image(name), each)
+    /// spaces), as the index holds them: nothing parsed or copied.
+    pub(crate) fn image_chains(&self) -> Result<Entries> {
+        Index::entries(&self.store, &IMAGES, |name| self.read_image(name))
     }
 
     /// Every container's layers as the index holds them: `mount-id init-id parent` (`?` for a
     /// writable layer not recorded, `-` for none), nothing parsed.
-    pub(crate) fn mount_values(&self) -> Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        Index::scan(&self.store, &MOUNTS, |name| self.read_mount(name), |n, v| out.push((n.to_owned(), v.to_owned())))?;
-        Ok(out)
+    pub(crate) fn mount_values(&self) -> Result<Entries> {
+        Index::entries(&self.store, &MOUNTS, |name| self.read_mount(name))
     }
 
     /// An image's index value, from its config.

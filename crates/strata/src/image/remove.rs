@@ -146,7 +146,7 @@ impl ImageStore {
         let mut parent = self.imagedb.parent(id)?;
         while let Some(p) = parent {
             let untouched = repos.names_of(p).is_empty()
-                && !containers.contains(&p)
+                && !containers.contains(p)
                 && self.children_of(p)?.iter().all(|c| delete.contains(c));
             if !untouched || !self.imagedb.contains(p) {
                 break;
@@ -260,27 +260,39 @@ impl ImageStore {
         except_images: &[ImageId],
         except_container: Option<&str>,
     ) -> Result<HashSet<ChainId>> {
-        let wanted: HashMap<String, ChainId> = candidates.iter().map(|c| (c.hex(), *c)).collect();
-        let excepted: HashSet<String> = except_images.iter().map(|i| i.hex()).collect();
+        // Every image's chains are looked up: hashed quickly (hex digests).
+        type Fast = foldhash::fast::FixedState;
+        let hex: Vec<(String, ChainId)> = candidates.iter().map(|c| (c.hex(), *c)).collect();
+        let wanted: HashMap<&[u8], ChainId, Fast> = hex.iter().map(|(h, c)| (h.as_bytes(), *c)).collect();
+        let excepted: HashSet<String, Fast> = except_images.iter().map(|i| i.hex()).collect();
+        let images = self.image_chains()?;
         let mut kept = HashSet::new();
-        let mut kept_tops: HashSet<String> = HashSet::new();
-        self.scan_image_chains(|image, chains| {
+        for (image, chains) in images.iter() {
             if excepted.contains(image) {
-                return;
+                continue;
             }
-            kept.extend(chains.split(' ').filter_map(|c| wanted.get(c)));
-            if let Some(top) = chains.rsplit(' ').next().filter(|t| !t.is_empty()) {
-                kept_tops.insert(top.to_owned());
-            }
-        })?;
-        for (container, record) in self.mount_values()? {
+            each_chain(chains, |c| {
+                if let Some(c) = wanted.get(c) {
+                    kept.insert(*c);
+                }
+            });
+        }
+        // A container stands on its image's whole stack, which that image (if kept) covers;
+        // the stacks of the others are walked.
+        let container_images = self.container_images()?;
+        for (container, record) in self.mount_values()?.iter() {
             let mut words = record.split(' ');
             if words.next().is_none_or(|w| w == "?") {
-                let path = self.layerdb.mounts_dir().join(&container).join("mount-id");
+                let path = self.layerdb.mounts_dir().join(container).join("mount-id");
                 return Err(crate::Error::corrupt(path, "is missing"));
             }
             let Some(parent) = words.nth(1).filter(|p| *p != "-") else { continue };
-            if Some(container.as_str()) == except_container || kept_tops.contains(parent) {
+            let covered = container_images
+                .get(container)
+                .filter(|image| !excepted.contains(*image))
+                .and_then(|image| images.get(image))
+                .is_some_and(|chains| chains.rsplit(' ').next() == Some(parent));
+            if covered || Some(container) == except_container {
                 continue;
             }
             let mut next = Some(parent.parse::<ChainId>()?);
@@ -327,37 +339,27 @@ impl ImageStore {
         Ok(out)
     }
 
-    /// Containers by the image they were made from. A record that cannot be read is an
-    /// error: it might use any image, so no image is removed.
-    /// The images containers use, and the containers that use `id` as their records say now.
-    /// Which image a container uses never changes, so the index of containers' images answers
-    /// the first without a `stat` per container; only the few users of `id` are read afresh. A
-    /// container whose record could not be read is looked at again through the index of whole
-    /// records; one that still has none is an error, naming it.
-    fn containers_using(&self, id: ImageId) -> Result<(HashSet<ImageId>, Vec<ContainerUse>)> {
-        let mut images = HashSet::new();
-        let mut users = Vec::new();
-        let mut unknown = HashSet::new();
-        for (container, image) in self.container_images()? {
-            let Some(image) = image else {
-                unknown.insert(container);
-                continue;
-            };
-            let image: ImageId = image.parse()?;
-            images.insert(image);
-            if image == id
-                && let Some(now) = self.container_now(&container)?
-            {
-                users.push(now);
+    /// Which images containers use, and the containers that use `id` as their records say
+    /// now. Which image a container uses never changes, so the index of containers' images
+    /// answers the first without a `stat` per container; only the few users of `id` are read
+    /// afresh. A container whose record could not be read is looked at again through the index
+    /// of whole records; one that still has none is an error, naming it.
+    fn containers_using(&self, id: ImageId) -> Result<(ImagesInUse, Vec<ContainerUse>)> {
+        let images = self.container_images()?;
+        if images.with_value("?").is_empty() {
+            let mut users = Vec::new();
+            for container in images.with_value(&id.hex()) {
+                if let Some(now) = self.container_now(container)? {
+                    users.push(now);
+                }
             }
-        }
-        if unknown.is_empty() {
             users.sort_by(|a, b| a.id.cmp(&b.id));
-            return Ok((images, users));
+            return Ok((ImagesInUse::Index(images), users));
         }
         // A record missing when the image index read it may be there now (dockerd was making
         // the container): the whole-record index says, and the image index learns it.
-        let (mut images, mut users) = (HashSet::new(), Vec::new());
+        let unknown = images.with_value("?");
+        let (mut in_use, mut users) = (HashSet::new(), Vec::new());
         for container in self.container_index()? {
             let Some(image) = &container.image else {
                 let path = self.store.containers_dir().join(&container.id).join("config.v2.json");
@@ -370,12 +372,38 @@ impl ImageStore {
                 crate::index::Change::begin(&self.store, &super::index::CONTAINER_IMAGES).added(&container.id, image);
             }
             let image: ImageId = image.parse()?;
-            images.insert(image);
+            in_use.insert(image);
             if image == id {
                 users.push(container);
             }
         }
-        Ok((images, users))
+        Ok((ImagesInUse::Set(in_use), users))
+    }
+}
+
+/// The images some container uses: the index of containers' images, or a set read afresh.
+enum ImagesInUse {
+    Index(crate::index::Entries),
+    Set(HashSet<ImageId>),
+}
+
+impl ImagesInUse {
+    fn contains(&self, image: ImageId) -> bool {
+        match self {
+            ImagesInUse::Index(entries) => !entries.with_value(&image.hex()).is_empty(),
+            ImagesInUse::Set(set) => set.contains(&image),
+        }
+    }
+}
+
+/// Each chainID of an image's index value (hex, joined by spaces), handed to `each`: taken in
+/// 65-byte steps when the value has that shape, else split at its spaces.
+fn each_chain(chains: &str, mut each: impl FnMut(&[u8])) {
+    let bytes = chains.as_bytes();
+    if bytes.len() % 65 == 64 && bytes.iter().skip(64).step_by(65).all(|b| *b == b' ') {
+        bytes.chunks(65).for_each(|c| each(&c[..64]));
+    } else {
+        chains.split(' ').for_each(|c| each(c.as_bytes()));
     }
 }
 

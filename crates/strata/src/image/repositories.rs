@@ -17,12 +17,13 @@ use crate::fsutil::{read_optional, write_new};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Repositories {
     refs: BTreeMap<Reference, ImageId>,
-    /// Entries strata cannot read (repository, name, value), written back as they were read:
-    /// they are dockerd's, or a later tool's.
-    unknown: Vec<(String, String, String)>,
+    /// The file as it will be written, kept in step with `refs`, so that saving after one
+    /// change does not render every name again. It also holds the entries strata cannot read,
+    /// as they were read: they are dockerd's, or a later tool's.
+    disk: OnDisk,
 }
 
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 struct OnDisk {
     #[serde(rename = "Repositories", default)]
     repositories: BTreeMap<String, BTreeMap<String, String>>,
@@ -57,14 +58,14 @@ impl Repositories {
     }
 
     fn parse(text: &str, path: &Path) -> Result<Repositories> {
-        let disk: OnDisk = serde_json::from_str(text).map_err(|e| Error::corrupt(path, e.to_string()))?;
-        let mut refs = BTreeMap::new();
+        let read: OnDisk = serde_json::from_str(text).map_err(|e| Error::corrupt(path, e.to_string()))?;
+        let mut repos = Repositories::default();
         let mut unknown = Vec::new();
-        for (repository, names) in disk.repositories {
+        for (repository, names) in read.repositories {
             for (key, id) in names {
                 // A name strata cannot read is kept as it is, never dropped.
                 match (key.parse::<Reference>(), id.parse::<ImageId>()) {
-                    (Ok(r), Ok(id)) => drop(refs.insert(r, id)),
+                    (Ok(r), Ok(id)) => drop(repos.set(r, id)),
                     _ => {
                         tracing::debug!(%key, %id, path = %path.display(), "keeping an image name strata cannot read");
                         unknown.push((repository.clone(), key, id));
@@ -72,21 +73,17 @@ impl Repositories {
                 }
             }
         }
-        Ok(Repositories { refs, unknown })
+        for (repository, key, id) in unknown {
+            repos.disk.repositories.entry(repository).or_default().insert(key, id);
+        }
+        Ok(repos)
     }
 
     /// Write the map to `path` atomically, through a file in `scratch`.
     pub(crate) fn save(&self, path: &Path, scratch: &Path) -> Result<()> {
-        let mut disk = OnDisk::default();
-        for (repository, key, id) in &self.unknown {
-            disk.repositories.entry(repository.clone()).or_default().insert(key.clone(), id.clone());
-        }
-        for (r, id) in &self.refs {
-            disk.repositories.entry(r.name()).or_default().insert(r.to_string(), id.to_string());
-        }
         let tmp = scratch.join("repositories.json");
         crate::fsutil::remove_if_exists(&tmp)?;
-        write_new(&tmp, &serde_json::to_vec(&disk).expect("serializable"), 0o600)?;
+        write_new(&tmp, &serde_json::to_vec(&self.disk).expect("serializable"), 0o600)?;
         std::fs::rename(&tmp, path).ctx("rename", path)
     }
 
@@ -97,12 +94,21 @@ impl Repositories {
 
     /// Point a name at an image; returns what it pointed at before.
     pub fn set(&mut self, r: Reference, id: ImageId) -> Option<ImageId> {
+        self.disk.repositories.entry(r.name()).or_default().insert(r.to_string(), id.to_string());
         self.refs.insert(r, id)
     }
 
     /// Drop a name; returns what it pointed at.
     pub fn remove(&mut self, r: &Reference) -> Option<ImageId> {
-        self.refs.remove(r)
+        let id = self.refs.remove(r)?;
+        let repository = r.name();
+        if let Some(names) = self.disk.repositories.get_mut(&repository) {
+            names.remove(&r.to_string());
+            if names.is_empty() {
+                self.disk.repositories.remove(&repository);
+            }
+        }
+        Some(id)
     }
 
     /// Every name of `id`, sorted.
@@ -143,6 +149,17 @@ mod tests {
         assert_eq!(back["Repositories"]["Weird"]["Weird@md5:x"], "not-an-id");
         assert_eq!(back["Repositories"]["new"]["new:2"], id.as_str());
         assert_eq!(back["Repositories"]["ok"]["ok:1"], id.as_str());
+        // A removed name leaves the file, and its repository with its last name; a name given
+        // in a long form is written in its short form, as dockerd writes it.
+        repos.remove(&"ok:1".parse().unwrap());
+        repos.remove(&"new:2".parse().unwrap());
+        repos.set("docker.io/library/busybox:1".parse().unwrap(), id.parse().unwrap());
+        repos.save(&path, dir.path()).unwrap();
+        let back: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let repositories: Vec<&String> = back["Repositories"].as_object().unwrap().keys().collect();
+        assert_eq!(repositories, ["Weird", "busybox"]);
+        assert_eq!(back["Repositories"]["busybox"]["busybox:1"], id.as_str());
+        assert_eq!(Repositories::load(&path).unwrap(), repos, "what is saved is what is read back");
     }
 
     #[test]

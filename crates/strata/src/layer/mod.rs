@@ -390,11 +390,12 @@ impl LayerStore {
             let lowers = layout::read_lower(&self.store.home().join(name))?;
             Ok(Some(lowers.first().map_or("-", |l| l.as_str()).to_owned()))
         };
-        let found = crate::index::Index::find(&self.store, &INDEX, read, |v| v == link.as_str())?;
-        let mut children: Vec<LayerId> = found
+        let entries = crate::index::Index::entries(&self.store, &INDEX, read)?;
+        let mut children: Vec<LayerId> = entries
+            .with_value(link.as_str())
             .iter()
-            .filter(|(other, _)| other != id.as_str())
-            .filter_map(|(other, _)| other.parse().ok())
+            .filter(|other| *other != id.as_str())
+            .filter_map(|other| other.parse().ok())
             .collect();
         children.sort();
         Ok(children)

@@ -891,6 +891,24 @@ fn an_image_a_container_uses_is_not_removed() {
     assert_spotless(&root);
 }
 
+#[test]
+fn an_image_a_hand_made_layer_stands_on_is_not_removed() {
+    let (root, keep) = root_with_kept_image();
+    // A layer made with `layer create --parent` on the image's top layer, which no image or
+    // container records: the image's layers cannot go, and nothing goes (before, its names
+    // and stacks went, and the store was left damaged).
+    let upper = upper_dir(&root, "keep:1");
+    let top = upper.parent().unwrap().file_name().unwrap().to_str().unwrap().to_owned();
+    let child = root.ok(&["layer", "create", "--parent", &top]);
+    let err = refused(&root, &keep, &["rmi", "keep:1"], "child layer");
+    assert!(err.contains(&top[..12]) || err.contains(&top), "{err}");
+    root.ok(&["layer", "rm", child.trim()]);
+    root.ok(&["rmi", "keep:1"]);
+    assert!(listed(&root).is_empty());
+    assert_eq!(root.ok(&["layer", "ls", "-q"]), "");
+    assert_spotless(&root);
+}
+
 /// A header with a newline in its name, and a checksum field that is not a number.
 fn header_with_newlines() -> Vec<u8> {
     let mut h = vec![0u8; 512];

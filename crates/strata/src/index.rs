@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirEntryExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{IoContext, Result};
@@ -131,7 +132,7 @@ impl Index {
         matches: impl Fn(&str) -> bool,
     ) -> Result<Vec<(String, String)>> {
         let entries = Index::entries(store, kind, read)?;
-        Ok(entries.iter().filter(|(_, v)| matches(v)).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        Ok(entries.find(matches).into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
     }
 
     /// Every entry with a value, as [`load`](Self::load) would give them. For an index of
@@ -146,8 +147,7 @@ impl Index {
         if kind.stamp_file.is_none() {
             return Ok(Entries(Known::current(store, kind, read)?));
         }
-        let entries = Index::load(store, kind, read)?.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-        Ok(Entries(Arc::new(Known { stamp: String::new(), entries, by_value: OnceLock::new() })))
+        Ok(Entries(Arc::new(Known::loaded(String::new(), &Index::load(store, kind, read)?))))
     }
 
     /// Read `name` again unless its stamp is the one known; whether anything changed.
@@ -200,25 +200,40 @@ pub(crate) struct Entries(Arc<Known>);
 impl Entries {
     /// Every entry and its value, in no order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0.maps().entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The value of `name`, if it is an entry with one.
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0.entries.get(name).map(String::as_str)
+    /// The few entries whose value `matches`, and their values, in no order.
+    /// One pass over the log's lines for the first few questions, then over the map of entries.
+    pub(crate) fn find(&self, matches: impl Fn(&str) -> bool) -> Vec<(&str, &str)> {
+        if self.by_lines() {
+            return self.0.lines_matching(matches);
+        }
+        let entries = &self.0.maps().entries;
+        entries.iter().filter(|(_, v)| matches(v)).map(|(k, v)| (k.as_str(), v.as_str())).collect()
     }
 
-    /// The entries whose value is `value`, in no order: a lookup once the entries by value
-    /// are made (on the first such question to these entries, kept with them in memory).
-    pub(crate) fn with_value(&self, value: &str) -> &[String] {
-        let by_value = self.0.by_value.get_or_init(|| {
+    /// Whether this question is answered from the lines (and counted) rather than the maps.
+    fn by_lines(&self) -> bool {
+        self.0.maps.get().is_none() && self.0.asked.fetch_add(1, Ordering::Relaxed) < PASSES_BEFORE_MAPS
+    }
+
+    /// The entries whose value is `value`, in no order: one pass over the log's lines for the
+    /// first few such questions, then a lookup in the entries by value (made then, and kept
+    /// with them in memory).
+    pub(crate) fn with_value(&self, value: &str) -> Vec<&str> {
+        if self.by_lines() {
+            return self.0.lines_matching(|v| v == value).into_iter().map(|(name, _)| name).collect();
+        }
+        let maps = self.0.maps();
+        let by_value = maps.by_value.get_or_init(|| {
             let mut by_value: Map<Vec<String>> = Map::default();
-            for (name, value) in &self.0.entries {
+            for (name, value) in &maps.entries {
                 by_value.entry(value.clone()).or_default().push(name.clone());
             }
             by_value
         });
-        by_value.get(value).map_or(&[], Vec::as_slice)
+        by_value.get(value).map_or_else(Vec::new, |names| names.iter().map(String::as_str).collect())
     }
 }
 
@@ -283,24 +298,51 @@ impl Change {
 /// when the watched directory's stamp was `stamp`. strata keeps them in memory, by the log's
 /// path, while that stamp stays the same (strata's own [`Change`]s edit them in step with the
 /// log), so that a command asking many questions of one index (an `rmi` of 100 names, each
-/// removing layers) reads and parses its log once, not once per question, much as a daemon
-/// keeps its maps. A stamp that moved means the log is read again.
-#[derive(Debug, Clone, Default)]
+/// removing layers) reads its log once, not once per question, much as a daemon keeps its
+/// maps. A stamp that moved means the log is read again.
+///
+/// The first few questions are answered by a pass over the log's lines, which costs less than
+/// making maps of every entry when a command asks only those (a `layer rm`); the maps are made
+/// on the question after, and kept in step from then on.
+#[derive(Debug, Default)]
 struct Known {
     stamp: String,
+    /// The log's lines after its header, strata's later changes appended in the same form.
+    lines: String,
+    /// Questions answered by a pass over `lines`.
+    asked: AtomicUsize,
+    maps: OnceLock<Maps>,
+}
+
+/// The entries of a [`Known`], and (once asked for) the same by value.
+#[derive(Debug, Clone, Default)]
+struct Maps {
     entries: Map<String>,
-    /// The entries by value, made when first asked for, then kept in step.
     by_value: OnceLock<Map<Vec<String>>>,
 }
+
+impl Clone for Known {
+    fn clone(&self) -> Known {
+        Known {
+            stamp: self.stamp.clone(),
+            lines: self.lines.clone(),
+            asked: AtomicUsize::new(self.asked.load(Ordering::Relaxed)),
+            maps: self.maps.clone(),
+        }
+    }
+}
+
+/// Questions a [`Known`] answers by a pass over its lines before it makes its maps.
+const PASSES_BEFORE_MAPS: usize = 4;
 
 /// A map by name or value: 64-digit hex strings and short links, hashed quickly (no key is
 /// chosen by an attacker who could not already write the store).
 type Map<V> = HashMap<String, V, foldhash::fast::FixedState>;
 
-/// The parsed logs kept, by path; forgotten all at once past [`KNOWN_MAX`] (many stores).
+/// The logs kept, by path; forgotten all at once past [`KNOWN_MAX`] (many stores).
 static KNOWN: std::sync::LazyLock<Mutex<HashMap<PathBuf, Arc<Known>>>> = std::sync::LazyLock::new(Default::default);
 
-/// How many parsed logs are kept at most (six kinds of index per store).
+/// How many logs are kept at most (six kinds of index per store).
 const KNOWN_MAX: usize = 64;
 
 fn known() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Arc<Known>>> {
@@ -308,8 +350,8 @@ fn known() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Arc<Known>>> {
 }
 
 impl Known {
-    /// The current entries of `kind`'s directory: kept, or parsed from a current log, or
-    /// loaded (the directory read, `read` giving new entries' values).
+    /// The current entries of `kind`'s directory: kept, or a current log, or loaded (the
+    /// directory read, `read` giving new entries' values).
     fn current(store: &Store, kind: &Kind, read: impl FnMut(&str) -> Result<Option<String>>) -> Result<Arc<Known>> {
         let Some(now) = dir_stamp(&(kind.dir)(store))? else { return Ok(Arc::default()) };
         let file = path(store, kind);
@@ -317,19 +359,56 @@ impl Known {
             return Ok(Arc::clone(kept));
         }
         tracing::trace!(index = kind.name, "reading the log");
-        let entries = match current_log(&file, &now) {
-            Some(text) => parse_entries(&text[HEADER.len()..]),
+        let kept = Arc::new(match current_log(&file, &now) {
+            Some(mut text) => {
+                text.drain(..HEADER.len());
+                Known { stamp: now, lines: text, ..Known::default() }
+            }
             // The stamp read before the load may be older than what it saw: then it is read
             // again next time, never trusted too long.
-            None => Index::load(store, kind, read)?.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
-        };
-        let kept = Arc::new(Known { stamp: now, entries, by_value: OnceLock::new() });
+            None => Known::loaded(now, &Index::load(store, kind, read)?),
+        });
         let mut memory = known();
         if memory.len() >= KNOWN_MAX && !memory.contains_key(&file) {
             memory.clear();
         }
         memory.insert(file, Arc::clone(&kept));
         Ok(kept)
+    }
+
+    /// The entries of a loaded index, at `stamp`.
+    fn loaded(stamp: String, index: &Index) -> Known {
+        let entries = index.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let maps = OnceLock::from(Maps { entries, by_value: OnceLock::new() });
+        Known { stamp, maps, ..Known::default() }
+    }
+
+    /// The maps, made from the lines if they are not yet.
+    fn maps(&self) -> &Maps {
+        self.maps.get_or_init(|| Maps { entries: parse_entries(&self.lines), by_value: OnceLock::new() })
+    }
+
+    /// The entries whose value `matches`, by one pass over the lines (a later line of an
+    /// entry replaces what an earlier one said).
+    fn lines_matching(&self, matches: impl Fn(&str) -> bool) -> Vec<(&str, &str)> {
+        let mut found: Vec<(&str, &str)> = Vec::new();
+        for line in self.lines.lines() {
+            let (name, value) = match (line.strip_prefix('-'), line.strip_prefix('+')) {
+                (Some(name), _) => (name, None),
+                (_, Some(rest)) => {
+                    let mut parts = rest.splitn(3, ' ');
+                    (parts.next().unwrap_or_default(), parts.nth(1).filter(|v| matches(v)))
+                }
+                _ => continue,
+            };
+            if !found.is_empty() {
+                found.retain(|f| f.0 != name);
+            }
+            if let Some(value) = value {
+                found.push((name, value));
+            }
+        }
+        found
     }
 
     /// A change by strata from stamp `before` to `after`: made to the kept entries of `file`
@@ -341,20 +420,33 @@ impl Known {
             (Some(before), Some(after), Some((name, value))) if kept.stamp == before => {
                 let kept = Arc::make_mut(kept);
                 kept.stamp = after.to_owned();
-                let old = match value {
-                    Some(value) => kept.entries.insert(name.to_owned(), value.to_owned()),
-                    None => kept.entries.remove(name),
-                };
-                if let Some(by_value) = kept.by_value.get_mut() {
-                    if let Some(names) = old.and_then(|old| by_value.get_mut(&old)) {
-                        names.retain(|n| n != name);
-                    }
-                    if let Some(value) = value {
-                        by_value.entry(value.to_owned()).or_default().push(name.to_owned());
-                    }
+                match kept.maps.get_mut() {
+                    Some(maps) => maps.edit(name, value),
+                    None => match value {
+                        Some(value) => kept.lines.push_str(&format!("+{name} - {value}\n")),
+                        None => kept.lines.push_str(&format!("-{name}\n")),
+                    },
                 }
             }
             _ => drop(memory.remove(file)),
+        }
+    }
+}
+
+impl Maps {
+    /// `name` now holds `value` (`None`: it is gone).
+    fn edit(&mut self, name: &str, value: Option<&str>) {
+        let old = match value {
+            Some(value) => self.entries.insert(name.to_owned(), value.to_owned()),
+            None => self.entries.remove(name),
+        };
+        if let Some(by_value) = self.by_value.get_mut() {
+            if let Some(names) = old.and_then(|old| by_value.get_mut(&old)) {
+                names.retain(|n| n != name);
+            }
+            if let Some(value) = value {
+                by_value.entry(value.to_owned()).or_default().push(name.to_owned());
+            }
         }
     }
 }
@@ -667,6 +759,12 @@ mod tests {
 
     #[test]
     fn entries_kept_in_memory_follow_strata_s_changes_and_see_other_tools() {
+        // Answered from the log's lines, and from the maps made of them.
+        kept_entries_follow_changes(false);
+        kept_entries_follow_changes(true);
+    }
+
+    fn kept_entries_follow_changes(maps: bool) {
         let (_tmp, store) = store();
         let entries = |read_ok: bool| {
             let read = |n: &str| {
@@ -674,13 +772,18 @@ mod tests {
                 Ok(std::fs::read_to_string(store.root().join("w").join(n).join("f")).ok())
             };
             let entries = Index::entries(&store, &FIXED, read).unwrap();
-            let mut all: Vec<(String, String)> = entries.iter().map(|(k, v)| (k.into(), v.into())).collect();
+            if maps {
+                assert!(entries.iter().count() > 0);
+            }
+            let mut all: Vec<(String, String)> =
+                entries.find(|_| true).iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             all.sort();
             (all, entries)
         };
         add(&store, "a", "x");
         add(&store, "b", "y");
-        let (all, held) = entries(true);
+        load(&store, &FIXED); // the log is written: what is kept is its lines
+        let (all, held) = entries(false);
         assert_eq!(all, pairs(&[("a", "x"), ("b", "y")]));
         assert_eq!(held.with_value("x"), ["a"]);
         // strata's own changes edit what is kept: the answers move with them, with neither the
@@ -695,7 +798,7 @@ mod tests {
         let (all, now) = entries(false);
         assert_eq!(all, pairs(&[("b", "y"), ("c", "x")]));
         assert_eq!(now.with_value("x"), ["c"]);
-        assert_eq!(now.get("a"), None);
+        assert!(now.find(|_| true).iter().all(|(name, _)| *name != "a"));
         assert_eq!(held.with_value("x"), ["a"], "entries handed out earlier do not change under their holder");
         // Another tool's change moves the directory's stamp: what is kept is not trusted.
         add(&store, "d", "x");

@@ -203,6 +203,12 @@ impl ImageStore {
         Index::entries(&self.store, &IMAGES, |name| self.read_image(name))
     }
 
+    /// Every stack's `cache-id parent` as the index holds them (`?` for a missing cache-id, `-`
+    /// for no parent).
+    pub(crate) fn chain_values(&self) -> Result<Entries> {
+        Index::entries(&self.store, &CHAINS, |name| self.read_chain(name))
+    }
+
     /// Every container's layers as the index holds them: `mount-id init-id parent` (`?` for a
     /// writable layer not recorded, `-` for none), nothing parsed.
     pub(crate) fn mount_values(&self) -> Result<Entries> {

@@ -170,6 +170,14 @@ impl ImageStore {
     ) -> Result<Vec<Removed>> {
         // Layers can only go with an image: an untag alone reads no other image.
         let chains = if delete.is_empty() { Vec::new() } else { self.unreferenced_chains(&delete)? };
+        // Every layer that goes can go (nothing mounted, no other layer on it, such as one made
+        // with `layer create --parent`), checked before the first step: a refusal changes nothing.
+        let going: Vec<crate::LayerId> = chains.iter().map(|(_, cache)| cache.clone()).collect();
+        for cache in &going {
+            if self.store.layer_dir(cache).exists() {
+                self.layers.check_removable(lock, cache, &going)?;
+            }
+        }
         let mut journal = Journal::begin(&self.store, journal::REMOVE)?;
         let mut steps = Vec::new();
         for r in &untag {
@@ -249,58 +257,74 @@ impl ImageStore {
         Ok(stack.into_iter().take_while(|(chain, _)| !kept.contains(chain)).collect())
     }
 
-    /// The chains among `candidates` that some image (other than `except_images`) or container
-    /// (other than `except_container`) stands on. The indexes are compared as text: an image's
-    /// entry lists every chain it stands on, and a container whose stack is the whole of a kept
-    /// image's is covered by that image; only the stacks of other containers (their image
-    /// removed, or being removed) are walked.
+    /// The chains among `candidates` that something stands on: an image (other than
+    /// `except_images`) that lists it, a container (other than `except_container`) right on it,
+    /// or a stack on it that is not a candidate, or is kept (a layer never goes from under
+    /// another, as dockerd's references hold a parent). Three passes over the indexes, each
+    /// looking only for the candidates' words.
     fn chains_in_use(
         &self,
         candidates: &HashSet<ChainId>,
         except_images: &[ImageId],
         except_container: Option<&str>,
     ) -> Result<HashSet<ChainId>> {
-        // Every image's chains are looked up: hashed quickly (hex digests).
+        // Every word of every entry is looked up: hashed quickly (hex digests).
         type Fast = foldhash::fast::FixedState;
         let hex: Vec<(String, ChainId)> = candidates.iter().map(|c| (c.hex(), *c)).collect();
         let wanted: HashMap<&[u8], ChainId, Fast> = hex.iter().map(|(h, c)| (h.as_bytes(), *c)).collect();
+        let candidate = |word: &str| wanted.get(word.as_bytes()).copied();
         let excepted: HashSet<String, Fast> = except_images.iter().map(|i| i.hex()).collect();
-        let images = self.image_chains()?;
         let mut kept = HashSet::new();
-        for (image, chains) in images.iter() {
-            if excepted.contains(image) {
-                continue;
+
+        let images = self.image_chains()?;
+        let lists_one = |chains: &str| {
+            let mut hit = false;
+            each_chain(chains, |c| hit |= wanted.contains_key(c));
+            hit
+        };
+        for (image, chains) in images.find(lists_one) {
+            if !excepted.contains(image) {
+                each_chain(chains, |c| kept.extend(wanted.get(c)));
             }
-            each_chain(chains, |c| {
-                if let Some(c) = wanted.get(c) {
-                    kept.insert(*c);
-                }
-            });
         }
-        // A container stands on its image's whole stack, which that image (if kept) covers;
-        // the stacks of the others are walked.
-        let container_images = self.container_images()?;
-        for (container, record) in self.mount_values()?.iter() {
+
+        // A container's layers: `mount-id init-id parent`; one without a recorded layer might
+        // stand on anything.
+        let mounts = self.mount_values()?;
+        let on_one = |record: &str| {
+            let mut words = record.split(' ');
+            words.next().is_none_or(|w| w == "?") || words.nth(1).and_then(candidate).is_some()
+        };
+        for (container, record) in mounts.find(on_one) {
             let mut words = record.split(' ');
             if words.next().is_none_or(|w| w == "?") {
                 let path = self.layerdb.mounts_dir().join(container).join("mount-id");
-                return Err(crate::Error::corrupt(path, "is missing"));
+                return Err(Error::corrupt(path, "is missing: what this container stands on is unknown"));
             }
-            let Some(parent) = words.nth(1).filter(|p| *p != "-") else { continue };
-            let covered = container_images
-                .get(container)
-                .filter(|image| !excepted.contains(*image))
-                .and_then(|image| images.get(image))
-                .is_some_and(|chains| chains.rsplit(' ').next() == Some(parent));
-            if covered || Some(container) == except_container {
-                continue;
+            if Some(container) != except_container {
+                kept.extend(words.nth(1).and_then(candidate));
             }
-            let mut next = Some(parent.parse::<ChainId>()?);
-            while let Some(chain) = next {
-                if candidates.contains(&chain) {
-                    kept.insert(chain);
+        }
+
+        // Stacks right on a candidate (`cache-id parent`, the parent as its file says it:
+        // `sha256:<hex>`), and the candidates they keep, from the top down.
+        let chains = self.chain_values()?;
+        let parent_of =
+            |value: &str| value.split(' ').nth(1).map(|p| p.strip_prefix("sha256:").unwrap_or(p)).and_then(candidate);
+        let children: Vec<(ChainId, Option<ChainId>)> = chains
+            .find(|value| parent_of(value).is_some())
+            .into_iter()
+            .filter_map(|(child, value)| Some((parent_of(value)?, candidate(child))))
+            .collect();
+        loop {
+            let before = kept.len();
+            for (parent, child) in &children {
+                if child.is_none_or(|c| kept.contains(&c)) {
+                    kept.insert(*parent);
                 }
-                next = self.layerdb.get(chain)?.and_then(|r| r.parent);
+            }
+            if kept.len() == before {
+                break;
             }
         }
         Ok(kept)
@@ -368,7 +392,7 @@ impl ImageStore {
                     "is missing: which image this container uses is unknown, so no image is removed",
                 ));
             };
-            if unknown.contains(&container.id) {
+            if unknown.contains(&container.id.as_str()) {
                 crate::index::Change::begin(&self.store, &super::index::CONTAINER_IMAGES).added(&container.id, image);
             }
             let image: ImageId = image.parse()?;

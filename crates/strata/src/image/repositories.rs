@@ -58,25 +58,44 @@ impl Repositories {
     }
 
     fn parse(text: &str, path: &Path) -> Result<Repositories> {
-        let read: OnDisk = serde_json::from_str(text).map_err(|e| Error::corrupt(path, e.to_string()))?;
-        let mut repos = Repositories::default();
-        let mut unknown = Vec::new();
-        for (repository, names) in read.repositories {
+        let disk: OnDisk = serde_json::from_str(text).map_err(|e| Error::corrupt(path, e.to_string()))?;
+        let mut refs = BTreeMap::new();
+        let mut respelt = Vec::new();
+        for (repository, names) in &disk.repositories {
             for (key, id) in names {
                 // A name strata cannot read is kept as it is, never dropped.
                 match (key.parse::<Reference>(), id.parse::<ImageId>()) {
-                    (Ok(r), Ok(id)) => drop(repos.set(r, id)),
-                    _ => {
-                        tracing::debug!(%key, %id, path = %path.display(), "keeping an image name strata cannot read");
-                        unknown.push((repository.clone(), key, id));
+                    (Ok(r), Ok(id)) => {
+                        // Written back in Docker's short form, under its repository.
+                        let short = r.to_string();
+                        let under = short.strip_prefix(repository.as_str()).and_then(|rest| rest.chars().next());
+                        if short != *key || !matches!(under, Some(':' | '@')) {
+                            respelt.push((repository.clone(), key.clone(), r.clone()));
+                        }
+                        refs.insert(r, id);
                     }
+                    _ => tracing::debug!(%key, %id, path = %path.display(), "keeping an image name strata cannot read"),
                 }
             }
         }
-        for (repository, key, id) in unknown {
-            repos.disk.repositories.entry(repository).or_default().insert(key, id);
+        let mut repos = Repositories { refs, disk };
+        for (repository, key, r) in respelt {
+            repos.forget(&repository, &key);
+            if let Some(id) = repos.refs.get(&r).copied() {
+                repos.set(r, id);
+            }
         }
         Ok(repos)
+    }
+
+    /// Drop `key` from the file's `repository`, and the repository if it was its last name.
+    fn forget(&mut self, repository: &str, key: &str) {
+        if let Some(names) = self.disk.repositories.get_mut(repository) {
+            names.remove(key);
+            if names.is_empty() {
+                self.disk.repositories.remove(repository);
+            }
+        }
     }
 
     /// Write the map to `path` atomically, through a file in `scratch`.
@@ -101,13 +120,7 @@ impl Repositories {
     /// Drop a name; returns what it pointed at.
     pub fn remove(&mut self, r: &Reference) -> Option<ImageId> {
         let id = self.refs.remove(r)?;
-        let repository = r.name();
-        if let Some(names) = self.disk.repositories.get_mut(&repository) {
-            names.remove(&r.to_string());
-            if names.is_empty() {
-                self.disk.repositories.remove(&repository);
-            }
-        }
+        self.forget(&r.name(), &r.to_string());
         Some(id)
     }
 
@@ -137,11 +150,11 @@ mod tests {
         let path = dir.path().join("repositories.json");
         let id = format!("sha256:{}", "a".repeat(64));
         let text = format!(
-            r#"{{"Repositories":{{"ok":{{"ok:1":"{id}"}},"Weird":{{"Weird:Name":"{id}","Weird@md5:x":"not-an-id"}}}}}}"#
+            r#"{{"Repositories":{{"ok":{{"ok:1":"{id}"}},"Weird":{{"Weird:Name":"{id}","Weird@md5:x":"not-an-id"}},"docker.io/library/alpine":{{"docker.io/library/alpine:3":"{id}"}}}}}}"#
         );
         std::fs::write(&path, &text).unwrap();
         let mut repos = Repositories::load(&path).unwrap();
-        assert_eq!(repos.iter().count(), 1);
+        assert_eq!(repos.iter().count(), 2);
         repos.set("new:2".parse().unwrap(), id.parse().unwrap());
         repos.save(&path, dir.path()).unwrap();
         let back: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -149,10 +162,13 @@ mod tests {
         assert_eq!(back["Repositories"]["Weird"]["Weird@md5:x"], "not-an-id");
         assert_eq!(back["Repositories"]["new"]["new:2"], id.as_str());
         assert_eq!(back["Repositories"]["ok"]["ok:1"], id.as_str());
+        assert_eq!(back["Repositories"]["alpine"]["alpine:3"], id.as_str(), "a long form is written short");
+        assert!(back["Repositories"].get("docker.io/library/alpine").is_none());
         // A removed name leaves the file, and its repository with its last name; a name given
         // in a long form is written in its short form, as dockerd writes it.
         repos.remove(&"ok:1".parse().unwrap());
         repos.remove(&"new:2".parse().unwrap());
+        repos.remove(&"alpine:3".parse().unwrap());
         repos.set("docker.io/library/busybox:1".parse().unwrap(), id.parse().unwrap());
         repos.save(&path, dir.path()).unwrap();
         let back: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

@@ -174,17 +174,9 @@ impl LayerStore {
 
     /// [`remove`](Self::remove) under the store lock: the layer is gone when this returns;
     /// finishing the returned scratch (its files' deletion) can wait until the lock is dropped.
-    pub(crate) fn remove_locked(&self, _lock: &StoreLock, id: &LayerId) -> Result<Scratch> {
+    pub(crate) fn remove_locked(&self, lock: &StoreLock, id: &LayerId) -> Result<Scratch> {
         let dir = self.existing_dir(id)?;
-        let mounts = self.reconcile_mounts(id)?;
-        if mounts > 0 {
-            return Err(Error::Mounted { id: id.clone(), mounts });
-        }
-        let link = layout::read_link(&dir)?;
-        let children = self.children(id, link.as_ref())?;
-        if !children.is_empty() {
-            return Err(Error::HasChildren { id: id.clone(), children });
-        }
+        let link = self.check_removable(lock, id, &[])?;
         let what = match &link {
             Some(link) => format!("remove {id} {link}"),
             None => format!("remove {id}"),
@@ -201,6 +193,28 @@ impl LayerStore {
         }
         tracing::debug!(%id, "removed layer");
         Ok(scratch)
+    }
+
+    /// That `id` can be removed now (under the lock): nothing has it mounted, and no layer but
+    /// those of `going` (removed before it) stands on it. Its link, for the removal.
+    pub(crate) fn check_removable(
+        &self,
+        _lock: &StoreLock,
+        id: &LayerId,
+        going: &[LayerId],
+    ) -> Result<Option<ShortLink>> {
+        let dir = self.existing_dir(id)?;
+        let mounts = self.reconcile_mounts(id)?;
+        if mounts > 0 {
+            return Err(Error::Mounted { id: id.clone(), mounts });
+        }
+        let link = layout::read_link(&dir)?;
+        let mut children = self.children(id, link.as_ref())?;
+        children.retain(|c| !going.contains(c));
+        if !children.is_empty() {
+            return Err(Error::HasChildren { id: id.clone(), children });
+        }
+        Ok(link)
     }
 
     /// Every layer in the store, sorted by ID.
@@ -394,7 +408,7 @@ impl LayerStore {
         let mut children: Vec<LayerId> = entries
             .with_value(link.as_str())
             .iter()
-            .filter(|other| *other != id.as_str())
+            .filter(|other| **other != id.as_str())
             .filter_map(|other| other.parse().ok())
             .collect();
         children.sort();

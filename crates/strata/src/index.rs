@@ -223,7 +223,7 @@ impl Entries {
     /// with them in memory).
     pub(crate) fn with_value(&self, value: &str) -> Vec<&str> {
         if self.by_lines() {
-            return self.0.lines_matching(|v| v == value).into_iter().map(|(name, _)| name).collect();
+            return self.0.lines_with_value(value);
         }
         let maps = self.0.maps();
         let by_value = maps.by_value.get_or_init(|| {
@@ -409,6 +409,28 @@ impl Known {
             }
         }
         found
+    }
+
+    /// The entries whose value is `value`, found as the lines that end with it (a search, not
+    /// a reading of every line) and that no later line replaces or removes.
+    fn lines_with_value(&self, value: &str) -> Vec<&str> {
+        use memchr::memmem;
+        let text = self.lines.as_str();
+        let ending = format!(" {value}\n");
+        let mut names = Vec::new();
+        for at in memmem::find_iter(text.as_bytes(), ending.as_bytes()) {
+            let end = at + ending.len() - 1;
+            let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let Some(rest) = text[start..end].strip_prefix('+') else { continue };
+            let mut parts = rest.splitn(3, ' ');
+            let (name, found) = (parts.next().unwrap_or_default(), parts.nth(1));
+            let later = &text.as_bytes()[end..];
+            let replaced = |line: String| memmem::find(later, line.as_bytes()).is_some();
+            if found == Some(value) && !replaced(format!("\n-{name}\n")) && !replaced(format!("\n+{name} ")) {
+                names.push(name);
+            }
+        }
+        names
     }
 
     /// A change by strata from stamp `before` to `after`: made to the kept entries of `file`
@@ -727,6 +749,11 @@ mod tests {
             let found = Index::find(&store, &FIXED, read, |v| v == value).unwrap();
             let mut found: Vec<String> = found.into_iter().map(|(name, _)| name).collect();
             found.sort();
+            // The search for lines ending with the value agrees.
+            let entries = Index::entries(&store, &FIXED, read).unwrap();
+            let mut searched: Vec<String> = entries.with_value(value).into_iter().map(str::to_owned).collect();
+            searched.sort();
+            assert_eq!(found, searched, "{value}");
             found
         };
         add(&store, "a", "x");

@@ -173,10 +173,12 @@ impl ImageStore {
         // Every layer that goes can go (nothing mounted, no other layer on it, such as one made
         // with `layer create --parent`), checked before the first step: a refusal changes nothing.
         let going: Vec<crate::LayerId> = chains.iter().map(|(_, cache)| cache.clone()).collect();
+        let mut links = Vec::with_capacity(going.len());
         for cache in &going {
-            if self.store.layer_dir(cache).exists() {
-                self.layers.check_removable(lock, cache, &going)?;
-            }
+            links.push(match self.store.layer_dir(cache).exists() {
+                true => Some(self.layers.check_removable(lock, cache, &going)?),
+                false => None,
+            });
         }
         let mut journal = Journal::begin(&self.store, journal::REMOVE)?;
         let mut steps = Vec::new();
@@ -204,10 +206,10 @@ impl ImageStore {
             self.imagedb.remove(*d)?;
             out.push(Removed::Deleted(d.to_string()));
         }
-        for (chain, cache) in &chains {
+        for ((chain, cache), link) in chains.iter().zip(links) {
             self.layerdb.remove(*chain, &journal.name())?;
-            if self.store.layer_dir(cache).exists() {
-                trash(self.layers.remove_locked(lock, cache)?);
+            if let Some(link) = link {
+                trash(self.layers.remove_checked(lock, cache, link)?);
             }
             out.push(Removed::Deleted(chain.to_string()));
         }

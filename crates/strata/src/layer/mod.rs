@@ -175,8 +175,14 @@ impl LayerStore {
     /// [`remove`](Self::remove) under the store lock: the layer is gone when this returns;
     /// finishing the returned scratch (its files' deletion) can wait until the lock is dropped.
     pub(crate) fn remove_locked(&self, lock: &StoreLock, id: &LayerId) -> Result<Scratch> {
-        let dir = self.existing_dir(id)?;
         let link = self.check_removable(lock, id, &[])?;
+        self.remove_checked(lock, id, link)
+    }
+
+    /// [`remove_locked`](Self::remove_locked) of a layer [`check_removable`](Self::check_removable)
+    /// passed under this hold of the lock, with the link it gave.
+    pub(crate) fn remove_checked(&self, _lock: &StoreLock, id: &LayerId, link: Option<ShortLink>) -> Result<Scratch> {
+        let dir = self.existing_dir(id)?;
         let what = match &link {
             Some(link) => format!("remove {id} {link}"),
             None => format!("remove {id}"),

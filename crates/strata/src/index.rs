@@ -19,6 +19,10 @@
 //! entry by entry: only new or changed entries are read again. A missing, torn or unreadable
 //! index is rebuilt; a failure to save one is logged and ignored.
 //!
+//! An index of entries that never change is read once per process while its directory's stamp
+//! holds ([`Index::entries`]): its first questions are answered from the log's lines, later
+//! ones from maps made of them, and strata's own changes are applied to both.
+//!
 //! strata's own writers keep the log current with [`Change`]: under the store lock, they take
 //! the directory's stamp before the change and append the entry and the new stamp after it,
 //! only if the log was current before. What another tool changes in the same directory in
@@ -213,6 +217,21 @@ impl Entries {
         entries.iter().filter(|(_, v)| matches(v)).map(|(k, v)| (k.as_str(), v.as_str())).collect()
     }
 
+    /// The entries whose value's last word is one of `words`, with that word, in no order: a
+    /// search of the log's lines for each word at first, then a pass over the map of entries.
+    pub(crate) fn with_last_word<'a>(&'a self, words: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+        if self.by_lines() {
+            let each =
+                words.iter().map(|w| self.0.lines_ending(w, |v| last_word(v) == *w).into_iter().map(move |n| (n, *w)));
+            return each.flatten().collect();
+        }
+        let entries = &self.0.maps().entries;
+        entries
+            .iter()
+            .filter_map(|(k, v)| words.iter().find(|w| last_word(v) == **w).map(|w| (k.as_str(), *w)))
+            .collect()
+    }
+
     /// Whether this question is answered from the lines (and counted) rather than the maps.
     fn by_lines(&self) -> bool {
         self.0.maps.get().is_none() && self.0.asked.fetch_add(1, Ordering::Relaxed) < PASSES_BEFORE_MAPS
@@ -223,7 +242,7 @@ impl Entries {
     /// with them in memory).
     pub(crate) fn with_value(&self, value: &str) -> Vec<&str> {
         if self.by_lines() {
-            return self.0.lines_with_value(value);
+            return self.0.lines_ending(value, |v| v == value);
         }
         let maps = self.0.maps();
         let by_value = maps.by_value.get_or_init(|| {
@@ -235,6 +254,11 @@ impl Entries {
         });
         by_value.get(value).map_or_else(Vec::new, |names| names.iter().map(String::as_str).collect())
     }
+}
+
+/// A value's last word (the whole value, if it is one word).
+fn last_word(value: &str) -> &str {
+    value.rsplit(' ').next().unwrap_or(value)
 }
 
 /// One change by strata to a watched directory, recorded in its index: begun before the
@@ -309,6 +333,9 @@ struct Known {
     stamp: String,
     /// The log's lines after its header, strata's later changes appended in the same form.
     lines: String,
+    /// Where the lines written whole by the last save end (each entry once; what follows are
+    /// changes appended since, the only lines that can replace one before).
+    saved_end: usize,
     /// Questions answered by a pass over `lines`.
     asked: AtomicUsize,
     maps: OnceLock<Maps>,
@@ -326,6 +353,7 @@ impl Clone for Known {
         Known {
             stamp: self.stamp.clone(),
             lines: self.lines.clone(),
+            saved_end: self.saved_end,
             asked: AtomicUsize::new(self.asked.load(Ordering::Relaxed)),
             maps: self.maps.clone(),
         }
@@ -362,7 +390,11 @@ impl Known {
         let kept = Arc::new(match current_log(&file, &now) {
             Some(mut text) => {
                 text.drain(..HEADER.len());
-                Known { stamp: now, lines: text, ..Known::default() }
+                let saved_end = match text.starts_with("@ ") {
+                    true => 0,
+                    false => memchr::memmem::find(text.as_bytes(), b"\n@ ").map_or(text.len(), |i| i + 1),
+                };
+                Known { stamp: now, lines: text, saved_end, ..Known::default() }
             }
             // The stamp read before the load may be older than what it saw: then it is read
             // again next time, never trusted too long.
@@ -411,12 +443,12 @@ impl Known {
         found
     }
 
-    /// The entries whose value is `value`, found as the lines that end with it (a search, not
-    /// a reading of every line) and that no later line replaces or removes.
-    fn lines_with_value(&self, value: &str) -> Vec<&str> {
+    /// The entries whose value `matches`, among the lines that end with ` {end}` (found by a
+    /// search, not a reading of every line) that no later line replaces or removes.
+    fn lines_ending(&self, end: &str, matches: impl Fn(&str) -> bool) -> Vec<&str> {
         use memchr::memmem;
         let text = self.lines.as_str();
-        let ending = format!(" {value}\n");
+        let ending = format!(" {end}\n");
         let mut names = Vec::new();
         for at in memmem::find_iter(text.as_bytes(), ending.as_bytes()) {
             let end = at + ending.len() - 1;
@@ -424,9 +456,10 @@ impl Known {
             let Some(rest) = text[start..end].strip_prefix('+') else { continue };
             let mut parts = rest.splitn(3, ' ');
             let (name, found) = (parts.next().unwrap_or_default(), parts.nth(1));
-            let later = &text.as_bytes()[end..];
+            // A line of the last save is replaced only by a change appended after it.
+            let later = &text.as_bytes()[end.max(self.saved_end.saturating_sub(1))..];
             let replaced = |line: String| memmem::find(later, line.as_bytes()).is_some();
-            if found == Some(value) && !replaced(format!("\n-{name}\n")) && !replaced(format!("\n+{name} ")) {
+            if found.is_some_and(&matches) && !replaced(format!("\n-{name}\n")) && !replaced(format!("\n+{name} ")) {
                 names.push(name);
             }
         }

@@ -311,12 +311,12 @@ impl ImageStore {
         // Stacks right on a candidate (`cache-id parent`, the parent as its file says it:
         // `sha256:<hex>`), and the candidates they keep, from the top down.
         let chains = self.chain_values()?;
-        let parent_of =
-            |value: &str| value.split(' ').nth(1).map(|p| p.strip_prefix("sha256:").unwrap_or(p)).and_then(candidate);
+        let parents: Vec<String> = hex.iter().map(|(h, _)| format!("sha256:{h}")).collect();
+        let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
         let children: Vec<(ChainId, Option<ChainId>)> = chains
-            .find(|value| parent_of(value).is_some())
+            .with_last_word(&parents)
             .into_iter()
-            .filter_map(|(child, value)| Some((parent_of(value)?, candidate(child))))
+            .filter_map(|(child, parent)| Some((candidate(parent.strip_prefix("sha256:")?)?, candidate(child))))
             .collect();
         loop {
             let before = kept.len();

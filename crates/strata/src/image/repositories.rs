@@ -66,10 +66,12 @@ impl Repositories {
                 // A name strata cannot read is kept as it is, never dropped.
                 match (key.parse::<Reference>(), id.parse::<ImageId>()) {
                     (Ok(r), Ok(id)) => {
-                        // Written back in Docker's short form, under its repository.
-                        let short = r.to_string();
-                        let under = short.strip_prefix(repository.as_str()).and_then(|rest| rest.chars().next());
-                        if short != *key || !matches!(under, Some(':' | '@')) {
+                        // Written back in Docker's short form, under its repository (a key
+                        // without a long prefix under its own repository is already so).
+                        let long = ["docker.io/", "index.docker.io/", "library/"].iter().any(|p| key.starts_with(p));
+                        let under =
+                            |k: &str| k.strip_prefix(repository.as_str()).is_some_and(|t| t.starts_with([':', '@']));
+                        if (long || !under(key)) && (r.to_string() != *key || !under(key)) {
                             respelt.push((repository.clone(), key.clone(), r.clone()));
                         }
                         refs.insert(r, id);

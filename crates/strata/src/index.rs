@@ -225,11 +225,9 @@ impl Entries {
                 words.iter().map(|w| self.0.lines_ending(w, |v| last_word(v) == *w).into_iter().map(move |n| (n, *w)));
             return each.flatten().collect();
         }
-        let entries = &self.0.maps().entries;
-        entries
-            .iter()
-            .filter_map(|(k, v)| words.iter().find(|w| last_word(v) == **w).map(|w| (k.as_str(), *w)))
-            .collect()
+        let by_last_word = self.0.maps().by_last_word();
+        let each = words.iter().map(|w| by_last_word.get(*w).into_iter().flatten().map(move |n| (n.as_str(), *w)));
+        each.flatten().collect()
     }
 
     /// Whether this question is answered from the lines (and counted) rather than the maps.
@@ -238,21 +236,15 @@ impl Entries {
     }
 
     /// The entries whose value is `value`, in no order: one pass over the log's lines for the
-    /// first few such questions, then a lookup in the entries by value (made then, and kept
+    /// first few such questions, then a lookup in the entries by last word (made then, and kept
     /// with them in memory).
     pub(crate) fn with_value(&self, value: &str) -> Vec<&str> {
         if self.by_lines() {
             return self.0.lines_ending(value, |v| v == value);
         }
         let maps = self.0.maps();
-        let by_value = maps.by_value.get_or_init(|| {
-            let mut by_value: Map<Vec<String>> = Map::default();
-            for (name, value) in &maps.entries {
-                by_value.entry(value.clone()).or_default().push(name.clone());
-            }
-            by_value
-        });
-        by_value.get(value).map_or_else(Vec::new, |names| names.iter().map(String::as_str).collect())
+        let names = maps.by_last_word().get(last_word(value)).into_iter().flatten();
+        names.filter(|n| maps.entries.get(*n).is_some_and(|v| v == value)).map(String::as_str).collect()
     }
 }
 
@@ -341,11 +333,11 @@ struct Known {
     maps: OnceLock<Maps>,
 }
 
-/// The entries of a [`Known`], and (once asked for) the same by value.
+/// The entries of a [`Known`], and (once asked for) the same by their value's last word.
 #[derive(Debug, Clone, Default)]
 struct Maps {
     entries: Map<String>,
-    by_value: OnceLock<Map<Vec<String>>>,
+    by_last_word: OnceLock<Map<Vec<String>>>,
 }
 
 impl Clone for Known {
@@ -411,13 +403,13 @@ impl Known {
     /// The entries of a loaded index, at `stamp`.
     fn loaded(stamp: String, index: &Index) -> Known {
         let entries = index.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-        let maps = OnceLock::from(Maps { entries, by_value: OnceLock::new() });
+        let maps = OnceLock::from(Maps { entries, by_last_word: OnceLock::new() });
         Known { stamp, maps, ..Known::default() }
     }
 
     /// The maps, made from the lines if they are not yet.
     fn maps(&self) -> &Maps {
-        self.maps.get_or_init(|| Maps { entries: parse_entries(&self.lines), by_value: OnceLock::new() })
+        self.maps.get_or_init(|| Maps { entries: parse_entries(&self.lines), by_last_word: OnceLock::new() })
     }
 
     /// The entries whose value `matches`, by one pass over the lines (a later line of an
@@ -495,14 +487,25 @@ impl Maps {
             Some(value) => self.entries.insert(name.to_owned(), value.to_owned()),
             None => self.entries.remove(name),
         };
-        if let Some(by_value) = self.by_value.get_mut() {
-            if let Some(names) = old.and_then(|old| by_value.get_mut(&old)) {
+        if let Some(by_last_word) = self.by_last_word.get_mut() {
+            if let Some(names) = old.and_then(|old| by_last_word.get_mut(last_word(&old))) {
                 names.retain(|n| n != name);
             }
             if let Some(value) = value {
-                by_value.entry(value.to_owned()).or_default().push(name.to_owned());
+                by_last_word.entry(last_word(value).to_owned()).or_default().push(name.to_owned());
             }
         }
+    }
+
+    /// The entries by their value's last word (the whole value, if it is one word).
+    fn by_last_word(&self) -> &Map<Vec<String>> {
+        self.by_last_word.get_or_init(|| {
+            let mut by_last_word: Map<Vec<String>> = Map::default();
+            for (name, value) in &self.entries {
+                by_last_word.entry(last_word(value).to_owned()).or_default().push(name.clone());
+            }
+            by_last_word
+        })
     }
 }
 

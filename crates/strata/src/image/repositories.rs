@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,14 +15,27 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{read_optional, write_new};
 
 /// The name → image map.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Repositories {
-    refs: BTreeMap<Reference, ImageId>,
-    /// The file as it will be written, kept in step with `refs`, so that saving after one
-    /// change does not render every name again. It also holds the entries strata cannot read,
-    /// as they were read: they are dockerd's, or a later tool's.
+    /// The file as read, and as it will be written: names by repository, each to an image
+    /// ID, in the spelling they were written in (dockerd too keeps a name as written). It also
+    /// holds the entries strata cannot read: they are dockerd's, or a later tool's.
     disk: OnDisk,
+    /// Every name strata can read, with its image and where it is written (repository, key):
+    /// made when first needed, as most commands ask for one or two names of thousands.
+    parsed: OnceLock<BTreeMap<Reference, Written>>,
 }
+
+/// A name's image, and the repository and key it is written under.
+type Written = (ImageId, String, String);
+
+impl PartialEq for Repositories {
+    fn eq(&self, other: &Repositories) -> bool {
+        self.disk == other.disk
+    }
+}
+
+impl Eq for Repositories {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 struct OnDisk {
@@ -59,35 +73,32 @@ impl Repositories {
 
     fn parse(text: &str, path: &Path) -> Result<Repositories> {
         let disk: OnDisk = serde_json::from_str(text).map_err(|e| Error::corrupt(path, e.to_string()))?;
-        let mut refs = BTreeMap::new();
-        let mut respelt = Vec::new();
-        for (repository, names) in &disk.repositories {
-            for (key, id) in names {
-                // A name strata cannot read is kept as it is, never dropped.
-                match (key.parse::<Reference>(), id.parse::<ImageId>()) {
-                    (Ok(r), Ok(id)) => {
-                        // Written back in Docker's short form, under its repository (a key
-                        // without a long prefix under its own repository is already so).
-                        let long = ["docker.io/", "index.docker.io/", "library/"].iter().any(|p| key.starts_with(p));
-                        let under =
-                            |k: &str| k.strip_prefix(repository.as_str()).is_some_and(|t| t.starts_with([':', '@']));
-                        if (long || !under(key)) && (r.to_string() != *key || !under(key)) {
-                            respelt.push((repository.clone(), key.clone(), r.clone()));
-                        }
-                        refs.insert(r, id);
+        Ok(Repositories { disk, parsed: OnceLock::new() })
+    }
+
+    /// Every name strata can read (a name it cannot is kept as it is, never dropped).
+    fn parsed(&self) -> &BTreeMap<Reference, Written> {
+        self.parsed.get_or_init(|| {
+            let mut parsed = BTreeMap::new();
+            for (repository, names) in &self.disk.repositories {
+                for (key, id) in names {
+                    match (key.parse::<Reference>(), id.parse::<ImageId>()) {
+                        (Ok(r), Ok(id)) => drop(parsed.insert(r, (id, repository.clone(), key.clone()))),
+                        _ => tracing::debug!(%key, %id, "keeping an image name strata cannot read"),
                     }
-                    _ => tracing::debug!(%key, %id, path = %path.display(), "keeping an image name strata cannot read"),
                 }
             }
+            parsed
+        })
+    }
+
+    /// Where `r` is written, and its image: found by its short spelling, else among every name.
+    fn find(&self, r: &Reference) -> Option<Written> {
+        let (repository, key) = (r.name(), r.to_string());
+        match self.disk.repositories.get(&repository).and_then(|names| names.get(&key)) {
+            Some(id) => Some((id.parse().ok()?, repository, key)),
+            None => self.parsed().get(r).cloned(),
         }
-        let mut repos = Repositories { refs, disk };
-        for (repository, key, r) in respelt {
-            repos.forget(&repository, &key);
-            if let Some(id) = repos.refs.get(&r).copied() {
-                repos.set(r, id);
-            }
-        }
-        Ok(repos)
     }
 
     /// Drop `key` from the file's `repository`, and the repository if it was its last name.
@@ -110,30 +121,43 @@ impl Repositories {
 
     /// The image a name points at.
     pub fn get(&self, r: &Reference) -> Option<ImageId> {
-        self.refs.get(r).copied()
+        self.find(r).map(|(id, _, _)| id)
     }
 
-    /// Point a name at an image; returns what it pointed at before.
+    /// Point a name at an image (written in its short form); returns what it pointed at before.
     pub fn set(&mut self, r: Reference, id: ImageId) -> Option<ImageId> {
-        self.disk.repositories.entry(r.name()).or_default().insert(r.to_string(), id.to_string());
-        self.refs.insert(r, id)
+        let before = self.remove(&r);
+        let (repository, key) = (r.name(), r.to_string());
+        self.disk.repositories.entry(repository.clone()).or_default().insert(key.clone(), id.to_string());
+        if let Some(parsed) = self.parsed.get_mut() {
+            parsed.insert(r, (id, repository, key));
+        }
+        before
     }
 
     /// Drop a name; returns what it pointed at.
     pub fn remove(&mut self, r: &Reference) -> Option<ImageId> {
-        let id = self.refs.remove(r)?;
-        self.forget(&r.name(), &r.to_string());
+        let (id, repository, key) = self.find(r)?;
+        self.forget(&repository, &key);
+        if let Some(parsed) = self.parsed.get_mut() {
+            parsed.remove(r);
+        }
         Some(id)
     }
 
     /// Every name of `id`, sorted.
     pub fn names_of(&self, id: ImageId) -> Vec<Reference> {
-        self.refs.iter().filter(|(_, v)| **v == id).map(|(r, _)| r.clone()).collect()
+        let id = id.to_string();
+        let written = self.disk.repositories.values().flat_map(|names| names.iter().filter(|(_, v)| **v == id));
+        let mut names: Vec<Reference> = written.filter_map(|(key, _)| key.parse().ok()).collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Every (name, image) pair, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&Reference, &ImageId)> {
-        self.refs.iter()
+        self.parsed().iter().map(|(r, (id, _, _))| (r, id))
     }
 }
 
@@ -164,8 +188,11 @@ mod tests {
         assert_eq!(back["Repositories"]["Weird"]["Weird@md5:x"], "not-an-id");
         assert_eq!(back["Repositories"]["new"]["new:2"], id.as_str());
         assert_eq!(back["Repositories"]["ok"]["ok:1"], id.as_str());
-        assert_eq!(back["Repositories"]["alpine"]["alpine:3"], id.as_str(), "a long form is written short");
-        assert!(back["Repositories"].get("docker.io/library/alpine").is_none());
+        // A name in a long spelling stays as written (dockerd keeps it so), and is found by
+        // its short one.
+        assert_eq!(back["Repositories"]["docker.io/library/alpine"]["docker.io/library/alpine:3"], id.as_str());
+        assert_eq!(repos.get(&"alpine:3".parse().unwrap()), Some(id.parse().unwrap()));
+        assert_eq!(repos.names_of(id.parse().unwrap()).len(), 3);
         // A removed name leaves the file, and its repository with its last name; a name given
         // in a long form is written in its short form, as dockerd writes it.
         repos.remove(&"ok:1".parse().unwrap());
@@ -175,7 +202,7 @@ mod tests {
         repos.save(&path, dir.path()).unwrap();
         let back: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         let repositories: Vec<&String> = back["Repositories"].as_object().unwrap().keys().collect();
-        assert_eq!(repositories, ["Weird", "busybox"]);
+        assert_eq!(repositories, ["Weird", "busybox"], "the long spelling went with its name");
         assert_eq!(back["Repositories"]["busybox"]["busybox:1"], id.as_str());
         assert_eq!(Repositories::load(&path).unwrap(), repos, "what is saved is what is read back");
     }

@@ -3,7 +3,7 @@
 //! `{"Repositories":{"debian":{"debian:12":"sha256:…","debian@sha256:…":"sha256:…"}}}`: names
 //! in Docker's short form, grouped by repository, each pointing at an image ID.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -14,13 +14,24 @@ use super::reference::Reference;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{read_optional, write_new};
 
+mod shape;
+
 /// The name → image map.
+///
+/// It is kept as the file's text while the commands asked of it need no more: a name is found,
+/// and removed, by searching and splicing the text (as one `rmi` does, in a store of thousands
+/// of names); the text is parsed only when a name must be looked for in every spelling, listed
+/// or added.
 #[derive(Debug, Clone, Default)]
 pub struct Repositories {
+    /// The file's text, checked to have the file's shape, while it is the truth; `None` once
+    /// `disk` is (after a change the text could not take).
+    text: Option<String>,
     /// The file as read, and as it will be written: names by repository, each to an image
     /// ID, in the spelling they were written in (dockerd too keeps a name as written). It also
-    /// holds the entries strata cannot read: they are dockerd's, or a later tool's.
-    disk: OnDisk,
+    /// holds the entries strata cannot read: they are dockerd's, or a later tool's. Made from
+    /// `text` when first needed.
+    disk: OnceLock<OnDisk>,
     /// Every name strata can read, with its image and where it is written (repository, key):
     /// made when first needed, as most commands ask for one or two names of thousands.
     parsed: OnceLock<BTreeMap<Reference, Written>>,
@@ -31,7 +42,7 @@ type Written = (ImageId, String, String);
 
 impl PartialEq for Repositories {
     fn eq(&self, other: &Repositories) -> bool {
-        self.disk == other.disk
+        self.disk() == other.disk()
     }
 }
 
@@ -43,44 +54,59 @@ struct OnDisk {
     repositories: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// The file as it is, strings borrowed (fails on escaped strings, which names never need).
-#[derive(Deserialize)]
-struct Borrowed<'a> {
-    #[serde(rename = "Repositories", default, borrow)]
-    repositories: HashMap<&'a str, HashMap<&'a str, &'a str>>,
-}
-
 impl Repositories {
     /// Read the file at `path`; a missing file is an empty map.
     pub(crate) fn load(path: &Path) -> Result<Repositories> {
         let Some(text) = read_optional(path)? else { return Ok(Repositories::default()) };
-        Repositories::parse(&text, path)
+        let plain = shape::check(&text).map_err(|e| Error::corrupt(path, e.to_string()))?;
+        let text = Some(text);
+        match plain {
+            true => Ok(Repositories { text, ..Repositories::default() }),
+            // Members strata does not know: parsed, so that a search never looks into them.
+            false => {
+                let disk = Repositories { text, ..Repositories::default() }.parse_text();
+                Ok(Repositories { disk: OnceLock::from(disk), ..Repositories::default() })
+            }
+        }
     }
 
     /// The image one name points at, without making every name a [`Reference`] (for commands
     /// that need one name, in a store of thousands).
     pub(crate) fn lookup(path: &Path, r: &Reference) -> Result<Option<ImageId>> {
-        let Some(text) = read_optional(path)? else { return Ok(None) };
-        if let Ok(disk) = serde_json::from_str::<Borrowed>(&text)
-            && let Some(id) = disk.repositories.get(r.name().as_str()).and_then(|n| n.get(r.to_string().as_str()))
-            && let Ok(id) = id.parse::<ImageId>()
-        {
-            return Ok(Some(id));
-        }
-        // Escaped strings, or the name spelt another way: the full reading decides.
-        Ok(Repositories::parse(&text, path)?.get(r))
+        Ok(Repositories::load(path)?.get(r))
     }
 
-    fn parse(text: &str, path: &Path) -> Result<Repositories> {
-        let disk: OnDisk = serde_json::from_str(text).map_err(|e| Error::corrupt(path, e.to_string()))?;
-        Ok(Repositories { disk, parsed: OnceLock::new() })
+    /// The file as parsed (from the text, checked when it was read).
+    fn disk(&self) -> &OnDisk {
+        self.disk.get_or_init(|| self.parse_text())
+    }
+
+    fn parse_text(&self) -> OnDisk {
+        match &self.text {
+            Some(text) => serde_json::from_str(text).unwrap_or_else(|e| {
+                // Not reached: `load` checked that the text has this shape.
+                tracing::error!("repositories.json, checked when read, does not parse: {e}");
+                OnDisk::default()
+            }),
+            None => OnDisk::default(),
+        }
+    }
+
+    /// Make a change the text cannot take to the file as parsed, which is the truth from
+    /// then on.
+    fn change<R>(&mut self, f: impl FnOnce(&mut OnDisk) -> R) -> R {
+        let mut disk = self.disk.take().unwrap_or_else(|| self.parse_text());
+        let out = f(&mut disk);
+        self.text = None;
+        self.disk = OnceLock::from(disk);
+        out
     }
 
     /// Every name strata can read (a name it cannot is kept as it is, never dropped).
     fn parsed(&self) -> &BTreeMap<Reference, Written> {
         self.parsed.get_or_init(|| {
             let mut parsed = BTreeMap::new();
-            for (repository, names) in &self.disk.repositories {
+            for (repository, names) in &self.disk().repositories {
                 for (key, id) in names {
                     match (key.parse::<Reference>(), id.parse::<ImageId>()) {
                         (Ok(r), Ok(id)) => drop(parsed.insert(r, (id, repository.clone(), key.clone()))),
@@ -92,10 +118,21 @@ impl Repositories {
         })
     }
 
+    /// The text, if every name in it is spelt without escapes (so that a search of the text
+    /// finds what a parse would).
+    fn plain_text(&self) -> Option<&str> {
+        self.text.as_deref().filter(|t| !t.contains('\\'))
+    }
+
     /// Where `r` is written, and its image: found by its short spelling, else among every name.
     fn find(&self, r: &Reference) -> Option<Written> {
         let (repository, key) = (r.name(), r.to_string());
-        match self.disk.repositories.get(&repository).and_then(|names| names.get(&key)) {
+        if let Some(text) = self.plain_text()
+            && let Some(pair) = shape::only_pair(text, &key)
+        {
+            return Some((pair.id, repository, key));
+        }
+        match self.disk().repositories.get(&repository).and_then(|names| names.get(&key)) {
             Some(id) => Some((id.parse().ok()?, repository, key)),
             None => self.parsed().get(r).cloned(),
         }
@@ -103,19 +140,32 @@ impl Repositories {
 
     /// Drop `key` from the file's `repository`, and the repository if it was its last name.
     fn forget(&mut self, repository: &str, key: &str) {
-        if let Some(names) = self.disk.repositories.get_mut(repository) {
-            names.remove(key);
-            if names.is_empty() {
-                self.disk.repositories.remove(repository);
-            }
+        if let Some(text) = self.plain_text()
+            && let Some(pair) = shape::only_pair(text, key)
+            && let Some(left) = shape::without(text, &pair)
+        {
+            (self.text, self.disk) = (Some(left), OnceLock::new());
+            return;
         }
+        self.change(|disk| {
+            if let Some(names) = disk.repositories.get_mut(repository) {
+                names.remove(key);
+                if names.is_empty() {
+                    disk.repositories.remove(repository);
+                }
+            }
+        });
     }
 
     /// Write the map to `path` atomically, through a file in `scratch`.
     pub(crate) fn save(&self, path: &Path, scratch: &Path) -> Result<()> {
         let tmp = scratch.join("repositories.json");
         crate::fsutil::remove_if_exists(&tmp)?;
-        write_new(&tmp, &serde_json::to_vec(&self.disk).expect("serializable"), 0o600)?;
+        let bytes = match &self.text {
+            Some(text) => text.as_bytes().to_vec(),
+            None => serde_json::to_vec(self.disk()).expect("serializable"),
+        };
+        write_new(&tmp, &bytes, 0o600)?;
         std::fs::rename(&tmp, path).ctx("rename", path)
     }
 
@@ -128,7 +178,9 @@ impl Repositories {
     pub fn set(&mut self, r: Reference, id: ImageId) -> Option<ImageId> {
         let before = self.remove(&r);
         let (repository, key) = (r.name(), r.to_string());
-        self.disk.repositories.entry(repository.clone()).or_default().insert(key.clone(), id.to_string());
+        self.change(|disk| {
+            disk.repositories.entry(repository.clone()).or_default().insert(key.clone(), id.to_string())
+        });
         if let Some(parsed) = self.parsed.get_mut() {
             parsed.insert(r, (id, repository, key));
         }
@@ -147,9 +199,20 @@ impl Repositories {
 
     /// Every name of `id`, sorted.
     pub fn names_of(&self, id: ImageId) -> Vec<Reference> {
-        let id = id.to_string();
-        let written = self.disk.repositories.values().flat_map(|names| names.iter().filter(|(_, v)| **v == id));
-        let mut names: Vec<Reference> = written.filter_map(|(key, _)| key.parse().ok()).collect();
+        let hex = id.to_string();
+        // From the text, when each key found is written once (a parse keeps a key's last).
+        let keys = self.plain_text().and_then(|text| {
+            let keys: Vec<&str> = shape::keys_of(text, &hex).collect();
+            keys.iter().all(|key| shape::only_pair(text, key).is_some_and(|p| p.id == id)).then_some(keys)
+        });
+        let mut names: Vec<Reference> = match keys {
+            Some(keys) => keys.iter().filter_map(|key| key.parse().ok()).collect(),
+            None => {
+                let disk = self.disk().repositories.values();
+                let written = disk.flat_map(|names| names.iter().filter(|(_, v)| **v == hex));
+                written.filter_map(|(key, _)| key.parse().ok()).collect()
+            }
+        };
         names.sort();
         names.dedup();
         names
@@ -227,5 +290,41 @@ mod tests {
         assert!(Repositories::lookup(&path, &"busybox:latest".parse().unwrap()).unwrap().is_some());
         assert_eq!(Repositories::lookup(&path, &"debian:11".parse().unwrap()).unwrap(), None);
         assert_eq!(Repositories::lookup(&dir.path().join("none.json"), &"debian:12".parse().unwrap()).unwrap(), None);
+    }
+
+    #[test]
+    fn the_text_answers_and_changes_as_the_parsed_file_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("repositories.json");
+        let (a, b) = (format!("sha256:{}", "a".repeat(64)), format!("sha256:{}", "b".repeat(64)));
+        let texts = [
+            format!(r#"{{"Repositories":{{"p":{{"p:1":"{a}","p:2":"{b}"}},"q":{{"q:1":"{a}"}}}}}}"#),
+            // A key written twice (a parse keeps the last), escapes, members strata does not know.
+            format!(r#"{{"Repositories":{{"p":{{"p:1":"{a}","p:1":"{b}","p:2":"{b}"}},"q":{{"q:1":"{a}"}}}}}}"#),
+            format!(r#"{{"Repositories":{{"p":{{"p:1":"{a}","p:2":"{b}"}},"q":{{"\u0071:1":"{a}"}}}}}}"#),
+            format!(
+                r#"{{"Other":{{"p":{{"p:1":"{b}"}}}},"Repositories":{{"p":{{"p:2":"{b}"}},"q":{{"q:1":"{a}"}}}}}}"#
+            ),
+        ];
+        for text in texts {
+            std::fs::write(&path, &text).unwrap();
+            let mut fast = Repositories::load(&path).unwrap();
+            let mut full = Repositories::load(&path).unwrap();
+            full.change(|_| ());
+            for id in [&a, &b] {
+                assert_eq!(fast.names_of(id.parse().unwrap()), full.names_of(id.parse().unwrap()), "{text}");
+            }
+            for name in ["p:1", "p:2", "q:1", "q:2"] {
+                let r: Reference = name.parse().unwrap();
+                assert_eq!(fast.get(&r), full.get(&r), "{name} in {text}");
+                assert_eq!(fast.remove(&r), full.remove(&r), "{name} in {text}");
+                fast.save(&path, dir.path()).unwrap();
+                let saved = Repositories::load(&path).unwrap();
+                assert_eq!(saved, full, "after removing {name} from {text}");
+                for id in [&a, &b] {
+                    assert_eq!(saved.names_of(id.parse().unwrap()), full.names_of(id.parse().unwrap()));
+                }
+            }
+        }
     }
 }

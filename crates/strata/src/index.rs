@@ -32,7 +32,7 @@
 //! after a stamp was read a later mtime; on older kernels a change in the same clock tick as
 //! a stamp's read can go unseen the same way.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirEntryExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -221,9 +221,7 @@ impl Entries {
     /// search of the log's lines for each word at first, then a pass over the map of entries.
     pub(crate) fn with_last_word<'a>(&'a self, words: &[&'a str]) -> Vec<(&'a str, &'a str)> {
         if self.by_lines() {
-            let each =
-                words.iter().map(|w| self.0.lines_ending(w, |v| last_word(v) == *w).into_iter().map(move |n| (n, *w)));
-            return each.flatten().collect();
+            return self.0.lines_ending(words, |_| true);
         }
         let by_last_word = self.0.maps().by_last_word();
         let each = words.iter().map(|w| by_last_word.get(*w).into_iter().flatten().map(move |n| (n.as_str(), *w)));
@@ -240,7 +238,7 @@ impl Entries {
     /// with them in memory).
     pub(crate) fn with_value(&self, value: &str) -> Vec<&str> {
         if self.by_lines() {
-            return self.0.lines_ending(value, |v| v == value);
+            return self.0.lines_ending(&[last_word(value)], |v| v == value).into_iter().map(|(n, _)| n).collect();
         }
         let maps = self.0.maps();
         let names = maps.by_last_word().get(last_word(value)).into_iter().flatten();
@@ -323,7 +321,8 @@ impl Change {
 #[derive(Debug, Default)]
 struct Known {
     stamp: String,
-    /// The log's lines after its header, strata's later changes appended in the same form.
+    /// The log's lines (its header first, no entry's), strata's later changes appended in the
+    /// same form.
     lines: String,
     /// Where the lines written whole by the last save end (each entry once; what follows are
     /// changes appended since, the only lines that can replace one before).
@@ -380,12 +379,9 @@ impl Known {
         }
         tracing::trace!(index = kind.name, "reading the log");
         let kept = Arc::new(match current_log(&file, &now) {
-            Some(mut text) => {
-                text.drain(..HEADER.len());
-                let saved_end = match text.starts_with("@ ") {
-                    true => 0,
-                    false => memchr::memmem::find(text.as_bytes(), b"\n@ ").map_or(text.len(), |i| i + 1),
-                };
+            Some(text) => {
+                // The header stays: it is no entry's line, and moving the text costs a copy.
+                let saved_end = stamp_lines(&text).next().unwrap_or(text.len());
                 Known { stamp: now, lines: text, saved_end, ..Known::default() }
             }
             // The stamp read before the load may be older than what it saw: then it is read
@@ -416,7 +412,7 @@ impl Known {
     /// entry replaces what an earlier one said).
     fn lines_matching(&self, matches: impl Fn(&str) -> bool) -> Vec<(&str, &str)> {
         let mut found: Vec<(&str, &str)> = Vec::new();
-        for line in self.lines.lines() {
+        for (at, line) in lines_at(&self.lines) {
             let (name, value) = match (line.strip_prefix('-'), line.strip_prefix('+')) {
                 (Some(name), _) => (name, None),
                 (_, Some(rest)) => {
@@ -425,7 +421,8 @@ impl Known {
                 }
                 _ => continue,
             };
-            if !found.is_empty() {
+            // A line of the last save names an entry no line before it names.
+            if at >= self.saved_end && !found.is_empty() {
                 found.retain(|f| f.0 != name);
             }
             if let Some(value) = value {
@@ -435,27 +432,45 @@ impl Known {
         found
     }
 
-    /// The entries whose value `matches`, among the lines that end with ` {end}` (found by a
-    /// search, not a reading of every line) that no later line replaces or removes.
-    fn lines_ending(&self, end: &str, matches: impl Fn(&str) -> bool) -> Vec<&str> {
-        use memchr::memmem;
+    /// The entries whose value's last word is one of `words` and whose value `matches`, with
+    /// that word, among the lines that no later line replaces or removes: each line's last
+    /// word is compared, no line parsed unless it ends with one of them.
+    fn lines_ending<'a, 'w>(&'a self, words: &[&'w str], matches: impl Fn(&str) -> bool) -> Vec<(&'a str, &'w str)> {
         let text = self.lines.as_str();
-        let ending = format!(" {end}\n");
-        let mut names = Vec::new();
-        for at in memmem::find_iter(text.as_bytes(), ending.as_bytes()) {
-            let end = at + ending.len() - 1;
-            let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-            let Some(rest) = text[start..end].strip_prefix('+') else { continue };
+        let appended = self.appended();
+        let many: Option<HashSet<&str>> = (words.len() > 8).then(|| words.iter().copied().collect());
+        let word_of = |w: &str| match &many {
+            Some(many) => many.get(w).copied(),
+            None => words.iter().find(|x| **x == w).copied(),
+        };
+        let mut found = Vec::new();
+        for (at, line) in lines_at(text) {
+            let Some(space) = memchr::memrchr(b' ', line.as_bytes()) else { continue };
+            let Some(word) = word_of(&line[space + 1..]) else { continue };
+            let Some(rest) = line.strip_prefix('+') else { continue };
             let mut parts = rest.splitn(3, ' ');
-            let (name, found) = (parts.next().unwrap_or_default(), parts.nth(1));
-            // A line of the last save is replaced only by a change appended after it.
-            let later = &text.as_bytes()[end.max(self.saved_end.saturating_sub(1))..];
-            let replaced = |line: String| memmem::find(later, line.as_bytes()).is_some();
-            if found.is_some_and(&matches) && !replaced(format!("\n-{name}\n")) && !replaced(format!("\n+{name} ")) {
-                names.push(name);
+            let (name, value) = (parts.next().unwrap_or_default(), parts.nth(1));
+            let replaced = appended.get(name).is_some_and(|last| *last > at);
+            if value.is_some_and(&matches) && !replaced {
+                found.push((name, word));
             }
         }
-        names
+        found
+    }
+
+    /// Where the last line of each entry among the changes appended since the last save starts
+    /// (a line of the save is replaced only by one of them).
+    fn appended(&self) -> HashMap<&str, usize> {
+        let mut last = HashMap::new();
+        for (at, line) in lines_at(&self.lines[self.saved_end..]) {
+            let name = match (line.strip_prefix('-'), line.strip_prefix('+')) {
+                (Some(name), _) => name,
+                (_, Some(rest)) => rest.split(' ').next().unwrap_or_default(),
+                _ => continue,
+            };
+            last.insert(name, self.saved_end + at);
+        }
+        last
     }
 
     /// A change by strata from stamp `before` to `after`: made to the kept entries of `file`
@@ -512,7 +527,7 @@ impl Maps {
 /// The entries with a value that a log's lines (after its header) leave.
 fn parse_entries(body: &str) -> Map<String> {
     let mut entries = Map::default();
-    for line in body.lines() {
+    for (_, line) in lines_at(body) {
         if let Some(name) = line.strip_prefix('-') {
             entries.remove(name);
         } else if let Some(rest) = line.strip_prefix('+') {
@@ -527,13 +542,32 @@ fn parse_entries(body: &str) -> Map<String> {
     entries
 }
 
+/// The lines of `text` that end with a newline (a log's last line always does), and where
+/// each starts.
+fn lines_at(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', text.as_bytes()).map(move |end| {
+        let line = (start, &text[start..end]);
+        start = end + 1;
+        line
+    })
+}
+
+/// Where each stamp line (`@ …`) of a log's lines starts: found by their `@`, which no entry
+/// or value holds (see [`plain`]), so that the search is for one byte.
+fn stamp_lines(text: &str) -> impl Iterator<Item = usize> + '_ {
+    let bytes = text.as_bytes();
+    let starts_line = |i: usize| i == 0 || bytes[i - 1] == b'\n';
+    memchr::memchr_iter(b'@', bytes).filter(move |&i| starts_line(i) && bytes.get(i + 1) == Some(&b' '))
+}
+
 /// The log at `file`, if it is current for the directory's stamp `now` and short enough to be
 /// read as it is (else [`Index::load`] reads the directory, or writes the log anew).
 fn current_log(file: &Path, now: &str) -> Option<String> {
     let text = std::fs::read_to_string(file).ok()?;
     let current = text.starts_with(HEADER)
         && text.ends_with(&format!("@ {now}\n"))
-        && memchr::memmem::find_iter(text.as_bytes(), b"\n@ ").count() <= MAX_APPENDED;
+        && stamp_lines(&text).nth(MAX_APPENDED).is_none();
     current.then_some(text)
 }
 
@@ -870,6 +904,13 @@ mod tests {
         let mut with_x = now.with_value("x").to_vec();
         with_x.sort();
         assert_eq!(with_x, ["c", "d"]);
+        // Asked for many words at once (looked up in a set when they are more than eight).
+        let words = ["p", "q", "r", "s", "t", "u", "v", "w", "y", "x"];
+        for words in [&words[..], &words[8..]] {
+            let mut found = now.with_last_word(words);
+            found.sort();
+            assert_eq!(found, [("b", "y"), ("c", "x"), ("d", "x")], "{maps}, {} words", words.len());
+        }
         // A change begun while what is kept was stale forgets it, and the log is read again.
         add(&store, "e", "z");
         let change = Change::begin(&store, &FIXED);

@@ -98,7 +98,9 @@ impl ImageStore {
     /// The stacks whose files are in overlay2 layer `id` (normally one, or none). A stack
     /// without a `cache-id` is an error: it might be `id`.
     pub(crate) fn chains_with_cache_id(&self, id: &crate::LayerId) -> Result<Vec<ChainId>> {
-        let cache_id = |v: &str| v.split(' ').next().unwrap_or_default().to_owned();
+        fn cache_id(v: &str) -> &str {
+            v.split(' ').next().unwrap_or_default()
+        }
         let found = Index::find(
             &self.store,
             &CHAINS,

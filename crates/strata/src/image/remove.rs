@@ -173,13 +173,10 @@ impl ImageStore {
         // Every layer that goes can go (nothing mounted, no other layer on it, such as one made
         // with `layer create --parent`), checked before the first step: a refusal changes nothing.
         let going: Vec<crate::LayerId> = chains.iter().map(|(_, cache)| cache.clone()).collect();
-        let mut links = Vec::with_capacity(going.len());
-        for cache in &going {
-            links.push(match self.store.layer_dir(cache).exists() {
-                true => Some(self.layers.check_removable(lock, cache, &going)?),
-                false => None,
-            });
-        }
+        let present: Vec<crate::LayerId> = going.iter().filter(|c| self.store.layer_dir(c).exists()).cloned().collect();
+        let checked = self.layers.check_all_removable(lock, &present)?;
+        let mut checked: HashMap<_, _> = present.iter().zip(checked).collect();
+        let links: Vec<_> = going.iter().map(|cache| checked.remove(cache)).collect();
         let mut journal = Journal::begin(&self.store, journal::REMOVE)?;
         let mut steps = Vec::new();
         for r in &untag {

@@ -175,7 +175,7 @@ impl LayerStore {
     /// [`remove`](Self::remove) under the store lock: the layer is gone when this returns;
     /// finishing the returned scratch (its files' deletion) can wait until the lock is dropped.
     pub(crate) fn remove_locked(&self, lock: &StoreLock, id: &LayerId) -> Result<Scratch> {
-        let link = self.check_removable(lock, id, &[])?;
+        let link = self.check_removable(lock, id)?;
         self.remove_checked(lock, id, link)
     }
 
@@ -201,26 +201,39 @@ impl LayerStore {
         Ok(scratch)
     }
 
-    /// That `id` can be removed now (under the lock): nothing has it mounted, and no layer but
-    /// those of `going` (removed before it) stands on it. Its link, for the removal.
-    pub(crate) fn check_removable(
-        &self,
-        _lock: &StoreLock,
-        id: &LayerId,
-        going: &[LayerId],
-    ) -> Result<Option<ShortLink>> {
-        let dir = self.existing_dir(id)?;
-        let mounts = self.reconcile_mounts(id)?;
-        if mounts > 0 {
-            return Err(Error::Mounted { id: id.clone(), mounts });
+    /// That `id` can be removed now (under the lock): nothing has it mounted, and no layer
+    /// stands on it. Its link, for the removal.
+    pub(crate) fn check_removable(&self, lock: &StoreLock, id: &LayerId) -> Result<Option<ShortLink>> {
+        Ok(self.check_all_removable(lock, std::slice::from_ref(id))?.pop().flatten())
+    }
+
+    /// That every layer of `going` can be removed now, in this order (under the lock): nothing
+    /// has one mounted, and no layer but those of `going` stands on one. Their links, for the
+    /// removals. The layers standing on any of them are found by one pass over the index.
+    pub(crate) fn check_all_removable(&self, _lock: &StoreLock, going: &[LayerId]) -> Result<Vec<Option<ShortLink>>> {
+        let mut links = Vec::with_capacity(going.len());
+        for id in going {
+            let dir = self.existing_dir(id)?;
+            let mounts = self.reconcile_mounts(id)?;
+            if mounts > 0 {
+                return Err(Error::Mounted { id: id.clone(), mounts });
+            }
+            links.push(layout::read_link(&dir)?);
         }
-        let link = layout::read_link(&dir)?;
-        let mut children = self.children(id, link.as_ref())?;
-        children.retain(|c| !going.contains(c));
-        if !children.is_empty() {
-            return Err(Error::HasChildren { id: id.clone(), children });
+        let children = self.children_of_all(&links)?;
+        for (id, link) in going.iter().zip(&links) {
+            let Some(link) = link else { continue };
+            let mut on_it: Vec<LayerId> = children
+                .iter()
+                .filter(|(child, of)| of == link.as_str() && child != id && !going.contains(child))
+                .map(|(child, _)| child.clone())
+                .collect();
+            if !on_it.is_empty() {
+                on_it.sort();
+                return Err(Error::HasChildren { id: id.clone(), children: on_it });
+            }
         }
-        Ok(link)
+        Ok(links)
     }
 
     /// Every layer in the store, sorted by ID.
@@ -402,23 +415,20 @@ impl LayerStore {
         Ok(LayerInfo { id: id.clone(), link, parent, lowers, committed: dir.join(COMMITTED).exists(), mounts })
     }
 
-    /// Direct children of `id` (layers whose nearest lower is `id`'s link), found through the
-    /// index of `overlay2/`.
-    fn children(&self, id: &LayerId, link: Option<&ShortLink>) -> Result<Vec<LayerId>> {
-        let Some(link) = link else { return Ok(Vec::new()) };
+    /// The layers standing right on any of `links` (whose nearest lower is one of them), each
+    /// with that link, found through the index of `overlay2/` in one pass.
+    fn children_of_all(&self, links: &[Option<ShortLink>]) -> Result<Vec<(LayerId, String)>> {
+        let words: Vec<&str> = links.iter().flatten().map(ShortLink::as_str).collect();
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
         let read = |name: &str| {
             let lowers = layout::read_lower(&self.store.home().join(name))?;
             Ok(Some(lowers.first().map_or("-", |l| l.as_str()).to_owned()))
         };
         let entries = crate::index::Index::entries(&self.store, &INDEX, read)?;
-        let mut children: Vec<LayerId> = entries
-            .with_value(link.as_str())
-            .iter()
-            .filter(|other| **other != id.as_str())
-            .filter_map(|other| other.parse().ok())
-            .collect();
-        children.sort();
-        Ok(children)
+        let found = entries.with_last_word(&words).into_iter();
+        Ok(found.filter_map(|(child, link)| Some((child.parse().ok()?, link.to_owned()))).collect())
     }
 }
 

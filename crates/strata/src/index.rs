@@ -20,8 +20,9 @@
 //! index is rebuilt; a failure to save one is logged and ignored.
 //!
 //! An index of entries that never change is read once per process while its directory's stamp
-//! holds ([`Index::entries`]): its first questions are answered from the log's lines, later
-//! ones from maps made of them, and strata's own changes are applied to both.
+//! holds ([`Index::entries`]): its first questions are answered by a walk of the log's lines
+//! (comparing each line's last word, no line parsed that does not end with what is asked),
+//! later ones from maps made of them, and strata's own changes are applied to both.
 //!
 //! strata's own writers keep the log current with [`Change`]: under the store lock, they take
 //! the directory's stamp before the change and append the entry and the new stamp after it,

@@ -417,8 +417,8 @@ impl Known {
             let (name, value) = match (line.strip_prefix('-'), line.strip_prefix('+')) {
                 (Some(name), _) => (name, None),
                 (_, Some(rest)) => {
-                    let mut parts = rest.splitn(3, ' ');
-                    (parts.next().unwrap_or_default(), parts.nth(1).filter(|v| matches(v)))
+                    let (name, value) = entry_line(rest);
+                    (name, value.filter(|v| matches(v)))
                 }
                 _ => continue,
             };
@@ -449,8 +449,7 @@ impl Known {
             let Some(space) = memchr::memrchr(b' ', line.as_bytes()) else { continue };
             let Some(word) = word_of(&line[space + 1..]) else { continue };
             let Some(rest) = line.strip_prefix('+') else { continue };
-            let mut parts = rest.splitn(3, ' ');
-            let (name, value) = (parts.next().unwrap_or_default(), parts.nth(1));
+            let (name, value) = entry_line(rest);
             let replaced = appended.get(name).is_some_and(|last| *last > at);
             if value.is_some_and(&matches) && !replaced {
                 found.push((name, word));
@@ -466,7 +465,7 @@ impl Known {
         for (at, line) in lines_at(&self.lines[self.saved_end..]) {
             let name = match (line.strip_prefix('-'), line.strip_prefix('+')) {
                 (Some(name), _) => name,
-                (_, Some(rest)) => rest.split(' ').next().unwrap_or_default(),
+                (_, Some(rest)) => entry_line(rest).0,
                 _ => continue,
             };
             last.insert(name, self.saved_end + at);
@@ -532,8 +531,7 @@ fn parse_entries(body: &str) -> Map<String> {
         if let Some(name) = line.strip_prefix('-') {
             entries.remove(name);
         } else if let Some(rest) = line.strip_prefix('+') {
-            let mut parts = rest.splitn(3, ' ');
-            let (name, value) = (parts.next().unwrap_or_default(), parts.nth(1));
+            let (name, value) = entry_line(rest);
             match value {
                 Some(value) => entries.insert(name.to_owned(), value.to_owned()),
                 None => entries.remove(name),
@@ -541,6 +539,32 @@ fn parse_entries(body: &str) -> Map<String> {
         }
     }
     entries
+}
+
+/// An entry's line after its `+` (`entry stamp value`): the entry, and its value if it has one.
+fn entry_line(rest: &str) -> (&str, Option<&str>) {
+    let bytes = rest.as_bytes();
+    let Some(name_end) = memchr::memchr(b' ', bytes) else { return (rest, None) };
+    let stamp_end = memchr::memchr(b' ', &bytes[name_end + 1..]).map(|i| name_end + 1 + i);
+    (&rest[..name_end], stamp_end.map(|i| &rest[i + 1..]))
+}
+
+/// The words of a value, split at single spaces (as `str::split(' ')`, by `memchr`).
+pub(crate) fn words(value: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b' ', r.as_bytes()) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// The lines of `text` that end with a newline (a log's last line always does), and where
@@ -853,6 +877,15 @@ mod tests {
         let read = |n: &str| Ok(Some(if n == "e" { "x".into() } else { "?".into() }));
         let found = Index::find(&store, &FIXED, read, |v| v == "x");
         assert_eq!(found.unwrap().len(), 3);
+    }
+
+    #[test]
+    fn lines_and_values_split_as_str_splits_them() {
+        for rest in ["a 1 x y", "a 1 x", "a 1 ", "a 1", "a", "", "a  x", " 1 x", "a 1 x  y "] {
+            let mut parts = rest.splitn(3, ' ');
+            assert_eq!(entry_line(rest), (parts.next().unwrap(), parts.nth(1)), "{rest:?}");
+            assert_eq!(words(rest).collect::<Vec<_>>(), rest.split(' ').collect::<Vec<_>>(), "{rest:?}");
+        }
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl ImageStore {
     /// without a `cache-id` is an error: it might be `id`.
     pub(crate) fn chains_with_cache_id(&self, id: &crate::LayerId) -> Result<Vec<ChainId>> {
         fn cache_id(v: &str) -> &str {
-            v.split(' ').next().unwrap_or_default()
+            crate::index::words(v).next().unwrap_or_default()
         }
         let found = Index::find(
             &self.store,
@@ -129,7 +129,7 @@ impl ImageStore {
             &self.store,
             &MOUNTS,
             |name| self.read_mount(name),
-            |v| v.split(' ').take(2).any(|w| w == id.as_str() || w == "?"),
+            |v| crate::index::words(v).take(2).any(|w| w == id.as_str() || w == "?"),
         )?;
         let mut out: Vec<(String, MountRecord)> =
             found.iter().map(|(name, value)| self.mount_record(name, value)).collect::<Result<_>>()?;

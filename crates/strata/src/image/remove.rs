@@ -291,11 +291,11 @@ impl ImageStore {
         // stand on anything.
         let mounts = self.mount_values()?;
         let on_one = |record: &str| {
-            let mut words = record.split(' ');
+            let mut words = crate::index::words(record);
             words.next().is_none_or(|w| w == "?") || words.nth(1).and_then(candidate).is_some()
         };
         for (container, record) in mounts.find(on_one) {
-            let mut words = record.split(' ');
+            let mut words = crate::index::words(record);
             if words.next().is_none_or(|w| w == "?") {
                 let path = self.layerdb.mounts_dir().join(container).join("mount-id");
                 return Err(Error::corrupt(path, "is missing: what this container stands on is unknown"));

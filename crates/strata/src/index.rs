@@ -136,8 +136,44 @@ impl Index {
         read: impl FnMut(&str) -> Result<Option<String>>,
         matches: impl Fn(&str) -> bool,
     ) -> Result<Vec<(String, String)>> {
+        if let Some(found) = Index::streamed(store, kind, &matches)? {
+            return Ok(found);
+        }
         let entries = Index::entries(store, kind, read)?;
         Ok(entries.find(matches).into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+    }
+
+    /// The entries whose value's last word is one of `words`, each with that word, as
+    /// [`Entries::with_last_word`] gives them (the first such question of a log streamed, as
+    /// [`find`](Self::find) does).
+    pub(crate) fn with_last_word(
+        store: &Store,
+        kind: &Kind,
+        read: impl FnMut(&str) -> Result<Option<String>>,
+        words: &[&str],
+    ) -> Result<Vec<(String, String)>> {
+        if let Some(found) = Index::streamed(store, kind, |v| words.contains(&last_word(v)))? {
+            return Ok(found.into_iter().map(|(k, v)| (k, last_word(&v).to_owned())).collect());
+        }
+        let entries = Index::entries(store, kind, read)?;
+        Ok(entries.with_last_word(words).into_iter().map(|(k, w)| (k.to_owned(), w.to_owned())).collect())
+    }
+
+    /// The answer of a stream through the log of an index of entries that never change, if
+    /// this is the process's first question of it and it is not kept in memory; a second
+    /// question keeps it (a command asking many reads it once).
+    fn streamed(store: &Store, kind: &Kind, matches: impl Fn(&str) -> bool) -> Result<Option<Vec<(String, String)>>> {
+        if kind.stamp_file.is_some() {
+            return Ok(None);
+        }
+        let Some(now) = dir_stamp(&(kind.dir)(store))? else { return Ok(None) };
+        let file = path(store, kind);
+        let kept = known().get(&file).filter(|k| k.stamp == now).is_some();
+        let first = STREAMED.lock().unwrap_or_else(|p| p.into_inner()).insert(file.clone());
+        Ok(match !kept && first {
+            true => stream_matching(&file, &now, matches),
+            false => None,
+        })
     }
 
     /// Every entry with a value, as [`load`](Self::load) would give them. For an index of
@@ -362,6 +398,9 @@ type Map<V> = HashMap<String, V, foldhash::fast::FixedState>;
 /// The logs kept, by path; forgotten all at once past [`KNOWN_MAX`] (many stores).
 static KNOWN: std::sync::LazyLock<Mutex<HashMap<PathBuf, Arc<Known>>>> = std::sync::LazyLock::new(Default::default);
 
+/// The logs [`Index::find`] has streamed once in this process.
+static STREAMED: std::sync::LazyLock<Mutex<HashSet<PathBuf>>> = std::sync::LazyLock::new(Default::default);
+
 /// How many logs are kept at most (six kinds of index per store).
 const KNOWN_MAX: usize = 64;
 
@@ -584,6 +623,48 @@ fn stamp_lines(text: &str) -> impl Iterator<Item = usize> + '_ {
     let bytes = text.as_bytes();
     let starts_line = |i: usize| i == 0 || bytes[i - 1] == b'\n';
     memchr::memchr_iter(b'@', bytes).filter(move |&i| starts_line(i) && bytes.get(i + 1) == Some(&b' '))
+}
+
+/// The entries whose value `matches` in the log at `file`, if it is current for the
+/// directory's stamp `now` (else `None`): read line by line through one small buffer and not
+/// kept, for a command that asks one question of a large log (a `layer rm`). Copying a whole
+/// log into fresh memory costs more than the walk of its lines.
+fn stream_matching(file: &Path, now: &str, matches: impl Fn(&str) -> bool) -> Option<Vec<(String, String)>> {
+    use std::io::BufRead;
+    if last_stamp(file).as_deref() != Some(now) {
+        return None;
+    }
+    let mut reader = std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(file).ok()?);
+    let (mut line, mut found) = (Vec::new(), Vec::<(String, String)>::new());
+    let (mut first, mut stamps) = (true, 0);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).ok()? == 0 {
+            break;
+        }
+        let text = std::str::from_utf8(line.strip_suffix(b"\n")?).ok()?;
+        if std::mem::take(&mut first) {
+            (format!("{text}\n") == HEADER).then_some(())?;
+            continue;
+        }
+        let (name, value) = match (text.strip_prefix('-'), text.strip_prefix('+')) {
+            (Some(name), _) => (name, None),
+            (_, Some(rest)) => entry_line(rest),
+            _ if text.starts_with("@ ") => {
+                stamps += 1;
+                continue;
+            }
+            _ => return None,
+        };
+        // A line after the first stamp is a change appended since the last save.
+        if stamps > 0 {
+            found.retain(|f| f.0 != name);
+        }
+        if let Some(value) = value.filter(|v| matches(v)) {
+            found.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    (stamps <= MAX_APPENDED).then_some(found)
 }
 
 /// The log at `file`, if it is current for the directory's stamp `now` and short enough to be
@@ -877,6 +958,29 @@ mod tests {
         let read = |n: &str| Ok(Some(if n == "e" { "x".into() } else { "?".into() }));
         let found = Index::find(&store, &FIXED, read, |v| v == "x");
         assert_eq!(found.unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_first_question_streamed_and_a_second_one_kept_agree() {
+        let (_tmp, store) = store();
+        for (name, value) in [("a", "p x"), ("b", "y"), ("c", "q x")] {
+            add(&store, name, value);
+        }
+        load(&store, &FIXED);
+        let change = Change::begin(&store, &FIXED);
+        std::fs::remove_dir_all(store.root().join("w/a")).unwrap();
+        change.removed("a");
+        let read = |_: &str| panic!("the log is current: nothing is read");
+        let ask = || {
+            let mut found = Index::with_last_word(&store, &FIXED, read, &["x", "z"]).unwrap();
+            found.sort();
+            found
+        };
+        let streamed = ask();
+        assert!(known().get(&path(&store, &FIXED)).is_none(), "a first question keeps nothing");
+        assert_eq!(streamed, [("c".to_owned(), "x".to_owned())]);
+        assert_eq!(ask(), streamed, "the second question, from the log kept in memory");
+        assert!(known().get(&path(&store, &FIXED)).is_some());
     }
 
     #[test]

@@ -426,9 +426,8 @@ impl LayerStore {
             let lowers = layout::read_lower(&self.store.home().join(name))?;
             Ok(Some(lowers.first().map_or("-", |l| l.as_str()).to_owned()))
         };
-        let entries = crate::index::Index::entries(&self.store, &INDEX, read)?;
-        let found = entries.with_last_word(&words).into_iter();
-        Ok(found.filter_map(|(child, link)| Some((child.parse().ok()?, link.to_owned()))).collect())
+        let found = crate::index::Index::with_last_word(&self.store, &INDEX, read, &words)?;
+        Ok(found.into_iter().filter_map(|(child, link)| Some((child.parse().ok()?, link))).collect())
     }
 }
 

@@ -453,14 +453,8 @@ impl Known {
     fn lines_matching(&self, matches: impl Fn(&str) -> bool) -> Vec<(&str, &str)> {
         let mut found: Vec<(&str, &str)> = Vec::new();
         for (at, line) in lines_at(&self.lines) {
-            let (name, value) = match (line.strip_prefix('-'), line.strip_prefix('+')) {
-                (Some(name), _) => (name, None),
-                (_, Some(rest)) => {
-                    let (name, value) = entry_line(rest);
-                    (name, value.filter(|v| matches(v)))
-                }
-                _ => continue,
-            };
+            let Some((name, value)) = entry_line(line) else { continue };
+            let value = value.filter(|v| matches(v));
             // A line of the last save names an entry no line before it names.
             if at >= self.saved_end && !found.is_empty() {
                 found.retain(|f| f.0 != name);
@@ -487,8 +481,7 @@ impl Known {
         for (at, line) in lines_at(text) {
             let Some(space) = memchr::memrchr(b' ', line.as_bytes()) else { continue };
             let Some(word) = word_of(&line[space + 1..]) else { continue };
-            let Some(rest) = line.strip_prefix('+') else { continue };
-            let (name, value) = entry_line(rest);
+            let Some((name, value)) = entry_line(line) else { continue };
             let replaced = appended.get(name).is_some_and(|last| *last > at);
             if value.is_some_and(&matches) && !replaced {
                 found.push((name, word));
@@ -502,12 +495,9 @@ impl Known {
     fn appended(&self) -> HashMap<&str, usize> {
         let mut last = HashMap::new();
         for (at, line) in lines_at(&self.lines[self.saved_end..]) {
-            let name = match (line.strip_prefix('-'), line.strip_prefix('+')) {
-                (Some(name), _) => name,
-                (_, Some(rest)) => entry_line(rest).0,
-                _ => continue,
-            };
-            last.insert(name, self.saved_end + at);
+            if let Some((name, _)) = entry_line(line) {
+                last.insert(name, self.saved_end + at);
+            }
         }
         last
     }
@@ -567,25 +557,26 @@ impl Maps {
 fn parse_entries(body: &str) -> Map<String> {
     let mut entries = Map::default();
     for (_, line) in lines_at(body) {
-        if let Some(name) = line.strip_prefix('-') {
-            entries.remove(name);
-        } else if let Some(rest) = line.strip_prefix('+') {
-            let (name, value) = entry_line(rest);
-            match value {
-                Some(value) => entries.insert(name.to_owned(), value.to_owned()),
-                None => entries.remove(name),
-            };
+        match entry_line(line) {
+            Some((name, Some(value))) => drop(entries.insert(name.to_owned(), value.to_owned())),
+            Some((name, None)) => drop(entries.remove(name)),
+            None => {}
         }
     }
     entries
 }
 
-/// An entry's line after its `+` (`entry stamp value`): the entry, and its value if it has one.
-fn entry_line(rest: &str) -> (&str, Option<&str>) {
+/// A log line about an entry: `+entry stamp value` gives the entry and its value (if it has
+/// one), `-entry` the entry alone; other lines (the header, stamps) are `None`.
+fn entry_line(line: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(name) = line.strip_prefix('-') {
+        return Some((name, None));
+    }
+    let rest = line.strip_prefix('+')?;
     let bytes = rest.as_bytes();
-    let Some(name_end) = memchr::memchr(b' ', bytes) else { return (rest, None) };
+    let Some(name_end) = memchr::memchr(b' ', bytes) else { return Some((rest, None)) };
     let stamp_end = memchr::memchr(b' ', &bytes[name_end + 1..]).map(|i| name_end + 1 + i);
-    (&rest[..name_end], stamp_end.map(|i| &rest[i + 1..]))
+    Some((&rest[..name_end], stamp_end.map(|i| &rest[i + 1..])))
 }
 
 /// The words of a value, split at single spaces (as `str::split(' ')`, by `memchr`).
@@ -647,14 +638,13 @@ fn stream_matching(file: &Path, now: &str, matches: impl Fn(&str) -> bool) -> Op
             (format!("{text}\n") == HEADER).then_some(())?;
             continue;
         }
-        let (name, value) = match (text.strip_prefix('-'), text.strip_prefix('+')) {
-            (Some(name), _) => (name, None),
-            (_, Some(rest)) => entry_line(rest),
-            _ if text.starts_with("@ ") => {
+        let (name, value) = match entry_line(text) {
+            Some(entry) => entry,
+            None if text.starts_with("@ ") => {
                 stamps += 1;
                 continue;
             }
-            _ => return None,
+            None => return None,
         };
         // A line after the first stamp is a change appended since the last save.
         if stamps > 0 {
@@ -987,7 +977,7 @@ mod tests {
     fn lines_and_values_split_as_str_splits_them() {
         for rest in ["a 1 x y", "a 1 x", "a 1 ", "a 1", "a", "", "a  x", " 1 x", "a 1 x  y "] {
             let mut parts = rest.splitn(3, ' ');
-            assert_eq!(entry_line(rest), (parts.next().unwrap(), parts.nth(1)), "{rest:?}");
+            assert_eq!(entry_line(&format!("+{rest}")), Some((parts.next().unwrap(), parts.nth(1))), "{rest:?}");
             assert_eq!(words(rest).collect::<Vec<_>>(), rest.split(' ').collect::<Vec<_>>(), "{rest:?}");
         }
     }

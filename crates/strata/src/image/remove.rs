@@ -369,7 +369,8 @@ impl ImageStore {
     /// of whole records; one that still has none is an error, naming it.
     fn containers_using(&self, id: ImageId) -> Result<(ImagesInUse, Vec<ContainerUse>)> {
         let images = self.container_images()?;
-        if images.with_value("?").is_empty() {
+        let unknown: Vec<String> = images.with_value("?").into_iter().map(str::to_owned).collect();
+        if unknown.is_empty() {
             let mut users = Vec::new();
             for container in images.with_value(&id.hex()) {
                 if let Some(now) = self.container_now(container)? {
@@ -381,7 +382,6 @@ impl ImageStore {
         }
         // A record missing when the image index read it may be there now (dockerd was making
         // the container): the whole-record index says, and the image index learns it.
-        let unknown = images.with_value("?");
         let (mut in_use, mut users) = (HashSet::new(), Vec::new());
         for container in self.container_index()? {
             let Some(image) = &container.image else {
@@ -391,7 +391,7 @@ impl ImageStore {
                     "is missing: which image this container uses is unknown, so no image is removed",
                 ));
             };
-            if unknown.contains(&container.id.as_str()) {
+            if unknown.contains(&container.id) {
                 crate::index::Change::begin(&self.store, &super::index::CONTAINER_IMAGES).added(&container.id, image);
             }
             let image: ImageId = image.parse()?;

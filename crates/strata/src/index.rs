@@ -113,7 +113,8 @@ impl Index {
             }
         } else if let Some(stamps) = &stamps {
             // The same entries: see whether any changed in place.
-            for (name, stamp) in stamps.changed(&index.entries)? {
+            let known: Vec<(&str, &str)> = index.entries.iter().map(|(n, (s, _))| (n.as_str(), s.as_str())).collect();
+            for (name, stamp) in stamps.changed(&known)? {
                 changed |= index.refresh(name, stamp, &mut read)?;
             }
         }
@@ -126,6 +127,49 @@ impl Index {
         }
         tracing::trace!(index = kind.name, entries = index.entries.len(), changed, "loaded");
         Ok(index)
+    }
+
+    /// Every entry with a value, as [`load`](Self::load) gives them, handed to `each` in no
+    /// order. For entries that change in place, while the log is current for the directory's
+    /// stamp, they are the log's lines, each entry's stamp checked and nothing copied: in a
+    /// large directory, maps of every entry cost more than the checks (a `create` asking
+    /// whether a name is taken). Any other change is read as [`load`](Self::load) reads it.
+    pub(crate) fn each(
+        store: &Store,
+        kind: &Kind,
+        mut read: impl FnMut(&str) -> Result<Option<String>>,
+        mut each: impl FnMut(&str, &str),
+    ) -> Result<()> {
+        let dir = (kind.dir)(store);
+        let log = match (kind.stamp_file, dir_stamp(&dir)?) {
+            (Some(file), Some(now)) => current_log(&path(store, kind), &now).map(|text| (file, text)),
+            _ => None,
+        };
+        if let Some((file, text)) = log
+            && let Some(entries) = last_entries(&text)
+        {
+            let known: Vec<(&str, &str)> = entries.iter().map(|(name, stamp, _)| (*name, *stamp)).collect();
+            let changed = EntryStamps::open(&dir, file)?.changed(&known)?;
+            // A record still missing is read each time, as `load` does; any other change is
+            // read by `load`, which writes the log anew.
+            if changed.iter().all(|(_, stamp)| stamp == MISSING) {
+                let changed: HashSet<&str> = changed.iter().map(|(name, _)| name.as_str()).collect();
+                for (name, _, value) in entries {
+                    if changed.contains(name) {
+                        if let Some(value) = read(name)? {
+                            each(name, &value);
+                        }
+                    } else if let Some(value) = value {
+                        each(name, value);
+                    }
+                }
+                return Ok(());
+            }
+        }
+        for (name, value) in Index::load(store, kind, read)?.iter() {
+            each(name, value);
+        }
+        Ok(())
     }
 
     /// The few entries whose value `matches`, and their values, as [`load`](Self::load) would
@@ -572,11 +616,44 @@ fn entry_line(line: &str) -> Option<(&str, Option<&str>)> {
     if let Some(name) = line.strip_prefix('-') {
         return Some((name, None));
     }
-    let rest = line.strip_prefix('+')?;
+    let (name, _, value) = split_added(line.strip_prefix('+')?);
+    Some((name, value))
+}
+
+/// What follows a `+`: the entry, its stamp and its value, split at the first two spaces.
+fn split_added(rest: &str) -> (&str, Option<&str>, Option<&str>) {
     let bytes = rest.as_bytes();
-    let Some(name_end) = memchr::memchr(b' ', bytes) else { return Some((rest, None)) };
-    let stamp_end = memchr::memchr(b' ', &bytes[name_end + 1..]).map(|i| name_end + 1 + i);
-    Some((&rest[..name_end], stamp_end.map(|i| &rest[i + 1..])))
+    let Some(name_end) = memchr::memchr(b' ', bytes) else { return (rest, None, None) };
+    match memchr::memchr(b' ', &bytes[name_end + 1..]).map(|i| name_end + 1 + i) {
+        Some(stamp_end) => (&rest[..name_end], Some(&rest[name_end + 1..stamp_end]), Some(&rest[stamp_end + 1..])),
+        None => (&rest[..name_end], Some(&rest[name_end + 1..]), None),
+    }
+}
+
+/// The entries a current log's lines (after its header) leave, each once, with its stamp and
+/// value (if it has one), borrowed from the lines: a line of the last save is replaced only by
+/// a change appended after that save's stamp.
+/// `None` if a line is not a log's.
+fn last_entries(text: &str) -> Option<Vec<(&str, &str, Option<&str>)>> {
+    let saved_end = stamp_lines(text).next().unwrap_or(text.len());
+    let mut appended = HashMap::new();
+    for (at, line) in lines_at(&text[saved_end..]) {
+        if let Some((name, _)) = entry_line(line) {
+            appended.insert(name, saved_end + at);
+        }
+    }
+    let mut entries = Vec::with_capacity(text.len() / 128);
+    for (at, line) in lines_at(text).skip(1) {
+        let Some(rest) = line.strip_prefix('+') else {
+            (line.starts_with('-') || line.starts_with("@ ")).then_some(())?;
+            continue;
+        };
+        let (name, Some(stamp), value) = split_added(rest) else { continue };
+        if appended.get(name).is_none_or(|last| *last == at) {
+            entries.push((name, stamp, value));
+        }
+    }
+    Some(entries)
 }
 
 /// The words of a value, split at single spaces (as `str::split(' ')`, by `memchr`).
@@ -735,21 +812,20 @@ impl EntryStamps {
 
     /// The entries whose stamp is not the one known, and their new stamps; both cores share
     /// the work in a large directory.
-    fn changed(&self, entries: &HashMap<String, (String, Option<String>)>) -> Result<Vec<(String, String)>> {
-        let all: Vec<(&String, &String)> = entries.iter().map(|(name, (stamp, _))| (name, stamp)).collect();
-        let check = |part: &[(&String, &String)]| -> Result<Vec<(String, String)>> {
+    fn changed(&self, all: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
+        let check = |part: &[(&str, &str)]| -> Result<Vec<(String, String)>> {
             let (mut path, mut stamp) = (String::new(), String::new());
             let mut out = Vec::new();
             for (name, known) in part {
                 self.write(name, &mut path, &mut stamp)?;
-                if stamp != **known || stamp == MISSING {
-                    out.push(((*name).clone(), stamp.clone()));
+                if stamp != *known || stamp == MISSING {
+                    out.push(((*name).to_owned(), stamp.clone()));
                 }
             }
             Ok(out)
         };
         if all.len() < 2 * PER_THREAD {
-            return check(&all);
+            return check(all);
         }
         let (first, second) = all.split_at(all.len() / 2);
         std::thread::scope(|scope| {
@@ -850,6 +926,19 @@ mod tests {
         })
         .unwrap();
         let mut entries: Vec<_> = index.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        entries.sort();
+        (entries, reads.get())
+    }
+
+    /// [`Index::each`] of `kind`, read as [`load`] reads; the entries and how many were read.
+    fn each(store: &Store, kind: &Kind) -> (Vec<(String, String)>, usize) {
+        let reads = Cell::new(0);
+        let mut entries = Vec::new();
+        let read = |name: &str| {
+            reads.set(reads.get() + 1);
+            Ok(std::fs::read_to_string(store.root().join("w").join(name).join("f")).ok())
+        };
+        Index::each(store, kind, read, |k, v| entries.push((k.to_owned(), v.to_owned()))).unwrap();
         entries.sort();
         (entries, reads.get())
     }
@@ -1045,6 +1134,62 @@ mod tests {
         add(&store, "f", "z");
         change.added("f", "z");
         assert_eq!(entries(true).0.len(), 5);
+    }
+
+    #[test]
+    fn each_entry_walked_from_the_log_is_what_a_load_gives() {
+        let (_tmp, store) = store();
+        let w = store.root().join("w");
+        for (name, value) in [("a", "1"), ("b", "2"), ("c", "3"), ("e", "5")] {
+            add(&store, name, value);
+        }
+        let all = pairs(&[("a", "1"), ("b", "2"), ("c", "3"), ("e", "5")]);
+        assert_eq!(each(&store, &CHANGING), (all.clone(), 4), "no log yet: loaded");
+        assert_eq!(each(&store, &CHANGING), (all, 0), "from the log");
+        // strata's own changes, appended to the log: an entry added, one removed, one
+        // rewritten (by a rename, as strata and dockerd write), one removed and added again.
+        let change = || Change::begin(&store, &CHANGING);
+        let c = change();
+        add(&store, "d", "4");
+        c.added("d", "4");
+        let c = change();
+        std::fs::remove_dir_all(w.join("b")).unwrap();
+        c.removed("b");
+        let c = change();
+        std::fs::write(w.join("a/g"), "11").unwrap();
+        std::fs::rename(w.join("a/g"), w.join("a/f")).unwrap();
+        c.added("a", "11");
+        let c = change();
+        std::fs::remove_dir_all(w.join("e")).unwrap();
+        c.removed("e");
+        let c = change();
+        add(&store, "e", "55");
+        c.added("e", "55");
+        // The last line of an entry is the one that counts, even with the same stamp.
+        change().added("c", "3 again");
+        let now = pairs(&[("a", "11"), ("c", "3 again"), ("d", "4"), ("e", "55")]);
+        let log = std::fs::read_to_string(path(&store, &CHANGING)).unwrap();
+        let mut walked: Vec<_> = last_entries(&log).unwrap().into_iter().map(|(n, _, v)| (n, v.unwrap())).collect();
+        walked.sort();
+        assert_eq!(walked, [("a", "11"), ("c", "3 again"), ("d", "4"), ("e", "55")], "{log}");
+        assert_eq!(each(&store, &CHANGING), (now.clone(), 0), "the appended changes, nothing read");
+        assert_eq!(load(&store, &CHANGING), (now, 0));
+        // Changed behind strata's back, in place: read (once) as a load reads it.
+        std::fs::write(w.join("c/f"), "33").unwrap();
+        std::fs::write(w.join("e/f"), "5").unwrap();
+        let now = pairs(&[("a", "11"), ("c", "33"), ("d", "4"), ("e", "5")]);
+        assert_eq!(each(&store, &CHANGING), (now.clone(), 2));
+        assert_eq!(each(&store, &CHANGING), (now, 0));
+        // A missing file is read each time, and the rest still comes from the log.
+        std::fs::remove_file(w.join("d/f")).unwrap();
+        let now = pairs(&[("a", "11"), ("c", "33"), ("e", "5")]);
+        assert_eq!(each(&store, &CHANGING), (now.clone(), 1));
+        assert_eq!(each(&store, &CHANGING), (now, 1));
+        // A damaged log is not walked.
+        let file = path(&store, &CHANGING);
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replacen("\n+", "\n*", 1)).unwrap();
+        assert_eq!(each(&store, &CHANGING).1, 4, "read again from the directory");
     }
 
     #[test]

@@ -258,26 +258,38 @@ impl ContainerStore {
     }
 
     /// `wanted` if no container has it, or a fresh random name (through the index of
-    /// containers' records).
+    /// containers' records): the names to try are made first and compared with each
+    /// container's, with no map of every name.
     pub(crate) fn free_name(&self, wanted: Option<&str>) -> Result<String> {
-        let mut taken = std::collections::HashMap::new();
-        for container in self.images.container_index()? {
-            taken.insert(container.name, container.id);
-        }
-        if let Some(wanted) = wanted {
-            let name = valid_name(wanted)?.to_owned();
-            if let Some(other) = taken.get(&name) {
+        const TRIES: u32 = 8;
+        for round in 0..1000 {
+            let tries: Vec<String> = match wanted {
+                Some(wanted) => vec![valid_name(wanted)?.to_owned()],
+                None => (round * TRIES..(round + 1) * TRIES).map(random_name).collect(),
+            };
+            let mut holders: Vec<Option<String>> = vec![None; tries.len()];
+            self.images.container_names(|id, name| {
+                if let Some(at) = tries.iter().position(|t| t == name) {
+                    holders[at].get_or_insert_with(|| id.to_owned());
+                }
+            })?;
+            if let (Some(wanted), Some(Some(other))) = (wanted, holders.first()) {
                 return Err(Error::Container {
-                    container: name,
+                    container: wanted.to_owned(),
                     reason: format!(
                         "the name is already in use by container {}; remove that container or choose another name",
                         &other[..12]
                     ),
                 });
             }
-            return Ok(name);
+            if let Some((name, _)) = tries.into_iter().zip(holders).find(|(_, holder)| holder.is_none()) {
+                return Ok(name);
+            }
         }
-        Ok((0..).map(random_name).find(|n| !taken.contains_key(n)).expect("some name is free"))
+        Err(Error::Container {
+            container: "(new)".into(),
+            reason: "no random name is free; give one with --name".into(),
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use super::ImageStore;
 use super::ids::{ChainId, ImageId};
 use super::layerdb::MountRecord;
 use crate::error::{Error, Result};
-use crate::index::{Entries, Index, Kind};
+use crate::index::{Entries, Index, Kind, words};
 use crate::store::Store;
 
 fn hex64(name: &str) -> bool {
@@ -68,8 +68,6 @@ pub(crate) struct ContainerUse {
     pub image: Option<String>,
     /// Whether it runs.
     pub running: bool,
-    /// Its name, without dockerd's leading `/`.
-    pub name: String,
 }
 
 /// An image's index value: the chainIDs of its config, hex, base first, joined by spaces.
@@ -77,19 +75,14 @@ pub(crate) fn chain_list(config: &super::ImageConfig) -> String {
     ChainId::chain(&config.rootfs.diff_ids).iter().map(|c| c.hex()).collect::<Vec<_>>().join(" ")
 }
 
-/// An index value's word, `-` (and `?`) meaning none.
 /// A container from its index value `image running name`.
 fn container_use(id: &str, value: &str) -> Option<ContainerUse> {
-    let mut words = value.splitn(3, ' ');
-    let (Some(image), Some(running), Some(name)) = (words.next(), words.next(), words.next()) else { return None };
-    Some(ContainerUse {
-        id: id.to_owned(),
-        image: word(Some(image)).map(str::to_owned),
-        running: running == "1",
-        name: name.to_owned(),
-    })
+    let mut words = words(value);
+    let (Some(image), Some(running), Some(_name)) = (words.next(), words.next(), words.next()) else { return None };
+    Some(ContainerUse { id: id.to_owned(), image: word(Some(image)).map(str::to_owned), running: running == "1" })
 }
 
+/// An index value's word, `-` (and `?`) meaning none.
 fn word(w: Option<&str>) -> Option<&str> {
     w.filter(|w| *w != "-" && *w != "?")
 }
@@ -165,8 +158,21 @@ impl ImageStore {
     /// Every container's image, state and name (`<root>/containers/*/config.v2.json`, the file
     /// dockerd and strata keep per container). A record that cannot be parsed is an error.
     pub(crate) fn container_index(&self) -> Result<Vec<ContainerUse>> {
-        let index = Index::load(&self.store, &CONTAINERS, |name| self.read_container(name))?;
-        Ok(index.iter().filter_map(|(id, value)| container_use(id, value)).collect())
+        let mut all = Vec::new();
+        let each = |id: &str, value: &str| all.extend(container_use(id, value));
+        Index::each(&self.store, &CONTAINERS, |name| self.read_container(name), each)?;
+        Ok(all)
+    }
+
+    /// Each container's ID and name, as [`container_index`](Self::container_index) gives them,
+    /// handed to `each` without a copy.
+    pub(crate) fn container_names(&self, mut each: impl FnMut(&str, &str)) -> Result<()> {
+        let names = |id: &str, value: &str| {
+            if let Some(name) = words(value).nth(2) {
+                each(id, name);
+            }
+        };
+        Index::each(&self.store, &CONTAINERS, |name| self.read_container(name), names)
     }
 
     /// Each container's image (64 hex digits; `?`: its directory holds no record), through

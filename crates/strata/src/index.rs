@@ -196,7 +196,12 @@ impl Index {
         read: impl FnMut(&str) -> Result<Option<String>>,
         words: &[&str],
     ) -> Result<Vec<(String, String)>> {
-        if let Some(found) = Index::streamed(store, kind, |v| words.contains(&last_word(v)))? {
+        let many: Option<HashSet<&str>> = (words.len() > 8).then(|| words.iter().copied().collect());
+        let listed = |v: &str| match &many {
+            Some(many) => many.contains(last_word(v)),
+            None => words.contains(&last_word(v)),
+        };
+        if let Some(found) = Index::streamed(store, kind, listed)? {
             return Ok(found.into_iter().map(|(k, v)| (k, last_word(&v).to_owned())).collect());
         }
         let entries = Index::entries(store, kind, read)?;

@@ -211,16 +211,23 @@ impl ImageStore {
         Index::entries(&self.store, &IMAGES, |name| self.read_image(name))
     }
 
-    /// Every stack's `cache-id parent` as the index holds them (`?` for a missing cache-id, `-`
-    /// for no parent).
-    pub(crate) fn chain_values(&self) -> Result<Entries> {
-        Index::entries(&self.store, &CHAINS, |name| self.read_chain(name))
+    /// The images whose chain list (see [`image_chains`](Self::image_chains)) `matches`, and
+    /// those lists; a process's first such question is streamed through the log.
+    pub(crate) fn images_listing(&self, matches: impl Fn(&str) -> bool) -> Result<Vec<(String, String)>> {
+        Index::find(&self.store, &IMAGES, |name| self.read_image(name), matches)
     }
 
-    /// Every container's layers as the index holds them: `mount-id init-id parent` (`?` for a
-    /// writable layer not recorded, `-` for none), nothing parsed.
-    pub(crate) fn mount_values(&self) -> Result<Entries> {
-        Index::entries(&self.store, &MOUNTS, |name| self.read_mount(name))
+    /// The stacks whose parent (`sha256:<hex>`, as its file says it) is one of `parents`, and
+    /// that parent, from the index of each stack's `cache-id parent` (`?` for a missing
+    /// cache-id, `-` for no parent).
+    pub(crate) fn chains_on(&self, parents: &[&str]) -> Result<Vec<(String, String)>> {
+        Index::with_last_word(&self.store, &CHAINS, |name| self.read_chain(name), parents)
+    }
+
+    /// The containers whose layers, as the index holds them (`mount-id init-id parent`, `?`
+    /// for a writable layer not recorded, `-` for none), `match`, and those layers.
+    pub(crate) fn mounts_matching(&self, matches: impl Fn(&str) -> bool) -> Result<Vec<(String, String)>> {
+        Index::find(&self.store, &MOUNTS, |name| self.read_mount(name), matches)
     }
 
     /// An image's index value, from its config.

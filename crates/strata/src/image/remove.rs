@@ -275,45 +275,42 @@ impl ImageStore {
         let excepted: HashSet<String, Fast> = except_images.iter().map(|i| i.hex()).collect();
         let mut kept = HashSet::new();
 
-        let images = self.image_chains()?;
         let lists_one = |chains: &str| {
             let mut hit = false;
             each_chain(chains, |c| hit |= wanted.contains_key(c));
             hit
         };
-        for (image, chains) in images.find(lists_one) {
-            if !excepted.contains(image) {
-                each_chain(chains, |c| kept.extend(wanted.get(c)));
+        for (image, chains) in self.images_listing(lists_one)? {
+            if !excepted.contains(&image) {
+                each_chain(&chains, |c| kept.extend(wanted.get(c)));
             }
         }
 
         // A container's layers: `mount-id init-id parent`; one without a recorded layer might
         // stand on anything.
-        let mounts = self.mount_values()?;
         let on_one = |record: &str| {
             let mut words = crate::index::words(record);
             words.next().is_none_or(|w| w == "?") || words.nth(1).and_then(candidate).is_some()
         };
-        for (container, record) in mounts.find(on_one) {
-            let mut words = crate::index::words(record);
+        for (container, record) in self.mounts_matching(on_one)? {
+            let mut words = crate::index::words(&record);
             if words.next().is_none_or(|w| w == "?") {
                 let path = self.layerdb.mounts_dir().join(container).join("mount-id");
                 return Err(Error::corrupt(path, "is missing: what this container stands on is unknown"));
             }
-            if Some(container) != except_container {
+            if Some(container.as_str()) != except_container {
                 kept.extend(words.nth(1).and_then(candidate));
             }
         }
 
         // Stacks right on a candidate (`cache-id parent`, the parent as its file says it:
         // `sha256:<hex>`), and the candidates they keep, from the top down.
-        let chains = self.chain_values()?;
         let parents: Vec<String> = hex.iter().map(|(h, _)| format!("sha256:{h}")).collect();
         let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
-        let children: Vec<(ChainId, Option<ChainId>)> = chains
-            .with_last_word(&parents)
+        let children: Vec<(ChainId, Option<ChainId>)> = self
+            .chains_on(&parents)?
             .into_iter()
-            .filter_map(|(child, parent)| Some((candidate(parent.strip_prefix("sha256:")?)?, candidate(child))))
+            .filter_map(|(child, parent)| Some((candidate(parent.strip_prefix("sha256:")?)?, candidate(&child))))
             .collect();
         loop {
             let before = kept.len();

@@ -196,12 +196,8 @@ impl Index {
         read: impl FnMut(&str) -> Result<Option<String>>,
         words: &[&str],
     ) -> Result<Vec<(String, String)>> {
-        let many: Option<HashSet<&str>> = (words.len() > 8).then(|| words.iter().copied().collect());
-        let listed = |v: &str| match &many {
-            Some(many) => many.contains(last_word(v)),
-            None => words.contains(&last_word(v)),
-        };
-        if let Some(found) = Index::streamed(store, kind, listed)? {
+        let word_of = one_of(words);
+        if let Some(found) = Index::streamed(store, kind, |v| word_of(last_word(v)).is_some())? {
             return Ok(found.into_iter().map(|(k, v)| (k, last_word(&v).to_owned())).collect());
         }
         let entries = Index::entries(store, kind, read)?;
@@ -329,6 +325,15 @@ impl Entries {
         let maps = self.0.maps();
         let names = maps.by_last_word().get(last_word(value)).into_iter().flatten();
         names.filter(|n| maps.entries.get(*n).is_some_and(|v| v == value)).map(String::as_str).collect()
+    }
+}
+
+/// Which of `words` a word is, if any: looked up in a set when there are many.
+fn one_of<'w>(words: &[&'w str]) -> impl Fn(&str) -> Option<&'w str> {
+    let many: Option<HashSet<&'w str>> = (words.len() > 8).then(|| words.iter().copied().collect());
+    move |w| match &many {
+        Some(many) => many.get(w).copied(),
+        None => words.iter().find(|x| **x == w).copied(),
     }
 }
 
@@ -521,11 +526,7 @@ impl Known {
     fn lines_ending<'a, 'w>(&'a self, words: &[&'w str], matches: impl Fn(&str) -> bool) -> Vec<(&'a str, &'w str)> {
         let text = self.lines.as_str();
         let appended = self.appended();
-        let many: Option<HashSet<&str>> = (words.len() > 8).then(|| words.iter().copied().collect());
-        let word_of = |w: &str| match &many {
-            Some(many) => many.get(w).copied(),
-            None => words.iter().find(|x| **x == w).copied(),
-        };
+        let word_of = one_of(words);
         let mut found = Vec::new();
         for (at, line) in lines_at(text) {
             let Some(space) = memchr::memrchr(b' ', line.as_bytes()) else { continue };
@@ -637,8 +638,7 @@ fn split_added(rest: &str) -> (&str, Option<&str>, Option<&str>) {
 
 /// The entries a current log's lines (after its header) leave, each once, with its stamp and
 /// value (if it has one), borrowed from the lines: a line of the last save is replaced only by
-/// a change appended after that save's stamp.
-/// `None` if a line is not a log's.
+/// a change appended after that save's stamp. `None` if a line is not a log's.
 fn last_entries(text: &str) -> Option<Vec<(&str, &str, Option<&str>)>> {
     let saved_end = stamp_lines(text).next().unwrap_or(text.len());
     let mut appended = HashMap::new();

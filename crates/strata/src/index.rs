@@ -475,8 +475,7 @@ impl Known {
         let kept = Arc::new(match current_log(&file, &now) {
             Some(text) => {
                 // The header stays: it is no entry's line, and moving the text costs a copy.
-                let saved_end = stamp_lines(&text).next().unwrap_or(text.len());
-                Known { stamp: now, lines: text, saved_end, ..Known::default() }
+                Known { stamp: now, saved_end: saved_end(&text), lines: text, ..Known::default() }
             }
             // The stamp read before the load may be older than what it saw: then it is read
             // again next time, never trusted too long.
@@ -543,13 +542,7 @@ impl Known {
     /// Where the last line of each entry among the changes appended since the last save starts
     /// (a line of the save is replaced only by one of them).
     fn appended(&self) -> HashMap<&str, usize> {
-        let mut last = HashMap::new();
-        for (at, line) in lines_at(&self.lines[self.saved_end..]) {
-            if let Some((name, _)) = entry_line(line) {
-                last.insert(name, self.saved_end + at);
-            }
-        }
-        last
+        last_changes(&self.lines, self.saved_end)
     }
 
     /// A change by strata from stamp `before` to `after`: made to the kept entries of `file`
@@ -640,13 +633,7 @@ fn split_added(rest: &str) -> (&str, Option<&str>, Option<&str>) {
 /// value (if it has one), borrowed from the lines: a line of the last save is replaced only by
 /// a change appended after that save's stamp. `None` if a line is not a log's.
 fn last_entries(text: &str) -> Option<Vec<(&str, &str, Option<&str>)>> {
-    let saved_end = stamp_lines(text).next().unwrap_or(text.len());
-    let mut appended = HashMap::new();
-    for (at, line) in lines_at(&text[saved_end..]) {
-        if let Some((name, _)) = entry_line(line) {
-            appended.insert(name, saved_end + at);
-        }
-    }
+    let appended = last_changes(text, saved_end(text));
     let mut entries = Vec::with_capacity(text.len() / 128);
     for (at, line) in lines_at(text).skip(1) {
         let Some(rest) = line.strip_prefix('+') else {
@@ -659,6 +646,22 @@ fn last_entries(text: &str) -> Option<Vec<(&str, &str, Option<&str>)>> {
         }
     }
     Some(entries)
+}
+
+/// Where the lines written whole by a log's last save end: at its first stamp line.
+fn saved_end(text: &str) -> usize {
+    stamp_lines(text).next().unwrap_or(text.len())
+}
+
+/// Where the last line of each entry among the changes appended after `saved_end` starts.
+fn last_changes(text: &str, saved_end: usize) -> HashMap<&str, usize> {
+    let mut last = HashMap::new();
+    for (at, line) in lines_at(&text[saved_end..]) {
+        if let Some((name, _)) = entry_line(line) {
+            last.insert(name, saved_end + at);
+        }
+    }
+    last
 }
 
 /// The words of a value, split at single spaces (as `str::split(' ')`, by `memchr`).
